@@ -1,0 +1,998 @@
+"""The gateway's side of one WebSocket connection, as a sans-IO state machine.
+
+Theory of operation
+-------------------
+A :class:`ServerConnection` is created when the socket opens. It immediately queues the
+``connect.challenge`` event and arms the handshake deadline. Inputs then come only from its single
+owner (the shell's per-connection task):
+
+* ``receive_text`` / ``receive_bytes``: one complete WebSocket message;
+* ``receive_pong`` / ``receive_closed``: transport facts;
+* ``handle_timer(now, wall_ms)``: whenever ``next_deadline()`` has passed;
+* application decisions: ``accept``, ``respond``, ``respond_error``, ``publish``, ``close``,
+  ``begin_shutdown``.
+
+Outputs are drained with ``actions()`` (for the transport) and ``events()`` (for the application).
+
+States (``ConnState``)::
+
+    AWAITING_CONNECT --connect ok--> AUTHENTICATING --accept()--> OPEN
+          |                               |                        |
+          +----------- any refusal, timeout, shutdown, close() ---+--> CLOSING --> CLOSED
+
+Rule 1: the first frame is judged by protocol.md §3.2 rows 1-6 synchronously, then rows 7-14
+(admission, protocol range, role, origin, device proof, shared secret, pairing). A refusal queues
+the error response *before* the close, as the published gateway does.
+Rule 2: while AUTHENTICATING (the app has not accepted yet, or a failed-auth answer is being held
+back by the loopback penalty) further frames are queued, at most 15; the 16th closes 1008.
+Rule 3: after ``accept`` the queued frames are replayed in order, as if they had just arrived.
+Rule 4: in OPEN every request is validated and authorized here (§7.3); only authorized, valid
+requests reach the application as :class:`RequestReceived`.
+Rule 5: once a close is queued the connection ignores all input; CLOSED is final.
+
+Contract: nothing the peer sends makes these methods raise. Misuse by the application (responding
+to an unknown id, accepting twice) raises :class:`LocalProtocolError`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from typing import Any, Final
+
+import msgspec
+from msgspec import UNSET, Struct
+
+from . import broadcast
+from . import constants as C
+from . import scopes as S
+from ._deadlines import Deadline, Deadlines
+from .auth import AuthRateLimiter, check_shared_secret, failure_error
+from .device import verify_proof
+from .errors import INVALID_REQUEST, NOT_PAIRED, LocalProtocolError, error, invalid_request, unavailable
+from .events import (
+    Action,
+    CloseTransport,
+    ConnectionTerminated,
+    Event,
+    FrameIgnored,
+    HandshakeAuthenticated,
+    HandshakeFailed,
+    PongReceived,
+    Principal,
+    RequestReceived,
+    SendPing,
+    SendText,
+    Terminate,
+)
+from .frames import (
+    Attachments,
+    ChallengePayload,
+    ConnectParams,
+    ErrorShape,
+    EventFrame,
+    Features,
+    HelloAuth,
+    HelloOk,
+    HelloPolicy,
+    RequestFrame,
+    ResponseFrame,
+    ServerInfo,
+    ShutdownPayload,
+    Snapshot,
+    StateVersion,
+    TickPayload,
+    decode_json,
+    decode_request,
+    encode,
+)
+from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
+from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
+from .services import Admission, GatewayServices, PairedDevice, PairingRequest
+from .validation import SchemaError, convert, schema_errors
+
+RATE_LIMIT_SCOPE: Final = "shared-secret"
+CONTROL_UI_CLIENTS: Final = frozenset({"openclaw-control-ui", "openclaw-tui"})
+
+#: Pairing reasons → the requirement text of "pairing required: <requirement>" (§6.6).
+PAIRING_REQUIREMENTS: Final = {
+    "not-paired": "device is not approved yet",
+    "role-upgrade": "device is asking for a higher role than currently approved",
+    "scope-upgrade": "device is asking for more scopes than currently approved",
+    "metadata-upgrade": "device identity changed and must be re-approved",
+}
+
+
+class ConnState(enum.Enum):
+    """Connection states (see the module docstring)."""
+
+    AWAITING_CONNECT = "awaiting-connect"
+    AUTHENTICATING = "authenticating"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+class PublishResult(enum.Enum):
+    """What :meth:`ServerConnection.publish` did with one broadcast."""
+
+    SENT = "sent"
+    FILTERED = "filtered"  # not eligible (scope, role, state): no seq consumed
+    DROPPED = "dropped"  # eligible but the client is slow and the event is droppable: seq gap
+    CLOSED = "closed"  # eligible, not droppable, client slow: closed 1008 slow consumer
+
+
+class PeerInfo(Struct, frozen=True, kw_only=True):
+    """Transport facts about the peer, from the HTTP upgrade request."""
+
+    client_ip: str = "127.0.0.1"
+    is_loopback: bool = True
+    #: Forwarding headers (X-Forwarded-*, X-Real-IP, Tailscale) were present.
+    forwarded: bool = False
+    origin: str | None = None
+    host: str | None = None
+
+    @property
+    def local(self) -> bool:
+        """``direct_local`` locality: loopback peer without forwarding headers (§6.2)."""
+        return self.is_loopback and not self.forwarded
+
+
+class ServerPolicy(Struct, frozen=True, kw_only=True):
+    """Per-gateway settings every connection shares. Times are milliseconds."""
+
+    server_version: str = "0.1.0"
+    build_id: str | None = None
+    boot_id: str | None = None
+    handshake_timeout_ms: int = C.DEFAULT_HANDSHAKE_TIMEOUT_MS
+    tick_interval_ms: int = C.TICK_INTERVAL_MS
+    #: Tick from the connection's own timer; a shell with a central ticker turns this off.
+    auto_tick: bool = True
+    #: Server pings every interval; ``None`` disables keepalive.
+    keepalive_interval_ms: int | None = C.KEEPALIVE_INTERVAL_MS
+    close_grace_ms: int = C.CLOSE_GRACE_MS
+    max_preauth_payload_bytes: int = C.MAX_PREAUTH_PAYLOAD_BYTES
+    max_payload_bytes: int = C.MAX_PAYLOAD_BYTES
+    max_buffered_bytes: int = C.MAX_BUFFERED_BYTES
+    max_pending_handshake_frames: int = C.MAX_PENDING_HANDSHAKE_FRAMES
+    #: Method names this gateway implements (advertised in hello-ok); ``None`` = the whole catalogue.
+    implemented_methods: frozenset[str] | None = None
+    #: Extra method names (e.g. plugins) accepted besides the catalogue; they need admin.
+    extra_methods: frozenset[str] = frozenset()
+    capabilities: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    auto_approve_local_pairing: bool = True
+    attachments_max_bytes: int = C.ATTACHMENT_MAX_BYTES
+
+    def advertised(self) -> list[str]:
+        """``features.methods`` for this policy."""
+        return advertised_methods(self.implemented_methods) + sorted(self.extra_methods)
+
+
+def truncate_reason(reason: str, limit: int = C.MAX_CLOSE_REASON_BYTES) -> str:
+    """Cut a close reason to ``limit`` UTF-8 bytes without splitting a character (§1)."""
+    raw = reason.encode()
+    if len(raw) <= limit:
+        return reason
+    return raw[:limit].decode("utf-8", "ignore")
+
+
+def _utf8_len_over(text: str, limit: int) -> bool:
+    """Whether ``text`` encodes to more than ``limit`` bytes (cheap bounds first)."""
+    n = len(text)
+    if n > limit:
+        return True
+    if n * 4 <= limit:
+        return False
+    return len(text.encode("utf-8", "surrogatepass")) > limit
+
+
+def _claims_worker(obj: Any) -> bool:
+    """§3.2 row 3: params claiming the closed worker role."""
+    if not isinstance(obj, dict):
+        return False
+    params = obj.get("params")
+    if not isinstance(params, dict):
+        return False
+    if params.get("role") == "worker":
+        return True
+    client = params.get("client")
+    return isinstance(client, dict) and (client.get("id") == "openclaw-worker" or client.get("mode") == "worker")
+
+
+def _protocol_ok(p: ConnectParams, role: str) -> bool:
+    """§5: the accepted version ranges."""
+    lo, hi = p.min_protocol, p.max_protocol
+    if lo <= C.PROTOCOL_VERSION <= hi:
+        return True
+    if p.client.mode == "probe" and hi >= C.MIN_PROBE_PROTOCOL_VERSION and lo <= C.PROTOCOL_VERSION:
+        return True
+    return role == "node" and p.client.mode == "node" and lo <= C.MIN_NODE_PROTOCOL_VERSION <= hi
+
+
+def _owner_profile(method: str | None, role: str, mode: str) -> str | None:
+    """Shared-secret operators (not cli/probe/backend) act as the gateway owner's profile."""
+    if method in ("token", "password") and role == "operator" and mode not in ("cli", "probe", "backend"):
+        return "gateway-owner"
+    return None
+
+
+def _norm(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+class _Refusal(Exception):
+    """Internal: a handshake refusal (error response + close), raised inside ``_handshake``."""
+
+    def __init__(self, err: ErrorShape | None, code: int, reason: str | None = None) -> None:
+        super().__init__(reason)
+        self.err = err
+        self.code = code
+        self.reason = reason if reason is not None else (err.message if err is not None else "")
+
+
+class ServerConnection:
+    """One client connection as the gateway sees it (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        policy: ServerPolicy,
+        services: GatewayServices,
+        now: float,
+        wall_ms: int,
+        nonce: str,
+        conn_id: str,
+        peer: PeerInfo | None = None,
+    ) -> None:
+        self.policy = policy
+        self.services = services
+        self.peer = peer or PeerInfo()
+        self.nonce = nonce
+        self.conn_id = conn_id
+        self.state = ConnState.AWAITING_CONNECT
+        self._now = now
+        self.principal: Principal | None = None
+        self._actions: list[Action] = []
+        self._events: list[Event] = []
+        self._deadlines = Deadlines()
+        self._pending_frames: list[str] = []
+        self._pending_requests: Counter[str] = Counter()
+        self._connect_id: str | None = None
+        self._held_refusal: _Refusal | None = None
+        self._seq = 0
+        self._unauthorized_streak = 0
+        self._awaiting_pong = False
+        self._close_code: int | None = None
+        self._close_reason = ""
+        self._advertised = policy.advertised()
+        self._send_event_direct(
+            "connect.challenge",
+            ChallengePayload(nonce=nonce, ts=wall_ms, capabilities=list(C.CHALLENGE_CAPABILITIES)),
+        )
+        self._deadlines.arm(Deadline.HANDSHAKE, now + policy.handshake_timeout_ms / 1000)
+
+    # ------------------------------------------------------------------ draining
+
+    def actions(self) -> list[Action]:
+        """Take every queued transport action, in order."""
+        out, self._actions = self._actions, []
+        return out
+
+    def events(self) -> list[Event]:
+        """Take every queued application event, in order."""
+        out, self._events = self._events, []
+        return out
+
+    def next_deadline(self) -> float | None:
+        """Earliest monotonic time at which ``handle_timer`` must be called, if any."""
+        return self._deadlines.next()
+
+    @property
+    def max_frame_bytes(self) -> int:
+        """The current inbound message limit (64 KiB before the handshake, 25 MiB after)."""
+        if self.state is ConnState.OPEN:
+            return self.policy.max_payload_bytes
+        return self.policy.max_preauth_payload_bytes
+
+    @property
+    def seq(self) -> int:
+        """The last broadcast sequence number assigned on this connection."""
+        return self._seq
+
+    @property
+    def pending_request_ids(self) -> tuple[str, ...]:
+        return tuple(self._pending_requests)
+
+    # ------------------------------------------------------------------ transport inputs
+
+    def receive_text(self, text: str, *, now: float, wall_ms: int) -> None:
+        """One complete inbound text message."""
+        self._now = max(self._now, now)
+        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+            return
+        if _utf8_len_over(text, self.max_frame_bytes):
+            self._close(C.CLOSE_MESSAGE_TOO_BIG, "", now)
+            return
+        if self.state is ConnState.AWAITING_CONNECT:
+            self._first_frame(text, now, wall_ms)
+        elif self.state is ConnState.AUTHENTICATING:
+            if len(self._pending_frames) >= self.policy.max_pending_handshake_frames:
+                self._close(C.CLOSE_POLICY_VIOLATION, "too many pending handshake frames", now)
+                return
+            self._pending_frames.append(text)
+        else:
+            self._request(text, now, wall_ms)
+
+    def receive_bytes(self, data: bytes, *, now: float, wall_ms: int) -> None:
+        """One complete inbound binary message: decoded as UTF-8 and treated like text (§1)."""
+        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+            return
+        if len(data) > self.max_frame_bytes:
+            self._close(C.CLOSE_MESSAGE_TOO_BIG, "", now)
+            return
+        self.receive_text(data.decode("utf-8", "replace"), now=now, wall_ms=wall_ms)
+
+    def receive_message_too_big(self, *, now: float) -> None:
+        """The transport stopped reading a message over :attr:`max_frame_bytes`."""
+        if self.state not in (ConnState.CLOSING, ConnState.CLOSED):
+            self._close(C.CLOSE_MESSAGE_TOO_BIG, "", now)
+
+    def receive_pong(self, *, now: float) -> None:
+        """A keepalive pong arrived."""
+        self._now = max(self._now, now)
+        self._awaiting_pong = False
+        if self.state is ConnState.OPEN:
+            self._events.append(PongReceived())
+
+    def receive_closed(self, code: int | None, reason: str = "", *, now: float) -> None:
+        """The transport is closed (peer close frame, our close completed, or the socket died)."""
+        if self.state is ConnState.CLOSED:
+            return
+        by_peer = self.state is not ConnState.CLOSING
+        if by_peer:
+            self._close_code = C.CLOSE_ABNORMAL if code is None else code
+            self._close_reason = reason
+        self._finish(by_peer)
+
+    def handle_timer(self, *, now: float, wall_ms: int) -> None:
+        """Fire every deadline that is due at ``now``."""
+        self._now = max(self._now, now)
+        for name, at in self._deadlines.due(now):
+            if name is Deadline.HANDSHAKE:
+                if self.state in (ConnState.AWAITING_CONNECT, ConnState.AUTHENTICATING):
+                    self._held_refusal = None
+                    self._deadlines.cancel(Deadline.DELAYED_REJECT)
+                    self._close(C.CLOSE_NORMAL, "", now)
+            elif name is Deadline.DELAYED_REJECT:
+                refusal, self._held_refusal = self._held_refusal, None
+                if refusal is not None and self.state is ConnState.AUTHENTICATING:
+                    self._refuse(refusal, now)
+            elif name is Deadline.CLOSE_GRACE:
+                if self.state is ConnState.CLOSING:
+                    self._actions.append(Terminate())
+                    self._finish(by_peer=False)
+            elif name is Deadline.KEEPALIVE:
+                if self.state is ConnState.OPEN:
+                    if self._awaiting_pong:
+                        self._actions.append(Terminate())
+                        self._close_code, self._close_reason = C.CLOSE_ABNORMAL, "keepalive timeout"
+                        self._finish(by_peer=False)
+                        continue
+                    self._awaiting_pong = True
+                    self._actions.append(SendPing(b""))
+                    assert self.policy.keepalive_interval_ms is not None
+                    self._deadlines.arm(Deadline.KEEPALIVE, at + self.policy.keepalive_interval_ms / 1000)
+            elif name is Deadline.TICK:
+                if self.state is ConnState.OPEN:
+                    self.publish("tick", TickPayload(ts=wall_ms))
+                    interval = self.policy.tick_interval_ms / 1000
+                    nxt = at + interval
+                    while nxt <= now:  # a late call must not burst ticks
+                        nxt += interval
+                    self._deadlines.arm(Deadline.TICK, nxt)
+
+    # ------------------------------------------------------------------ application decisions
+
+    def accept(self, snapshot: Snapshot, *, now: float, wall_ms: int) -> None:
+        """Admit the authenticated client: send hello-ok, then replay frames queued meanwhile."""
+        self._now = max(self._now, now)
+        if self.state is not ConnState.AUTHENTICATING or self.principal is None or self._held_refusal:
+            if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+                return
+            raise LocalProtocolError(f"accept() in state {self.state.value}")
+        assert self._connect_id is not None
+        p = self.principal
+        read = p.role == "operator" and S.satisfies(p.scopes, S.READ)
+        admin = S.ADMIN in p.scopes
+        snap = msgspec.structs.replace(
+            snapshot,
+            presence=snapshot.presence if read and p.role == "operator" else [],
+            config_path=snapshot.config_path if admin else UNSET,
+            state_dir=snapshot.state_dir if admin else UNSET,
+            auth_mode=snapshot.auth_mode if admin else UNSET,
+        )
+        hello = HelloOk(
+            protocol=C.PROTOCOL_VERSION,
+            server=ServerInfo(
+                version=self.policy.server_version,
+                conn_id=self.conn_id,
+                build_id=self.policy.build_id or UNSET,
+                boot_id=self.policy.boot_id or UNSET,
+            ),
+            features=Features(
+                methods=self._advertised,
+                events=list(EVENTS),
+                capabilities=list(self.policy.capabilities),
+            ),
+            snapshot=snap,
+            auth=HelloAuth(
+                role=p.role,
+                scopes=list(p.scope_list),
+                method=p.auth_method,
+                device_token=p.device_token if p.device_token is not None else UNSET,
+                issued_at_ms=p.device_token_issued_at_ms if p.device_token_issued_at_ms is not None else UNSET,
+            ),
+            policy=HelloPolicy(
+                max_payload=self.policy.max_payload_bytes,
+                max_buffered_bytes=self.policy.max_buffered_bytes,
+                tick_interval_ms=self.policy.tick_interval_ms,
+                attachments=Attachments(
+                    max_bytes=self.policy.attachments_max_bytes,
+                    max_image_bytes=min(self.policy.attachments_max_bytes, C.ATTACHMENT_MAX_IMAGE_BYTES),
+                ),
+            ),
+        )
+        self._send(ResponseFrame(id=self._connect_id, ok=True, payload=hello))
+        self.state = ConnState.OPEN
+        self._deadlines.cancel(Deadline.HANDSHAKE)
+        if self.policy.auto_tick:
+            self._deadlines.arm(Deadline.TICK, now + self.policy.tick_interval_ms / 1000)
+        if self.policy.keepalive_interval_ms:
+            self._deadlines.arm(Deadline.KEEPALIVE, now + self.policy.keepalive_interval_ms / 1000)
+        queued, self._pending_frames = self._pending_frames, []
+        for text in queued:
+            if self.state is not ConnState.OPEN:
+                break
+            self._request(text, now, wall_ms)
+
+    def respond(self, request_id: str, payload: Any = None, *, final: bool = True) -> bool:
+        """Answer ``request_id`` with ``ok:true``. ``final=False`` sends a two-stage ack (§13.2).
+
+        Returns False when the connection is already closing (the answer is dropped).
+        """
+        return self._answer(request_id, True, payload, UNSET, final)
+
+    def respond_error(
+        self, request_id: str, err: ErrorShape, *, payload: Any = UNSET, final: bool = True
+    ) -> bool:
+        """Answer ``request_id`` with ``ok:false`` (a failed agent final also carries ``payload``)."""
+        return self._answer(request_id, False, payload, err, final)
+
+    def publish(
+        self,
+        event: str,
+        payload: Any = UNSET,
+        *,
+        state_version: StateVersion | None = None,
+        drop_if_slow: bool = False,
+        congested: bool = False,
+    ) -> PublishResult:
+        """Deliver one broadcast: gate by scope, assign ``seq``, honour back-pressure (§10.1-§10.3).
+
+        ``congested`` is the shell's verdict that this client's send buffer is over
+        ``maxBufferedBytes``: droppable events are then dropped (leaving a ``seq`` gap), anything
+        else closes the connection with 1008 ``slow consumer``.
+        """
+        p = self.principal
+        if self.state is not ConnState.OPEN or p is None:
+            return PublishResult.FILTERED
+        if not broadcast.may_receive(event, p.role, p.scopes):
+            return PublishResult.FILTERED
+        self._seq += 1
+        if congested:
+            if drop_if_slow:
+                return PublishResult.DROPPED
+            self._close(C.CLOSE_POLICY_VIOLATION, "slow consumer", None)
+            return PublishResult.CLOSED
+        self._send(
+            EventFrame(
+                event=event,
+                payload=payload,
+                seq=self._seq,
+                state_version=state_version if state_version is not None else UNSET,
+                recipient_profile_id=p.profile_id or UNSET,
+            )
+        )
+        return PublishResult.SENT
+
+    def send_event(self, event: str, payload: Any = UNSET) -> None:
+        """A targeted event without ``seq`` (e.g. ``models.snapshot``); only when OPEN."""
+        if self.state is ConnState.OPEN:
+            self._send_event_direct(event, payload)
+
+    def begin_shutdown(self, *, now: float, wall_ms: int, restart_expected_ms: int | None = None) -> None:
+        """Graceful stop/restart: ``shutdown`` event then close 1012 ``service restart`` (§10.7)."""
+        if self.state is ConnState.OPEN:
+            reason = "gateway stopping" if restart_expected_ms is None else "gateway restarting"
+            self.publish(
+                "shutdown",
+                ShutdownPayload(
+                    reason=reason,
+                    restart_expected_ms=UNSET if restart_expected_ms is None else restart_expected_ms,
+                ),
+            )
+        self.close(C.CLOSE_SERVICE_RESTART, "service restart", now=now)
+
+    def close(self, code: int, reason: str = "", *, now: float) -> None:
+        """Application-initiated close (e.g. 4001 ``gateway auth changed``)."""
+        if self.state not in (ConnState.CLOSING, ConnState.CLOSED):
+            self._held_refusal = None
+            self._close(code, reason, now)
+
+    # ------------------------------------------------------------------ internals: output
+
+    def _send(self, frame: Any) -> None:
+        self._actions.append(SendText(encode(frame)))
+
+    def _send_event_direct(self, event: str, payload: Any) -> None:
+        self._send(EventFrame(event=event, payload=payload))
+
+    def _close(self, code: int, reason: str, now: float | None) -> None:
+        self._close_code, self._close_reason = code, truncate_reason(reason)
+        self._actions.append(CloseTransport(code, self._close_reason))
+        self.state = ConnState.CLOSING
+        self._pending_frames = []
+        for name in (Deadline.HANDSHAKE, Deadline.DELAYED_REJECT, Deadline.KEEPALIVE, Deadline.TICK):
+            self._deadlines.cancel(name)
+        at = self._now if now is None else now
+        self._deadlines.arm(Deadline.CLOSE_GRACE, at + self.policy.close_grace_ms / 1000)
+
+    def _finish(self, by_peer: bool) -> None:
+        self.state = ConnState.CLOSED
+        self._deadlines.clear()
+        self._pending_frames = []
+        pending = tuple(self._pending_requests)
+        self._pending_requests.clear()
+        self._events.append(
+            ConnectionTerminated(
+                code=self._close_code if self._close_code is not None else C.CLOSE_ABNORMAL,
+                reason=self._close_reason,
+                pending_request_ids=pending,
+                by_peer=by_peer,
+            )
+        )
+
+    def _answer(self, request_id: str, ok: bool, payload: Any, err: Any, final: bool) -> bool:
+        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+            return False
+        if self._pending_requests[request_id] <= 0:
+            self._pending_requests.pop(request_id, None)
+            raise LocalProtocolError(f"no pending request with id {request_id!r}")
+        if final:
+            self._pending_requests[request_id] -= 1
+            if self._pending_requests[request_id] <= 0:
+                del self._pending_requests[request_id]
+        self._send(ResponseFrame(id=request_id, ok=ok, payload=payload, error=err))
+        return True
+
+    def _refuse(self, refusal: _Refusal, now: float) -> None:
+        if refusal.err is not None and self._connect_id is not None:
+            self._send(ResponseFrame(id=self._connect_id, ok=False, error=refusal.err))
+        self._events.append(HandshakeFailed(refusal.err, refusal.code, truncate_reason(refusal.reason)))
+        self._close(refusal.code, refusal.reason, now)
+
+    # ------------------------------------------------------------------ internals: handshake
+
+    def _first_frame(self, text: str, now: float, wall_ms: int) -> None:
+        try:
+            obj = decode_json(text)
+        except msgspec.DecodeError:
+            self._close(C.CLOSE_NORMAL, "", now)  # row 2: 1000 with an empty reason
+            return
+        if _claims_worker(obj):
+            self._close(C.CLOSE_POLICY_VIOLATION, "invalid-handshake", now)  # row 3
+            return
+        try:
+            frame = convert(obj, RequestFrame)
+        except SchemaError:
+            self._close(C.CLOSE_POLICY_VIOLATION, "invalid request frame", now)  # row 4
+            return
+        self._connect_id = frame.id
+        self.state = ConnState.AUTHENTICATING
+        try:
+            if frame.method != "connect":  # row 5
+                raise _Refusal(
+                    invalid_request("invalid handshake: first request must be connect"), C.CLOSE_POLICY_VIOLATION
+                )
+            try:
+                params = convert(None if frame.params is UNSET else frame.params, ConnectParams)
+            except SchemaError as exc:  # row 6
+                raise _Refusal(invalid_request(f"invalid connect params: {exc.text}"), C.CLOSE_POLICY_VIOLATION)
+            self._handshake(params, now, wall_ms)
+        except _Held:
+            return
+        except _Refusal as refusal:
+            self._refuse(refusal, now)
+
+    def _handshake(self, p: ConnectParams, now: float, wall_ms: int) -> None:
+        """§3.2 rows 7-14. Raises :class:`_Refusal`; on success emits HandshakeAuthenticated."""
+        role = p.role if p.role is not UNSET else "operator"
+        admission = self.services.admission()
+        if admission is Admission.STARTING and role != "node":  # row 7
+            raise _Refusal(
+                unavailable(
+                    "gateway starting; retry shortly",
+                    {"reason": "startup-sidecars"},
+                    retryable=True,
+                    retry_after_ms=500,
+                ),
+                C.CLOSE_TRY_AGAIN_LATER,
+                "gateway starting",
+            )
+        if admission in (Admission.RESTARTING, Admission.SUSPENDING):  # row 7b
+            word = "restart" if admission is Admission.RESTARTING else "suspension"
+            raise _Refusal(
+                unavailable(
+                    f"connect unavailable during gateway {word}",
+                    {"method": "connect", "reason": f"gateway-{word}", "phase": admission.value},
+                    retryable=True,
+                    retry_after_ms=1000,
+                ),
+                C.CLOSE_TRY_AGAIN_LATER,
+                f"gateway {word} in progress",
+            )
+        if not _protocol_ok(p, role):  # row 8
+            raise _Refusal(
+                invalid_request(
+                    "protocol mismatch",
+                    {
+                        "code": "PROTOCOL_MISMATCH",
+                        "clientMinProtocol": p.min_protocol,
+                        "clientMaxProtocol": p.max_protocol,
+                        "expectedProtocol": C.PROTOCOL_VERSION,
+                        "minimumProbeProtocol": C.MIN_PROBE_PROTOCOL_VERSION,
+                    },
+                ),
+                C.CLOSE_PROTOCOL_ERROR,
+                "protocol mismatch",
+            )
+        if role not in ("operator", "node"):  # row 9
+            raise _Refusal(invalid_request("invalid role"), C.CLOSE_POLICY_VIOLATION)
+        origin = self.peer.origin
+        if origin is not None and not self._origin_allowed(origin):  # row 10
+            raise _Refusal(
+                invalid_request(
+                    "origin not allowed (open the Control UI from the gateway host or allow it in "
+                    "gateway.controlUi.allowedOrigins)",
+                    {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin-not-allowed"},
+                ),
+                C.CLOSE_POLICY_VIOLATION,
+            )
+        self.principal = self._authenticate(p, role, now, wall_ms)
+        self._events.append(HandshakeAuthenticated(self._connect_id or "", self.principal))
+
+    def _origin_allowed(self, origin: str) -> bool:
+        allowed = self.policy.allowed_origins
+        if "*" in allowed or origin in allowed:
+            return True
+        host = self.peer.host
+        if host and origin.split("://", 1)[-1].rstrip("/") == host:
+            return True  # same-origin: the Control UI served by this gateway
+        return False
+
+    def _auth_failure(self, reason: str, p: ConnectParams, now: float, wall_ms: int, **kw: Any) -> _Refusal:
+        limiter: AuthRateLimiter = self.services.rate_limiter
+        delay = limiter.record_failure(RATE_LIMIT_SCOPE, self.peer.client_ip, wall_ms)
+        err = failure_error(reason, client_id=p.client.id, client_mode=p.client.mode, local=self.peer.local, **kw)
+        refusal = _Refusal(err, C.CLOSE_POLICY_VIOLATION)
+        if delay > 0:
+            self._held_refusal = refusal
+            self._deadlines.arm(Deadline.DELAYED_REJECT, now + delay / 1000)
+            raise _Held()
+        return refusal
+
+    def _authenticate(self, p: ConnectParams, role: str, now: float, wall_ms: int) -> Principal:
+        """§6: device proof, shared secret / device token, missing-device rules, pairing."""
+        peer = self.peer
+        requested = list(p.scopes) if p.scopes is not UNSET else []
+        auth = p.auth if p.auth is not UNSET else None
+        device = p.device if p.device is not UNSET else None
+        platform = p.client.platform
+        family = p.client.device_family if p.client.device_family is not UNSET else None
+        if device is not None:
+            check = verify_proof(
+                device,
+                challenge_nonce=self.nonce,
+                now_ms=wall_ms,
+                client_id=p.client.id,
+                client_mode=p.client.mode,
+                role=role,
+                scopes=requested,
+                auth=auth,
+                platform=platform,
+                device_family=family,
+            )
+            if check is not None:  # row 12
+                raise _Refusal(check.to_error(), C.CLOSE_POLICY_VIOLATION)
+
+        limiter: AuthRateLimiter = self.services.rate_limiter
+        secret = self.services.shared_secret()
+        outcome = check_shared_secret(secret, auth)
+        method = outcome.method
+        reason = outcome.reason
+        token_record = None
+        device_token_given = auth.device_token if auth is not None and auth.device_token is not UNSET else None
+        if device is not None and (device_token_given or (not outcome.ok and outcome.presented and secret.mode == "token")):
+            candidate = device_token_given or (auth.token if auth is not None and auth.token is not UNSET else None)
+            if candidate:
+                token_record = self.services.find_device_token(device.id, role, candidate)
+                if token_record is not None:
+                    if not all(S.satisfies(token_record.scopes, s) for s in requested):
+                        reason, outcome_ok = "scope_mismatch", False
+                    else:
+                        method, reason, outcome_ok = "device-token", None, True
+                    outcome = msgspec.structs.replace(outcome, ok=outcome_ok, method=method, reason=reason)
+                elif device_token_given and not outcome.ok:
+                    reason = "device_token_mismatch"
+                    outcome = msgspec.structs.replace(outcome, reason=reason, presented=True)
+
+        presented = outcome.presented or device is not None
+        retry = limiter.retry_after_ms(RATE_LIMIT_SCOPE, peer.client_ip, wall_ms)
+        if retry is not None and presented:
+            raise self._auth_failure("rate_limited", p, now, wall_ms, retry_after_ms=retry)
+
+        granted: list[str]
+        if device is None:
+            cid, cmode = p.client.id, p.client.mode
+            if (
+                cid == "gateway-client"
+                and cmode == "backend"
+                and peer.local
+                and peer.origin is None
+                and outcome.ok
+            ):
+                granted = requested  # §6.3 rule 2
+            elif cid in CONTROL_UI_CLIENTS:  # rule 3
+                raise _Refusal(
+                    invalid_request(
+                        "control ui requires device identity (use HTTPS or localhost secure context)",
+                        {"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"},
+                    ),
+                    C.CLOSE_POLICY_VIOLATION,
+                )
+            elif role == "operator" and outcome.ok and method in ("token", "password", "trusted-proxy"):
+                granted = requested if (cid == "cli" and cmode == "cli" and peer.local) else []  # rule 4
+            elif outcome.presented and not outcome.ok:  # rule 5
+                raise self._auth_failure(reason or "unauthorized", p, now, wall_ms)
+            else:  # rule 6
+                raise _Refusal(
+                    error(NOT_PAIRED, "device identity required", {"code": "DEVICE_IDENTITY_REQUIRED"}),
+                    C.CLOSE_POLICY_VIOLATION,
+                )
+            limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip)
+            return Principal(
+                conn_id=self.conn_id,
+                role=role,
+                scopes=frozenset(granted),
+                scope_list=tuple(dict.fromkeys(granted)),
+                auth_method=method or "none",
+                client=p.client,
+                client_ip=peer.client_ip,
+                local=peer.local,
+                caps=tuple(p.caps) if p.caps is not UNSET else (),
+                profile_id=_owner_profile(method, role, p.client.mode),
+            )
+
+        if not outcome.ok:  # row 13
+            can_retry = (
+                reason == "token_mismatch"
+                and auth is not None
+                and auth.token is not UNSET
+                and device_token_given is None
+            )
+            raise self._auth_failure(reason or "unauthorized", p, now, wall_ms, can_retry_with_device_token=can_retry)
+        limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip)
+        self._pair(p, device.id, device.public_key, role, requested, method or "none", wall_ms)
+        if token_record is None:
+            token_record = self.services.issue_device_token(device.id, role, requested, wall_ms)
+        return Principal(
+            conn_id=self.conn_id,
+            role=role,
+            scopes=frozenset(requested),
+            scope_list=tuple(dict.fromkeys(requested)),
+            auth_method=method or "none",
+            client=p.client,
+            client_ip=peer.client_ip,
+            local=peer.local,
+            caps=tuple(p.caps) if p.caps is not UNSET else (),
+            device_id=device.id,
+            device_token=token_record.token,
+            device_token_issued_at_ms=token_record.issued_at_ms,
+            profile_id=_owner_profile(method, role, p.client.mode),
+        )
+
+    def _pair(
+        self, p: ConnectParams, device_id: str, public_key: str, role: str, scopes: list[str], method: str, wall_ms: int
+    ) -> None:
+        """§6.6 row 14: silent local pairing and upgrades, else ``pairing required``."""
+        peer = self.peer
+        local = peer.local and peer.origin is None and self.policy.auto_approve_local_pairing
+        family = p.client.device_family if p.client.device_family is not UNSET else ""
+        record = self.services.get_device(device_id)
+        requirement: str | None
+        if record is None or record.public_key != public_key:
+            requirement = "not-paired"
+        elif record.platform and (_norm(record.platform), _norm(record.device_family)) != (
+            _norm(p.client.platform),
+            _norm(family),
+        ):
+            requirement = "metadata-upgrade"
+        elif role not in record.roles:
+            requirement = "role-upgrade"
+        elif not all(S.satisfies(record.scopes, s) for s in scopes):
+            requirement = "scope-upgrade"
+        else:
+            return
+        auto = local and (requirement != "scope-upgrade" or method in ("none", "token", "password"))
+        if auto:
+            roles = sorted(set(record.roles if record and requirement != "not-paired" else []) | {role})
+            merged = sorted(set(record.scopes if record and requirement != "not-paired" else []) | set(scopes))
+            self.services.save_device(
+                PairedDevice(
+                    device_id=device_id,
+                    public_key=public_key,
+                    roles=roles,
+                    scopes=merged,
+                    platform=p.client.platform,
+                    device_family=family,
+                    client_id=p.client.id,
+                    client_mode=p.client.mode,
+                    display_name=p.client.display_name if p.client.display_name is not UNSET else "",
+                    paired_at_ms=wall_ms,
+                )
+            )
+            return
+        request_id = self.services.request_pairing(
+            PairingRequest(
+                request_id="",
+                device_id=device_id,
+                public_key=public_key,
+                role=role,
+                scopes=scopes,
+                client_id=p.client.id,
+                client_mode=p.client.mode,
+                remote_ip=peer.client_ip,
+                ts=wall_ms,
+            )
+        )
+        message = f"pairing required: {PAIRING_REQUIREMENTS[requirement]}"
+        details: dict[str, Any] = {
+            "code": "PAIRING_REQUIRED",
+            "reason": requirement,
+            "requestId": request_id,
+            "remediationHint": "approve this device from a paired operator (openclaw devices approve)",
+            "deviceId": device_id,
+            "requestedRole": role,
+            "requestedScopes": scopes,
+        }
+        if record is not None:
+            details["approvedRoles"] = record.roles
+            details["approvedScopes"] = record.scopes
+        raise _Refusal(
+            error(NOT_PAIRED, message, details), C.CLOSE_POLICY_VIOLATION, f"{message} (requestId: {request_id})"
+        )
+
+    # ------------------------------------------------------------------ internals: requests
+
+    def _request(self, text: str, now: float, wall_ms: int) -> None:
+        """One post-handshake frame: §9.2 validation, then §7.3 authorization and params."""
+        try:
+            frame = decode_request(text)
+        except msgspec.ValidationError:
+            obj = decode_json(text)
+            rid = obj.get("id") if isinstance(obj, dict) else None
+            text_ = schema_errors(obj, RequestFrame) or "unknown validation error"
+            self._send(
+                ResponseFrame(
+                    id=rid if rid is not None else "invalid",
+                    ok=False,
+                    error=invalid_request(f"invalid request frame: {text_}"),
+                )
+            )
+            self._unauthorized_streak = 0
+            return
+        except msgspec.DecodeError:
+            self._events.append(FrameIgnored("invalid JSON"))
+            return
+        p = self.principal
+        assert p is not None
+        rid, method = frame.id, frame.method
+        params = frame.params
+        denied = authorize(method, params if params is not UNSET else None, p.role, p.scopes)
+        if denied is not None:
+            if denied.code == INVALID_REQUEST:  # unauthorized role: the flood guard (§7.1)
+                self._unauthorized_streak += 1
+                if self._unauthorized_streak > C.MAX_UNAUTHORIZED_ROLE_RESPONSES:
+                    self._close(C.CLOSE_POLICY_VIOLATION, "repeated unauthorized calls", now)
+                    return
+            else:
+                self._unauthorized_streak = 0
+            self._send(ResponseFrame(id=rid, ok=False, error=denied))
+            return
+        self._unauthorized_streak = 0
+        err = self._precheck(method, p, wall_ms)
+        if err is not None:
+            self._send(ResponseFrame(id=rid, ok=False, error=err))
+            return
+        value: Any = None if params is UNSET else params
+        early = precheck(method, value)
+        if early is not None:
+            self._send(ResponseFrame(id=rid, ok=False, error=early))
+            return
+        schema = PARAMS_SCHEMAS.get(method)
+        if schema is not None:
+            try:
+                value = convert({} if value is None else value, schema)
+            except SchemaError as exc:
+                message = FIXED_PARAMS_MESSAGES.get(method) or f"invalid {method} params: {exc.text}"
+                self._send(ResponseFrame(id=rid, ok=False, error=invalid_request(message)))
+                return
+            late = postcheck(method, value)
+            if late is not None:
+                self._send(ResponseFrame(id=rid, ok=False, error=late))
+                return
+        self._pending_requests[rid] += 1
+        self._events.append(RequestReceived(rid, method, value, p))
+
+    def _precheck(self, method: str, p: Principal, wall_ms: int) -> ErrorShape | None:
+        """§7.3 steps 9-11 and the restart gate: admission, unknown names, write budget."""
+        admission = self.services.admission()
+        if admission is Admission.STARTING and method in STARTUP_GATED:
+            return unavailable(
+                f"{method} unavailable during gateway startup",
+                {"reason": "startup-sidecars", "method": method},
+                retryable=True,
+                retry_after_ms=500,
+            )
+        if admission in (Admission.RESTARTING, Admission.SUSPENDING):
+            word = "restart" if admission is Admission.RESTARTING else "suspension"
+            return unavailable(
+                f"{method} unavailable during gateway {word}",
+                {"method": method, "reason": f"gateway-{word}", "phase": admission.value},
+                retryable=True,
+                retry_after_ms=1000,
+            )
+        if method == "connect":
+            return invalid_request("connect is only valid as the first request")
+        spec = CATALOGUE.get(method)
+        if spec is None and method not in self.policy.extra_methods:
+            return invalid_request(f"unknown method: {method}")
+        if spec is not None and spec.control_plane_write:
+            wait = self.services.write_budget.take(method, p.device_id or p.client_ip, wall_ms)
+            if wait is not None:
+                seconds = max(1, -(-wait // 1000))
+                return unavailable(
+                    f"rate limit exceeded for {method}; retry after {seconds}s",
+                    {"method": method, "limit": "30 per 60s"},
+                    retryable=True,
+                    retry_after_ms=wait,
+                )
+        return None
+
+
+class _Held(_Refusal):
+    """Internal: the refusal is held back by the loopback penalty (answered from a deadline)."""
+
+    def __init__(self) -> None:
+        super().__init__(None, 0, "")
+
+
+__all__ = [
+    "ConnState",
+    "PeerInfo",
+    "PublishResult",
+    "ServerConnection",
+    "ServerPolicy",
+    "truncate_reason",
+]

@@ -351,6 +351,39 @@ class SimulatedGateway:
     m_config_patch = m_config_set
     m_config_apply = m_config_set
 
+    def m_models_list(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
+        conn.respond(rid, {"models": []})
+
+    def m_channels_status(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
+        conn.respond(
+            rid,
+            {
+                "ts": self.wall_ms,
+                "channelOrder": [],
+                "channelLabels": {},
+                "channels": {},
+                "channelAccounts": {},
+                "channelDefaultAccountId": {},
+            },
+        )
+
+    def m_sessions_list(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
+        conn.respond(
+            rid,
+            {
+                "ts": self.wall_ms,
+                "path": "/virtual/sessions",
+                "count": 0,
+                "totalCount": 0,
+                "limitApplied": 100,
+                "nextOffset": None,
+                "hasMore": False,
+                "owners": [],
+                "defaults": {},
+                "sessions": [],
+            },
+        )
+
     def m_chat_abort(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
         conn.respond(rid, {"ok": True, "aborted": False, "runIds": []})
 
@@ -377,7 +410,9 @@ class SimulatedGateway:
                 assert final.error is not None
                 conn.respond_error(rid, final.error, payload=final.payload)
             return
-        conn.respond(rid, {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": self.wall_ms}, final=False)
+        conn.respond(
+            rid, {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": self.wall_ms}, final=False
+        )
         session_key = f"agent:main:explicit:{key}"
         message = "No model provider is configured for this gateway."
 
@@ -388,14 +423,27 @@ class SimulatedGateway:
                 for c in self.conns.values():
                     c.publish(
                         "agent",
-                        {"runId": key, "seq": seq, "stream": "lifecycle", "ts": self.wall_ms, "data": data,
-                         "sessionKey": session_key, "agentId": "main"},
+                        {
+                            "runId": key,
+                            "seq": seq,
+                            "stream": "lifecycle",
+                            "ts": self.wall_ms,
+                            "data": data,
+                            "sessionKey": session_key,
+                            "agentId": "main",
+                        },
                     )
             for c in self.conns.values():
                 c.publish(
                     "chat",
-                    {"runId": key, "sessionKey": session_key, "agentId": "main", "seq": 3, "state": "error",
-                     "errorMessage": message},
+                    {
+                        "runId": key,
+                        "sessionKey": session_key,
+                        "agentId": "main",
+                        "seq": 3,
+                        "state": "error",
+                        "errorMessage": message,
+                    },
                 )
             err = E.unavailable(message)
             payload = {"runId": key, "status": "error", "summary": message}
@@ -412,15 +460,23 @@ class SimulatedGateway:
             conn.respond(rid, final.payload if final is not None else begin.entry.in_flight_payload)
             return
         conn.respond(rid, {"runId": key, "status": "started"})
-        session_key = params.session_key if params.session_key.startswith("agent:") else f"agent:main:{params.session_key}"
+        session_key = (
+            params.session_key if params.session_key.startswith("agent:") else f"agent:main:{params.session_key}"
+        )
         message = "No model provider is configured for this gateway."
 
         def finish() -> None:
             for c in self.conns.values():
                 c.publish(
                     "chat",
-                    {"runId": key, "sessionKey": session_key, "agentId": "main", "seq": 1, "state": "error",
-                     "errorMessage": message},
+                    {
+                        "runId": key,
+                        "sessionKey": session_key,
+                        "agentId": "main",
+                        "seq": 1,
+                        "state": "error",
+                        "errorMessage": message,
+                    },
                 )
             self.ledger.finish("chat", key, Final(ok=True, payload={"runId": key, "status": "error"}), self.wall_ms)
 

@@ -59,7 +59,11 @@ class LiveDriver:
         try:
             with trio.fail_after(10):
                 ws = await connect_websocket_url(
-                    self._nursery, self.url, extra_headers=headers, max_message_size=MAX_MESSAGE, message_queue_size=4096
+                    self._nursery,
+                    self.url,
+                    extra_headers=headers,
+                    max_message_size=MAX_MESSAGE,
+                    message_queue_size=4096,
                 )
         except (HandshakeError, OSError, trio.TooSlowError) as exc:
             raise ConnectionError(f"cannot open a WebSocket to {self.url}: {exc}") from None

@@ -101,7 +101,19 @@ def _short(v: Any) -> str:
 
 
 PLACEHOLDERS = frozenset(
-    {"<any>", "<absent>", "<string>", "<nonempty>", "<uuid>", "<int>", "<number>", "<bool>", "<array>", "<object>", "<null>"}
+    {
+        "<any>",
+        "<absent>",
+        "<string>",
+        "<nonempty>",
+        "<uuid>",
+        "<int>",
+        "<number>",
+        "<bool>",
+        "<array>",
+        "<object>",
+        "<null>",
+    }
 )
 
 

@@ -23,7 +23,17 @@ TRANSCRIPTS = Path(__file__).with_name("transcripts")
 #: Events any expectation may skip over unless a step says ``"strict": true``: broadcasts the
 #: gateway sends on its own schedule (a live gateway interleaves them anywhere).
 BACKGROUND_EVENTS = frozenset(
-    {"tick", "health", "presence", "heartbeat", "update.available", "chat.metadata.changed", "sessions.changed"}
+    {
+        "tick",
+        "health",
+        "presence",
+        "heartbeat",
+        "update.available",
+        "chat.metadata.changed",
+        "sessions.changed",
+        "voicewake.changed",
+        "voicewake.routing.changed",
+    }
 )
 
 DEFAULT_WITHIN_MS = 3000
@@ -401,7 +411,9 @@ class Interpreter:
             log.received.append(item)
             if item.kind == "close":
                 log.closed = item
-                raise StepFailed(f"[{conn}] closed ({item.code} {item.reason!r}) during {ms:.0f} ms of expected silence")
+                raise StepFailed(
+                    f"[{conn}] closed ({item.code} {item.reason!r}) during {ms:.0f} ms of expected silence"
+                )
             frame = item.frame
             if isinstance(frame, dict) and frame.get("type") == "event" and frame.get("event") in allow:
                 continue

@@ -71,8 +71,16 @@ def check_shared_secret(secret: SharedSecret, auth: ConnectAuth | None) -> AuthO
 
 #: authReason → (message template, details.code, recommendedNextStep). ``{hint}`` is per client.
 FAILURES: Final[dict[str, tuple[str, str, str]]] = {
-    "token_missing": ("unauthorized: gateway token missing ({hint})", "AUTH_TOKEN_MISSING", "update_auth_configuration"),
-    "token_mismatch": ("unauthorized: gateway token mismatch ({hint})", "AUTH_TOKEN_MISMATCH", "update_auth_credentials"),
+    "token_missing": (
+        "unauthorized: gateway token missing ({hint})",
+        "AUTH_TOKEN_MISSING",
+        "update_auth_configuration",
+    ),
+    "token_mismatch": (
+        "unauthorized: gateway token mismatch ({hint})",
+        "AUTH_TOKEN_MISMATCH",
+        "update_auth_credentials",
+    ),
     "token_missing_config": (
         "unauthorized: gateway token not configured on gateway (set gateway.auth.token)",
         "AUTH_TOKEN_NOT_CONFIGURED",

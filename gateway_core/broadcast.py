@@ -13,9 +13,7 @@ from . import scopes as S
 #: Sentinel audience: every authenticated connection, nodes and scope-less operators included.
 EVERYONE: Final = "*"
 
-_UNRESTRICTED: Final = frozenset(
-    {"tick", "health", "heartbeat", "shutdown", "gateway.suspension", "update.available"}
-)
+_UNRESTRICTED: Final = frozenset({"tick", "health", "heartbeat", "shutdown", "gateway.suspension", "update.available"})
 
 _EXACT: Final[dict[str, str]] = {
     "agent": S.READ,

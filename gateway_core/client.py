@@ -112,7 +112,9 @@ class ClientConnection:
             self._events.append(ProtocolViolation(f"unparsable frame from server: {exc}"))
             return
         if self.state is ClientState.OPEN:
-            self._deadlines.arm(Deadline.TICK_WATCHDOG, now + C.CLIENT_TICK_TIMEOUT_FACTOR * self.tick_interval_ms / 1000)
+            self._deadlines.arm(
+                Deadline.TICK_WATCHDOG, now + C.CLIENT_TICK_TIMEOUT_FACTOR * self.tick_interval_ms / 1000
+            )
         if isinstance(frame, EventFrame):
             self._on_event(frame, now, wall_ms)
         elif isinstance(frame, ResponseFrame):

@@ -103,7 +103,9 @@ EXPIRED: Final = DeviceCheck("device signature expired", "DEVICE_AUTH_SIGNATURE_
 NONCE_REQUIRED: Final = DeviceCheck("device nonce required", "DEVICE_AUTH_NONCE_REQUIRED", "device-nonce-missing")
 NONCE_MISMATCH: Final = DeviceCheck("device nonce mismatch", "DEVICE_AUTH_NONCE_MISMATCH", "device-nonce-mismatch")
 SIGNATURE_INVALID: Final = DeviceCheck("device signature invalid", "DEVICE_AUTH_SIGNATURE_INVALID", "device-signature")
-PUBLIC_KEY_INVALID: Final = DeviceCheck("device public key invalid", "DEVICE_AUTH_PUBLIC_KEY_INVALID", "device-public-key")
+PUBLIC_KEY_INVALID: Final = DeviceCheck(
+    "device public key invalid", "DEVICE_AUTH_PUBLIC_KEY_INVALID", "device-public-key"
+)
 
 
 def verify_proof(
@@ -211,7 +213,11 @@ class DeviceKey:
             device_family=device_family,
         )
         return DeviceProof(
-            id=self.device_id, public_key=self.public_key, signature=self.sign(payload), signed_at=signed_at, nonce=nonce
+            id=self.device_id,
+            public_key=self.public_key,
+            signature=self.sign(payload),
+            signed_at=signed_at,
+            nonce=nonce,
         )
 
 

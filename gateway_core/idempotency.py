@@ -51,9 +51,7 @@ class IdempotencyLedger:
 
     def _prune(self, now_ms: int) -> None:
         expired = [
-            k
-            for k, e in self._entries.items()
-            if e.finished_ms is not None and now_ms - e.finished_ms >= self.ttl_ms
+            k for k, e in self._entries.items() if e.finished_ms is not None and now_ms - e.finished_ms >= self.ttl_ms
         ]
         for k in expired:
             del self._entries[k]

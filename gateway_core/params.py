@@ -256,9 +256,15 @@ FIXED_PARAMS_MESSAGES: Final[dict[str, str]] = {
     "set-heartbeats": "invalid set-heartbeats params: enabled (boolean) required",
 }
 
+
 def precheck(method: str, params: Any) -> ErrorShape | None:
     """Checks the published gateway makes before the schema (observed, see conformance/README.md)."""
-    if method == "chat.send" and isinstance(params, dict) and not params.get("sessionKey") and not params.get("sessionId"):
+    if (
+        method == "chat.send"
+        and isinstance(params, dict)
+        and not params.get("sessionKey")
+        and not params.get("sessionId")
+    ):
         return invalid_request(
             "session mutation target is unavailable",
             {"code": "SESSION_MUTATION_TARGET_REQUIRED", "method": "chat.send"},

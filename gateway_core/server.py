@@ -463,9 +463,7 @@ class ServerConnection:
         """
         return self._answer(request_id, True, payload, UNSET, final)
 
-    def respond_error(
-        self, request_id: str, err: ErrorShape, *, payload: Any = UNSET, final: bool = True
-    ) -> bool:
+    def respond_error(self, request_id: str, err: ErrorShape, *, payload: Any = UNSET, final: bool = True) -> bool:
         """Answer ``request_id`` with ``ok:false`` (a failed agent final also carries ``payload``)."""
         return self._answer(request_id, False, payload, err, final)
 
@@ -608,7 +606,9 @@ class ServerConnection:
             try:
                 params = convert(None if frame.params is UNSET else frame.params, ConnectParams)
             except SchemaError as exc:  # row 6
-                raise _Refusal(invalid_request(f"invalid connect params: {exc.text}"), C.CLOSE_POLICY_VIOLATION)
+                raise _Refusal(
+                    invalid_request(f"invalid connect params: {exc.text}"), C.CLOSE_POLICY_VIOLATION
+                ) from None
             self._handshake(params, now, wall_ms)
         except _Held:
             return
@@ -723,7 +723,9 @@ class ServerConnection:
         reason = outcome.reason
         token_record = None
         device_token_given = auth.device_token if auth is not None and auth.device_token is not UNSET else None
-        if device is not None and (device_token_given or (not outcome.ok and outcome.presented and secret.mode == "token")):
+        if device is not None and (
+            device_token_given or (not outcome.ok and outcome.presented and secret.mode == "token")
+        ):
             candidate = device_token_given or (auth.token if auth is not None and auth.token is not UNSET else None)
             if candidate:
                 token_record = self.services.find_device_token(device.id, role, candidate)
@@ -745,13 +747,7 @@ class ServerConnection:
         granted: list[str]
         if device is None:
             cid, cmode = p.client.id, p.client.mode
-            if (
-                cid == "gateway-client"
-                and cmode == "backend"
-                and peer.local
-                and peer.origin is None
-                and outcome.ok
-            ):
+            if cid == "gateway-client" and cmode == "backend" and peer.local and peer.origin is None and outcome.ok:
                 granted = requested  # §6.3 rule 2
             elif cid in CONTROL_UI_CLIENTS:  # rule 3
                 raise _Refusal(

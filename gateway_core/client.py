@@ -43,6 +43,9 @@ from .events import (
 )
 from .frames import ConnectParams, ErrorShape, EventFrame, RequestFrame, ResponseFrame, decode_frame, encode
 
+#: A server may announce any tickIntervalMs; the watchdog never waits more than a day.
+MAX_TICK_INTERVAL_MS = 24 * 3600 * 1000
+
 
 class ClientState(enum.Enum):
     """Client connection states."""
@@ -108,7 +111,7 @@ class ClientConnection:
             return
         try:
             frame = decode_frame(text)
-        except msgspec.DecodeError as exc:
+        except (msgspec.DecodeError, RecursionError) as exc:
             self._events.append(ProtocolViolation(f"unparsable frame from server: {exc}"))
             return
         if self.state is ClientState.OPEN:
@@ -236,8 +239,9 @@ class ClientConnection:
             if frame.ok and isinstance(payload, dict) and payload.get("type") == "hello-ok":
                 self.hello = payload
                 policy = payload.get("policy")
-                if isinstance(policy, dict) and isinstance(policy.get("tickIntervalMs"), int):
-                    self.tick_interval_ms = max(1, policy["tickIntervalMs"])
+                interval = policy.get("tickIntervalMs") if isinstance(policy, dict) else None
+                if isinstance(interval, int) and not isinstance(interval, bool):
+                    self.tick_interval_ms = min(max(1, interval), MAX_TICK_INTERVAL_MS)
                 self.state = ClientState.OPEN
                 self._deadlines.cancel(Deadline.HANDSHAKE)
                 self._deadlines.arm(

@@ -42,7 +42,7 @@ def raw_public_key(text: str) -> bytes | None:
                 return None
             return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
         raw = _b64_any(text)
-    except (ValueError, binascii.Error, TypeError):
+    except Exception:  # noqa: BLE001 - any unparsable or unsupported key is simply "not canonical"
         return None
     return raw if len(raw) == 32 else None
 

@@ -74,14 +74,16 @@ class RemoteProtocolError(ProtocolError):
     """The peer broke the protocol. Carries the wire answer: an optional error and a close.
 
     Inside the core it is raised and caught at the ``receive_*`` boundary, where it turns into
-    queued actions; the application never sees it raised.
+    queued actions (the error response, then the close); the application never sees it raised.
+    The close reason defaults to the error message (truncated on the wire to 120 bytes).
     """
 
-    def __init__(self, error: ErrorShape | None, close_code: int | None, close_reason: str = "") -> None:
-        super().__init__(error.message if error is not None else close_reason or str(close_code))
+    def __init__(self, error: ErrorShape | None, close_code: int, close_reason: str | None = None) -> None:
+        reason = close_reason if close_reason is not None else (error.message if error is not None else "")
+        super().__init__(reason or str(close_code))
         self.error = error
         self.close_code = close_code
-        self.close_reason = close_reason
+        self.close_reason = reason
 
 
 __all__ = [

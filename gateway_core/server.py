@@ -49,7 +49,15 @@ from . import scopes as S
 from ._deadlines import Deadline, Deadlines
 from .auth import AuthRateLimiter, check_shared_secret, failure_error
 from .device import verify_proof
-from .errors import INVALID_REQUEST, NOT_PAIRED, LocalProtocolError, error, invalid_request, unavailable
+from .errors import (
+    INVALID_REQUEST,
+    NOT_PAIRED,
+    LocalProtocolError,
+    RemoteProtocolError,
+    error,
+    invalid_request,
+    unavailable,
+)
 from .events import (
     Action,
     CloseTransport,
@@ -88,7 +96,7 @@ from .frames import (
 )
 from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
 from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
-from .services import Admission, GatewayServices, PairedDevice, PairingRequest
+from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest
 from .validation import SchemaError, convert, schema_errors
 
 RATE_LIMIT_SCOPE: Final = "shared-secret"
@@ -221,16 +229,6 @@ def _norm(value: str | None) -> str:
     return (value or "").strip().lower()
 
 
-class _Refusal(Exception):
-    """Internal: a handshake refusal (error response + close), raised inside ``_handshake``."""
-
-    def __init__(self, err: ErrorShape | None, code: int, reason: str | None = None) -> None:
-        super().__init__(reason)
-        self.err = err
-        self.code = code
-        self.reason = reason if reason is not None else (err.message if err is not None else "")
-
-
 class ServerConnection:
     """One client connection as the gateway sees it (see the module docstring)."""
 
@@ -259,7 +257,7 @@ class ServerConnection:
         self._pending_frames: list[str] = []
         self._pending_requests: Counter[str] = Counter()
         self._connect_id: str | None = None
-        self._held_refusal: _Refusal | None = None
+        self._held_refusal: RemoteProtocolError | None = None
         self._seq = 0
         self._unauthorized_streak = 0
         self._awaiting_pong = False
@@ -314,6 +312,23 @@ class ServerConnection:
         if _utf8_len_over(text, self.max_frame_bytes):
             self._close(C.CLOSE_MESSAGE_TOO_BIG, "", now)
             return
+        self._receive(text, now, wall_ms)
+
+    def receive_bytes(self, data: bytes, *, now: float, wall_ms: int) -> None:
+        """One complete inbound binary message: decoded as UTF-8 and treated like text (§1).
+
+        The size limit applies to the bytes received; invalid UTF-8 becomes U+FFFD, as the
+        published gateway decodes it, which then fails as JSON (close 1000 before the handshake).
+        """
+        self._now = max(self._now, now)
+        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
+            return
+        if len(data) > self.max_frame_bytes:
+            self._close(C.CLOSE_MESSAGE_TOO_BIG, "", now)
+            return
+        self._receive(data.decode("utf-8", "replace"), now, wall_ms)
+
+    def _receive(self, text: str, now: float, wall_ms: int) -> None:
         if self.state is ConnState.AWAITING_CONNECT:
             self._first_frame(text, now, wall_ms)
         elif self.state is ConnState.AUTHENTICATING:
@@ -323,15 +338,6 @@ class ServerConnection:
             self._pending_frames.append(text)
         else:
             self._request(text, now, wall_ms)
-
-    def receive_bytes(self, data: bytes, *, now: float, wall_ms: int) -> None:
-        """One complete inbound binary message: decoded as UTF-8 and treated like text (§1)."""
-        if self.state in (ConnState.CLOSING, ConnState.CLOSED):
-            return
-        if len(data) > self.max_frame_bytes:
-            self._close(C.CLOSE_MESSAGE_TOO_BIG, "", now)
-            return
-        self.receive_text(data.decode("utf-8", "replace"), now=now, wall_ms=wall_ms)
 
     def receive_message_too_big(self, *, now: float) -> None:
         """The transport stopped reading a message over :attr:`max_frame_bytes`."""
@@ -382,7 +388,9 @@ class ServerConnection:
                     self._awaiting_pong = True
                     self._actions.append(SendPing(b""))
                     assert self.policy.keepalive_interval_ms is not None
-                    self._deadlines.arm(Deadline.KEEPALIVE, at + self.policy.keepalive_interval_ms / 1000)
+                    interval = self.policy.keepalive_interval_ms / 1000
+                    # The pong gets a full interval from the ping, even when this call is late.
+                    self._deadlines.arm(Deadline.KEEPALIVE, max(at, now) + interval)
             elif name is Deadline.TICK:
                 if self.state is ConnState.OPEN:
                     self.publish("tick", TickPayload(ts=wall_ms))
@@ -574,18 +582,18 @@ class ServerConnection:
         self._send(ResponseFrame(id=request_id, ok=ok, payload=payload, error=err))
         return True
 
-    def _refuse(self, refusal: _Refusal, now: float) -> None:
-        if refusal.err is not None and self._connect_id is not None:
-            self._send(ResponseFrame(id=self._connect_id, ok=False, error=refusal.err))
-        self._events.append(HandshakeFailed(refusal.err, refusal.code, truncate_reason(refusal.reason)))
-        self._close(refusal.code, refusal.reason, now)
+    def _refuse(self, refusal: RemoteProtocolError, now: float) -> None:
+        if refusal.error is not None and self._connect_id is not None:
+            self._send(ResponseFrame(id=self._connect_id, ok=False, error=refusal.error))
+        self._events.append(HandshakeFailed(refusal.error, refusal.close_code, truncate_reason(refusal.close_reason)))
+        self._close(refusal.close_code, refusal.close_reason, now)
 
     # ------------------------------------------------------------------ internals: handshake
 
     def _first_frame(self, text: str, now: float, wall_ms: int) -> None:
         try:
             obj = decode_json(text)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self._close(C.CLOSE_NORMAL, "", now)  # row 2: 1000 with an empty reason
             return
         if _claims_worker(obj):
@@ -600,27 +608,27 @@ class ServerConnection:
         self.state = ConnState.AUTHENTICATING
         try:
             if frame.method != "connect":  # row 5
-                raise _Refusal(
+                raise RemoteProtocolError(
                     invalid_request("invalid handshake: first request must be connect"), C.CLOSE_POLICY_VIOLATION
                 )
             try:
                 params = convert(None if frame.params is UNSET else frame.params, ConnectParams)
             except SchemaError as exc:  # row 6
-                raise _Refusal(
+                raise RemoteProtocolError(
                     invalid_request(f"invalid connect params: {exc.text}"), C.CLOSE_POLICY_VIOLATION
                 ) from None
             self._handshake(params, now, wall_ms)
         except _Held:
             return
-        except _Refusal as refusal:
+        except RemoteProtocolError as refusal:
             self._refuse(refusal, now)
 
     def _handshake(self, p: ConnectParams, now: float, wall_ms: int) -> None:
-        """§3.2 rows 7-14. Raises :class:`_Refusal`; on success emits HandshakeAuthenticated."""
+        """§3.2 rows 7-14. Raises :class:`RemoteProtocolError`; on success emits HandshakeAuthenticated."""
         role = p.role if p.role is not UNSET else "operator"
         admission = self.services.admission()
         if admission is Admission.STARTING and role != "node":  # row 7
-            raise _Refusal(
+            raise RemoteProtocolError(
                 unavailable(
                     "gateway starting; retry shortly",
                     {"reason": "startup-sidecars"},
@@ -632,7 +640,7 @@ class ServerConnection:
             )
         if admission in (Admission.RESTARTING, Admission.SUSPENDING):  # row 7b
             word = "restart" if admission is Admission.RESTARTING else "suspension"
-            raise _Refusal(
+            raise RemoteProtocolError(
                 unavailable(
                     f"connect unavailable during gateway {word}",
                     {"method": "connect", "reason": f"gateway-{word}", "phase": admission.value},
@@ -643,7 +651,7 @@ class ServerConnection:
                 f"gateway {word} in progress",
             )
         if not _protocol_ok(p, role):  # row 8
-            raise _Refusal(
+            raise RemoteProtocolError(
                 invalid_request(
                     "protocol mismatch",
                     {
@@ -658,10 +666,10 @@ class ServerConnection:
                 "protocol mismatch",
             )
         if role not in ("operator", "node"):  # row 9
-            raise _Refusal(invalid_request("invalid role"), C.CLOSE_POLICY_VIOLATION)
+            raise RemoteProtocolError(invalid_request("invalid role"), C.CLOSE_POLICY_VIOLATION)
         origin = self.peer.origin
         if origin is not None and not self._origin_allowed(origin):  # row 10
-            raise _Refusal(
+            raise RemoteProtocolError(
                 invalid_request(
                     "origin not allowed (open the Control UI from the gateway host or allow it in "
                     "gateway.controlUi.allowedOrigins)",
@@ -681,11 +689,11 @@ class ServerConnection:
             return True  # same-origin: the Control UI served by this gateway
         return False
 
-    def _auth_failure(self, reason: str, p: ConnectParams, now: float, wall_ms: int, **kw: Any) -> _Refusal:
+    def _auth_failure(self, reason: str, p: ConnectParams, now: float, wall_ms: int, **kw: Any) -> RemoteProtocolError:
         limiter: AuthRateLimiter = self.services.rate_limiter
         delay = limiter.record_failure(RATE_LIMIT_SCOPE, self.peer.client_ip, wall_ms)
         err = failure_error(reason, client_id=p.client.id, client_mode=p.client.mode, local=self.peer.local, **kw)
-        refusal = _Refusal(err, C.CLOSE_POLICY_VIOLATION)
+        refusal = RemoteProtocolError(err, C.CLOSE_POLICY_VIOLATION)
         if delay > 0:
             self._held_refusal = refusal
             self._deadlines.arm(Deadline.DELAYED_REJECT, now + delay / 1000)
@@ -714,7 +722,7 @@ class ServerConnection:
                 device_family=family,
             )
             if check is not None:  # row 12
-                raise _Refusal(check.to_error(), C.CLOSE_POLICY_VIOLATION)
+                raise RemoteProtocolError(check.to_error(), C.CLOSE_POLICY_VIOLATION)
 
         limiter: AuthRateLimiter = self.services.rate_limiter
         secret = self.services.shared_secret()
@@ -750,7 +758,7 @@ class ServerConnection:
             if cid == "gateway-client" and cmode == "backend" and peer.local and peer.origin is None and outcome.ok:
                 granted = requested  # §6.3 rule 2
             elif cid in CONTROL_UI_CLIENTS:  # rule 3
-                raise _Refusal(
+                raise RemoteProtocolError(
                     invalid_request(
                         "control ui requires device identity (use HTTPS or localhost secure context)",
                         {"code": "CONTROL_UI_DEVICE_IDENTITY_REQUIRED"},
@@ -762,23 +770,12 @@ class ServerConnection:
             elif outcome.presented and not outcome.ok:  # rule 5
                 raise self._auth_failure(reason or "unauthorized", p, now, wall_ms)
             else:  # rule 6
-                raise _Refusal(
+                raise RemoteProtocolError(
                     error(NOT_PAIRED, "device identity required", {"code": "DEVICE_IDENTITY_REQUIRED"}),
                     C.CLOSE_POLICY_VIOLATION,
                 )
             limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip)
-            return Principal(
-                conn_id=self.conn_id,
-                role=role,
-                scopes=frozenset(granted),
-                scope_list=tuple(dict.fromkeys(granted)),
-                auth_method=method or "none",
-                client=p.client,
-                client_ip=peer.client_ip,
-                local=peer.local,
-                caps=tuple(p.caps) if p.caps is not UNSET else (),
-                profile_id=_owner_profile(method, role, p.client.mode),
-            )
+            return self._principal(p, role, granted, method)
 
         if not outcome.ok:  # row 13
             can_retry = (
@@ -792,19 +789,31 @@ class ServerConnection:
         self._pair(p, device.id, device.public_key, role, requested, method or "none", wall_ms)
         if token_record is None:
             token_record = self.services.issue_device_token(device.id, role, requested, wall_ms)
+        return self._principal(p, role, requested, method, device.id, token_record)
+
+    def _principal(
+        self,
+        p: ConnectParams,
+        role: str,
+        granted: list[str],
+        method: str | None,
+        device_id: str | None = None,
+        token: DeviceToken | None = None,
+    ) -> Principal:
+        """The server-granted identity of an admitted connection."""
         return Principal(
             conn_id=self.conn_id,
             role=role,
-            scopes=frozenset(requested),
-            scope_list=tuple(dict.fromkeys(requested)),
+            scopes=frozenset(granted),
+            scope_list=tuple(dict.fromkeys(granted)),
             auth_method=method or "none",
             client=p.client,
-            client_ip=peer.client_ip,
-            local=peer.local,
+            client_ip=self.peer.client_ip,
+            local=self.peer.local,
             caps=tuple(p.caps) if p.caps is not UNSET else (),
-            device_id=device.id,
-            device_token=token_record.token,
-            device_token_issued_at_ms=token_record.issued_at_ms,
+            device_id=device_id,
+            device_token=token.token if token is not None else None,
+            device_token_issued_at_ms=token.issued_at_ms if token is not None else None,
             profile_id=_owner_profile(method, role, p.client.mode),
         )
 
@@ -875,7 +884,7 @@ class ServerConnection:
         if record is not None:
             details["approvedRoles"] = record.roles
             details["approvedScopes"] = record.scopes
-        raise _Refusal(
+        raise RemoteProtocolError(
             error(NOT_PAIRED, message, details), C.CLOSE_POLICY_VIOLATION, f"{message} (requestId: {request_id})"
         )
 
@@ -886,7 +895,13 @@ class ServerConnection:
         try:
             frame = decode_request(text)
         except msgspec.ValidationError:
-            obj = decode_json(text)
+            # The typed decoder can reject a value before it sees trailing garbage ("1x"):
+            # only a frame that is JSON as a whole earns an "invalid request frame" answer.
+            try:
+                obj = decode_json(text)
+            except (msgspec.DecodeError, RecursionError):
+                self._events.append(FrameIgnored("invalid JSON"))
+                return
             rid = obj.get("id") if isinstance(obj, dict) else None
             text_ = schema_errors(obj, RequestFrame) or "unknown validation error"
             self._send(
@@ -898,7 +913,7 @@ class ServerConnection:
             )
             self._unauthorized_streak = 0
             return
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self._events.append(FrameIgnored("invalid JSON"))
             return
         p = self.principal
@@ -977,7 +992,7 @@ class ServerConnection:
         return None
 
 
-class _Held(_Refusal):
+class _Held(RemoteProtocolError):
     """Internal: the refusal is held back by the loopback penalty (answered from a deadline)."""
 
     def __init__(self) -> None:

@@ -513,7 +513,9 @@ def test_rate_limiter_locks_out_remote_peer_even_with_right_token():
         pair = Pair(params=connect_params(token="wrong"), services=services, peer=peer, now=float(i), nonce=f"n{i}")
         (failed,) = pair.client_of(ConnectFailed)  # answered at once: no penalty for remote peers
         assert failed.error.details["code"] == "AUTH_TOKEN_MISMATCH"
-        assert failed.error.message == "unauthorized: gateway token mismatch (set gateway.remote.token to match gateway.auth.token)"
+        assert failed.error.message == (
+            "unauthorized: gateway token mismatch (set gateway.remote.token to match gateway.auth.token)"
+        )
 
     for peer in (remote, mapped):
         pair = Pair(params=connect_params(token=TOKEN), services=services, peer=peer, now=11.0, nonce="n-ok")
@@ -651,8 +653,9 @@ def test_accept_twice_raises_local_protocol_error():
 
 
 def test_accept_before_connect_raises_local_protocol_error():
-    server = ServerConnection(policy=ServerPolicy(), services=MemoryServices(), now=0.0, wall_ms=WALL0, nonce="n",
-                              conn_id="c")
+    server = ServerConnection(
+        policy=ServerPolicy(), services=MemoryServices(), now=0.0, wall_ms=WALL0, nonce="n", conn_id="c"
+    )
     with pytest.raises(LocalProtocolError):
         server.accept(snapshot(), now=0.0, wall_ms=WALL0)
 
@@ -680,3 +683,18 @@ def test_respond_after_close_is_dropped_not_raised():
     (cterm,) = pair.client_of(ConnectionTerminated)
     assert (cterm.code, cterm.reason) == (4001, "gateway auth changed")
     assert cterm.pending_request_ids == ("h",)
+
+
+# --------------------------------------------------------------------------- regressions
+
+
+def test_late_keepalive_timer_gives_the_pong_a_full_interval():
+    pair = open_pair(policy=ServerPolicy(auto_tick=False))
+    server = pair.server
+    # The shell was stalled and only gets to the 25 s deadline at t=60.
+    server.handle_timer(now=60.0, wall_ms=WALL0 + 60_000)
+    assert server.actions() == [SendPing(b"")]
+    deadline = server.next_deadline()
+    assert deadline is not None and deadline >= 60.0 + 25.0 - 1e-9
+    server.handle_timer(now=60.001, wall_ms=WALL0 + 60_001)
+    assert server.state is ConnState.OPEN

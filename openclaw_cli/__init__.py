@@ -1,0 +1,1 @@
+"""openclaw_cli: the ``openclaw`` command, built with cyclopts."""

@@ -82,6 +82,8 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
             reason = skip_reason(case, "live", live_auth, flags)
             if reason:
                 results.append(Result(case.id, case.title, "skipped", reason))
+                if not args.json:
+                    _print_result(results[-1])
                 continue
             started = time.perf_counter()
             try:
@@ -90,12 +92,11 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
                         await Interpreter(case, driver, _variables(args)).run()
             except StepFailed as exc:
                 results.append(Result(case.id, case.title, "failed", str(exc), duration_ms=_ms(started)))
-                continue
             except (trio.TooSlowError, ConnectionError) as exc:
                 detail = "case timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
                 results.append(Result(case.id, case.title, "failed", detail, duration_ms=_ms(started)))
-                continue
-            results.append(Result(case.id, case.title, "passed", duration_ms=_ms(started)))
+            else:
+                results.append(Result(case.id, case.title, "passed", duration_ms=_ms(started)))
             if not args.json:
                 _print_result(results[-1])
 
@@ -163,11 +164,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in results:
                 _print_result(r)
     else:
-        results = run_live(cases, args)
-        if not args.json:
-            for r in results:
-                if r.status != "passed":
-                    _print_result(r)
+        results = run_live(cases, args)  # prints each result as it completes
     passed = sum(r.status == "passed" for r in results)
     failed = sum(r.status == "failed" for r in results)
     skipped = sum(r.status == "skipped" for r in results)

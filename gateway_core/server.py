@@ -673,7 +673,7 @@ class ServerConnection:
                 invalid_request(
                     "origin not allowed (open the Control UI from the gateway host or allow it in "
                     "gateway.controlUi.allowedOrigins)",
-                    {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin-not-allowed"},
+                    {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"},
                 ),
                 C.CLOSE_POLICY_VIOLATION,
             )

@@ -58,7 +58,8 @@ class Harness:
         name = f"c{self.n}"
         self.sockets[name] = ws
         self.sync()
-        self.gw.open(name, None, None)
+        headers = {k.decode().lower(): v.decode() for k, v in request.headers}
+        self.gw.open(name, {"host": headers.get("host")}, headers.get("origin"))
         await self.flush()
         self.wake.set()
         while True:

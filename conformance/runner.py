@@ -288,6 +288,8 @@ class Interpreter:
             await d.send_burst(conn, items)
         elif "expect" in step:
             await self._expect_frame(conn, step)
+        elif "expect_all" in step:
+            await self._expect_all(conn, step)
         elif "expect_close" in step:
             await self._expect_close(conn, step)
         elif "expect_silence_ms" in step:
@@ -365,6 +367,35 @@ class Interpreter:
             waited = item.t_ms - log.last_send_ms
             if waited + 1 < float(step["after_ms"]):
                 raise StepFailed(f"[{conn}] answered after {waited:.0f} ms, expected at least {step['after_ms']} ms")
+
+    async def _expect_all(self, conn: str, step: dict[str, Any]) -> None:
+        """Every matcher must match one of the coming frames, in any order. Events that match
+        none are skipped; a response that matches none fails the step."""
+        pending = list(step["expect_all"])
+        within = float(step.get("within_ms", DEFAULT_WITHIN_MS))
+        deadline = self.driver.now_ms() + within
+        log = self._log(conn)
+        while pending:
+            item = await self.driver.next_item(conn, max(0.0, deadline - self.driver.now_ms()))
+            if item is None:
+                raise StepFailed(f"[{conn}] within {within:.0f} ms, still expecting {_brief(pending)}")
+            log.received.append(item)
+            if item.kind == "close":
+                log.closed = item
+                raise StepFailed(f"[{conn}] connection closed ({item.code} {item.reason!r}) while expecting frames")
+            for i, expected in enumerate(pending):
+                scratch = dict(self.vars)
+                try:
+                    match(substitute(expected, self.vars), item.frame, scratch)
+                except Mismatch:
+                    continue
+                self.vars = scratch
+                del pending[i]
+                break
+            else:
+                frame = item.frame
+                if not (isinstance(frame, dict) and frame.get("type") == "event"):
+                    raise StepFailed(f"[{conn}] unexpected frame {_brief(frame)}; still expecting {_brief(pending)}")
 
     async def _expect_close(self, conn: str, step: dict[str, Any]) -> None:
         spec = substitute(step["expect_close"], self.vars)

@@ -27,6 +27,9 @@ app = App(
 )
 
 
+app.command("openclaw_cli.gateway:gateway_app", name="gateway")
+
+
 @app.command(name="conformance")
 def conformance(*args: Annotated[str, Parameter(allow_leading_hyphen=True)]) -> int:
     """Run the protocol conformance suite (same options as ``python -m conformance``).

@@ -1,0 +1,34 @@
+"""The only places the shell reads clocks and draws randomness (the core takes them as inputs)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+import uuid
+
+import trio
+
+
+def now() -> float:
+    """Monotonic seconds on Trio's clock (the core's ``now``)."""
+    return trio.current_time()
+
+
+def wall_ms() -> int:
+    """Epoch milliseconds (the core's ``wall_ms``)."""
+    return time.time_ns() // 1_000_000
+
+
+def new_uuid() -> str:
+    """A random UUID v4 string (challenge nonces, connection ids, boot id)."""
+    return str(uuid.uuid4())
+
+
+def new_token(nbytes: int = 32) -> str:
+    """A URL-safe secret from the CSPRNG (device tokens, runtime gateway tokens)."""
+    return secrets.token_urlsafe(nbytes)
+
+
+def new_seed() -> bytes:
+    """32 random bytes for an Ed25519 identity."""
+    return secrets.token_bytes(32)

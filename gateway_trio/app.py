@@ -1,0 +1,812 @@
+"""The gateway application: connection registry, broadcasts, presence, health, and the core methods.
+
+Sessions hand every authorized, validated request to :meth:`Gateway.dispatch`; the handlers here
+produce real data from the gateway's own state (its log file, its config file, its identity, its
+presence table, its run table). Method names of the catalogue that this gateway does not implement
+keep their scope classification in the core and answer ``UNAVAILABLE`` here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import pyjson5
+import trio
+from msgspec import UNSET
+
+from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret, Snapshot, StateVersion
+from gateway_core import errors as E
+from gateway_core.events import HandshakeFailed, Principal
+from gateway_core.frames import PresenceEntry
+from gateway_core.idempotency import Final, IdempotencyLedger
+
+from . import _runtime
+from .filelog import FileLog, tail
+from .session import Session
+from .settings import GatewaySettings
+from .state import GatewayIdentity, PersistentServices, atomic_write
+
+VERSION = "2026.9.6-py.0.1.0"
+REDACTED = "__OPENCLAW_REDACTED__"
+TICK_INTERVAL_S = 30.0
+HEALTH_REFRESH_S = 60.0
+PRESENCE_TTL_MS = 5 * 60_000
+PRESENCE_MAX = 200
+NO_PROVIDER = "No model provider is configured for this gateway."
+HEARTBEAT_EVERY_MS = 30 * 60_000
+
+#: Methods this gateway implements (advertised in hello-ok; everything else answers UNAVAILABLE).
+IMPLEMENTED = frozenset(
+    {
+        "health",
+        "status",
+        "system-presence",
+        "system-event",
+        "last-heartbeat",
+        "set-heartbeats",
+        "gateway.identity.get",
+        "logs.tail",
+        "channels.status",
+        "models.list",
+        "sessions.list",
+        "sessions.subscribe",
+        "secrets.reload",
+        "wake",
+        "agent",
+        "agent.wait",
+        "chat.send",
+        "chat.abort",
+        "config.get",
+        "config.set",
+        "config.patch",
+        "config.apply",
+    }
+)
+
+
+@dataclass
+class Run:
+    """One agent/chat run in the run table."""
+
+    run_id: str
+    session_key: str
+    started_at: int
+    status: str = "running"
+    ended_at: int | None = None
+    error: str | None = None
+    done: trio.Event = field(default_factory=trio.Event)
+
+
+def _redact(value: Any, secrets: set[str]) -> Any:
+    if isinstance(value, dict):
+        return {k: _redact(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v, secrets) for v in value]
+    if isinstance(value, str) and value in secrets:
+        return REDACTED
+    return value
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = _merge_patch(out.get(key), value)
+    return out
+
+
+class Gateway:
+    """Application state shared by every session of one server run."""
+
+    def __init__(self, settings: GatewaySettings, log: FileLog, *, restart_count: int = 0) -> None:
+        self.settings = settings
+        self.log = log
+        self.secret = SharedSecret(
+            mode=settings.auth_mode,  # type: ignore[arg-type]
+            token=settings.token,
+            password=settings.password,
+        )
+        self.services = PersistentServices(settings.paths.state_dir, lambda: self.secret)
+        self.identity = GatewayIdentity(settings.paths.state_dir)
+        self.boot_id = _runtime.new_uuid()
+        self.policy = ServerPolicy(
+            server_version=VERSION,
+            boot_id=self.boot_id,
+            auto_tick=False,
+            keepalive_interval_ms=None,
+            implemented_methods=IMPLEMENTED,
+            handshake_timeout_ms=int(os.environ.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS") or 15_000),
+        )
+        self.sessions: dict[str, Session] = {}
+        self.started = _runtime.now()
+        self.state_version = StateVersion(presence=1, health=1)
+        self.presence: dict[str, PresenceEntry] = {}
+        self.health_cache: dict[str, Any] | None = None
+        self.health_at = -math.inf
+        self.heartbeats_enabled = True
+        self.last_heartbeat: Any = None
+        self.system_events: list[str] = []
+        self.ledger = IdempotencyLedger()
+        self.runs: dict[str, Run] = {}
+        self.closing = False
+        self.restart_count = restart_count
+        self.preauth_by_ip: dict[str, int] = {}
+        self._ticker_scope = trio.CancelScope()
+        self.host = socket.gethostname()
+        self.handlers: dict[str, Callable[[Session, RequestReceived], None]] = {
+            name: getattr(self, "m_" + name.replace(".", "_").replace("-", "_")) for name in IMPLEMENTED
+        }
+
+    # ------------------------------------------------------------------ registry
+
+    @property
+    def uptime_ms(self) -> int:
+        return int((_runtime.now() - self.started) * 1000)
+
+    def admitted(self, session: Session, p: Principal) -> None:
+        self.sessions[session.conn_id] = session
+        self._release_preauth(session)
+        if p.presence_tracked:
+            w = _runtime.wall_ms()
+            self.presence[session.conn_id] = PresenceEntry(
+                ts=w,
+                client_id=p.client.id,
+                host=p.client.display_name if p.client.display_name is not UNSET else UNSET,
+                ip=p.client_ip,
+                version=p.client.version,
+                platform=p.client.platform,
+                device_family=p.client.device_family,
+                mode=p.client.mode,
+                reason="connect",
+                online_since=w,
+                device_id=p.device_id or UNSET,
+                roles=[p.role],
+                scopes=list(p.scope_list),
+                instance_id=p.client.instance_id,
+            )
+            self.broadcast_presence()
+        if self.settings.verbose:
+            self.log.debug("gateway/ws", f"← connect {p.client.id}/{p.client.mode} conn={session.conn_id[:8]}")
+
+    def unregister(self, session: Session) -> None:
+        self._release_preauth(session)
+        if self.sessions.pop(session.conn_id, None) is None:
+            return
+        row = self.presence.get(session.conn_id)
+        if row is not None:
+            row.reason = "disconnect"
+            row.ts = _runtime.wall_ms()
+            self.broadcast_presence()
+
+    def touch_presence(self, session: Session) -> None:
+        row = self.presence.get(session.conn_id)
+        if row is not None:
+            row.ts = _runtime.wall_ms()
+
+    def claim_preauth(self, ip: str, limit: int) -> bool:
+        """Count one unauthenticated socket for ``ip``; False when the cap is reached."""
+        n = self.preauth_by_ip.get(ip, 0)
+        if n >= limit:
+            return False
+        self.preauth_by_ip[ip] = n + 1
+        return True
+
+    def _release_preauth(self, session: Session) -> None:
+        if getattr(session, "_preauth_counted", False):
+            session._preauth_counted = False  # type: ignore[attr-defined]
+            ip = session.peer.client_ip
+            n = self.preauth_by_ip.get(ip, 1) - 1
+            if n <= 0:
+                self.preauth_by_ip.pop(ip, None)
+            else:
+                self.preauth_by_ip[ip] = n
+
+    def log_handshake_failure(self, session: Session, event: HandshakeFailed) -> None:
+        code = event.error.code if event.error is not None else "-"
+        self.log.warn(
+            "gateway/ws",
+            f"handshake refused conn={session.conn_id[:8]} ip={session.peer.client_ip} "
+            f"close={event.close_code} code={code} reason={event.close_reason!r}",
+        )
+
+    # ------------------------------------------------------------------ broadcasts
+
+    def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
+        for session in list(self.sessions.values()):
+            session.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
+
+    def _self_row(self) -> PresenceEntry:
+        ip = "127.0.0.1"
+        return PresenceEntry(
+            ts=_runtime.wall_ms(),
+            host=self.host,
+            ip=ip,
+            version=VERSION,
+            platform=f"{platform.system().lower()} {platform.release()}",
+            device_family=platform.system(),
+            mode="gateway",
+            reason="self",
+            instance_id=self.boot_id,
+            text=f"Gateway: {self.host} ({ip}) · app {VERSION} · mode gateway · reason self",
+        )
+
+    def presence_rows(self) -> list[PresenceEntry]:
+        now = _runtime.wall_ms()
+        for key in [k for k, r in self.presence.items() if now - r.ts > PRESENCE_TTL_MS]:
+            del self.presence[key]
+        rows = sorted(self.presence.values(), key=lambda r: -r.ts)[: PRESENCE_MAX - 1]
+        return [self._self_row(), *rows]
+
+    def broadcast_presence(self) -> None:
+        self.state_version = StateVersion(presence=self.state_version.presence + 1, health=self.state_version.health)
+        self.broadcast(
+            "presence", {"presence": self.presence_rows()}, state_version=self.state_version, drop_if_slow=True
+        )
+
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            presence=self.presence_rows(),
+            health=self.health_cache or {},
+            state_version=self.state_version,
+            uptime_ms=self.uptime_ms,
+            suspension={"phase": "accepting"},
+            session_defaults={
+                "defaultAgentId": "main",
+                "modelConfigured": False,
+                "mainKey": "main",
+                "mainSessionKey": "agent:main:main",
+                "scope": "per-sender",
+            },
+            config_path=str(self.settings.paths.config_path),
+            state_dir=str(self.settings.paths.state_dir),
+            auth_mode=self.secret.mode,
+        )
+
+    def refresh_health(self) -> dict[str, Any]:
+        started = _runtime.now()
+        sessions = {"path": str(self.settings.paths.state_dir / "agents" / "main"), "count": 0, "recent": []}
+        snap = {
+            "ok": True,
+            "ts": _runtime.wall_ms(),
+            "durationMs": 0,
+            "configReload": {"hotReloadStatus": "disabled"},
+            "channels": {},
+            "channelOrder": [],
+            "channelLabels": {},
+            "heartbeatSeconds": HEARTBEAT_EVERY_MS // 1000 if self.heartbeats_enabled else 0,
+            "defaultAgentId": "main",
+            "agents": [
+                {
+                    "agentId": "main",
+                    "isDefault": True,
+                    "heartbeat": {
+                        "enabled": self.heartbeats_enabled,
+                        "every": "30m",
+                        "everyMs": HEARTBEAT_EVERY_MS,
+                        "prompt": "",
+                        "target": "owner",
+                        "ackMaxChars": 300,
+                    },
+                    "sessions": sessions,
+                }
+            ],
+            "sessions": sessions,
+        }
+        snap["durationMs"] = int((_runtime.now() - started) * 1000)
+        self.health_cache = snap
+        self.health_at = _runtime.now()
+        self.state_version = StateVersion(presence=self.state_version.presence, health=self.state_version.health + 1)
+        return snap
+
+    async def ticker(self) -> None:
+        """``tick`` every 30 s to everyone; a health refresh (and ``health`` event) every 60 s."""
+        next_tick = _runtime.now() + TICK_INTERVAL_S
+        with self._ticker_scope:
+            await self._tick_forever(next_tick)
+
+    async def _tick_forever(self, next_tick: float) -> None:
+        while True:
+            await trio.sleep_until(next_tick)
+            next_tick += TICK_INTERVAL_S
+            self.broadcast("tick", {"ts": _runtime.wall_ms()})
+            if _runtime.now() - self.health_at >= HEALTH_REFRESH_S - 1:
+                snap = self.refresh_health()
+                self.broadcast("health", snap, state_version=self.state_version)
+
+    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
+        """Close admission and tell every client (``shutdown`` event, then close 1012)."""
+        self.closing = True
+        self._ticker_scope.cancel()
+        self.services.phase = Admission.RESTARTING if restart_expected_ms is not None else Admission.ACCEPTING
+        for session in list(self.sessions.values()):
+            session.begin_shutdown(restart_expected_ms)
+
+    # ------------------------------------------------------------------ dispatch
+
+    def dispatch(self, session: Session, ev: RequestReceived) -> None:
+        handler = self.handlers.get(ev.method)
+        if handler is None:
+            session.respond_error(
+                ev.request_id,
+                E.unavailable(f"{ev.method} is not implemented by this gateway", {"method": ev.method}),
+            )
+            return
+        try:
+            handler(session, ev)
+        except Exception as exc:  # noqa: BLE001 - §7.3 step 13: a thrown handler answers UNAVAILABLE
+            self.log.error("gateway/ws", f"handler {ev.method} failed: {exc!r}")
+            if not session.closed:
+                session.respond_error(ev.request_id, E.unavailable(str(exc) or type(exc).__name__))
+
+    def _async(self, session: Session, ev: RequestReceived, fn: Callable[[], Any]) -> None:
+        """Run an async handler body in the session's nursery; it answers ``ev`` when done."""
+
+        async def runner() -> None:
+            try:
+                payload = await fn()
+            except E.RemoteProtocolError as exc:
+                if exc.error is not None:
+                    session.respond_error(ev.request_id, exc.error)
+                return
+            except Exception as exc:  # noqa: BLE001
+                self.log.error("gateway/ws", f"handler {ev.method} failed: {exc!r}")
+                session.respond_error(ev.request_id, E.unavailable(str(exc) or type(exc).__name__))
+                return
+            session.respond(ev.request_id, payload)
+
+        session.spawn(runner)
+
+    # ------------------------------------------------------------------ methods
+
+    def m_health(self, s: Session, ev: RequestReceived) -> None:
+        probe = isinstance(ev.params, dict) and ev.params.get("probe") is True
+        if probe or self.health_cache is None or _runtime.now() - self.health_at >= HEALTH_REFRESH_S:
+            self.refresh_health()
+        assert self.health_cache is not None
+        s.respond(ev.request_id, {**self.health_cache, "modelRuntime": {"degraded": False, "pendingAgents": []}})
+
+    def m_status(self, s: Session, ev: RequestReceived) -> None:
+        admin = "operator.admin" in ev.principal.scopes
+        s.respond(
+            ev.request_id,
+            {
+                "runtimeVersion": VERSION,
+                "hostDesktop": {"enabled": False, "state": "disabled"},
+                "heartbeat": {
+                    "defaultAgentId": "main",
+                    "agents": [
+                        {
+                            "agentId": "main",
+                            "enabled": self.heartbeats_enabled,
+                            "every": "30m",
+                            "everyMs": HEARTBEAT_EVERY_MS,
+                        }
+                    ],
+                },
+                "channelSummary": [],
+                "queuedSystemEvents": list(self.system_events),
+                "degradedSecretOwners": [],
+                "degradedPlugins": [],
+                "tasks": {"total": 0, "active": 0, "terminal": 0, "failures": 0},
+                "sessions": {
+                    "paths": [str(self.settings.paths.state_dir / "agents")] if admin else [],
+                    "count": 0,
+                    "defaults": {"model": None, "contextTokens": None},
+                    "recent": [],
+                    "byAgent": [],
+                },
+                "modelRuntime": {"degraded": False, "pendingAgents": []},
+                "workerPools": {},
+                "pid": os.getpid(),
+            },
+        )
+
+    def m_system_presence(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, self.presence_rows())
+
+    def m_system_event(self, s: Session, ev: RequestReceived) -> None:
+        p = ev.params
+        key = p.device_id if p.device_id is not UNSET else (p.instance_id if p.instance_id is not UNSET else None)
+        key = key or f"event:{ev.principal.conn_id}"
+        self.presence[key] = PresenceEntry(
+            ts=_runtime.wall_ms(),
+            text=p.text,
+            host=p.host,
+            ip=p.ip,
+            mode=p.mode,
+            version=p.version,
+            platform=p.platform,
+            device_family=p.device_family,
+            reason=p.reason,
+            tags=p.tags,
+        )
+        self.system_events.append(p.text)
+        del self.system_events[:-50]
+        self.broadcast_presence()
+        s.respond(ev.request_id, {"ok": True})
+
+    def m_last_heartbeat(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, self.last_heartbeat)
+
+    def m_set_heartbeats(self, s: Session, ev: RequestReceived) -> None:
+        self.heartbeats_enabled = ev.params.enabled
+        s.respond(ev.request_id, {"ok": True, "enabled": ev.params.enabled})
+
+    def m_gateway_identity_get(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, self.identity.as_payload())
+
+    def m_logs_tail(self, s: Session, ev: RequestReceived) -> None:
+        p = ev.params
+        cursor = p.cursor if p.cursor is not UNSET else None
+        limit = p.limit if p.limit is not UNSET else 500
+        max_bytes = p.max_bytes if p.max_bytes is not UNSET else 250_000
+        path = self.log.path
+
+        async def read() -> Any:
+            try:
+                return await trio.to_thread.run_sync(
+                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes)
+                )
+            except OSError as exc:
+                raise E.RemoteProtocolError(E.unavailable(f"log read failed: {exc}"), 0) from None
+
+        self._async(s, ev, read)
+
+    def m_channels_status(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(
+            ev.request_id,
+            {
+                "ts": _runtime.wall_ms(),
+                "channelOrder": [],
+                "channelLabels": {},
+                "channelDetailLabels": {},
+                "channelSystemImages": {},
+                "channelMeta": [],
+                "channels": {},
+                "channelAccounts": {},
+                "channelDefaultAccountId": {},
+                "statusIssues": [],
+            },
+        )
+
+    def m_models_list(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, {"models": []})
+
+    def _sessions_list(self) -> dict[str, Any]:
+        return {
+            "ts": _runtime.wall_ms(),
+            "path": str(self.settings.paths.state_dir / "agents"),
+            "count": 0,
+            "totalCount": 0,
+            "limitApplied": 100,
+            "nextOffset": None,
+            "hasMore": False,
+            "owners": [],
+            "defaults": {"modelProvider": None, "model": None, "contextTokens": None},
+            "sessions": [],
+        }
+
+    def m_sessions_list(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, self._sessions_list())
+
+    def m_sessions_subscribe(self, s: Session, ev: RequestReceived) -> None:
+        s.subscriptions.add("sessions")
+        raw = msgspec.to_builtins(ev.params)
+        s.respond(ev.request_id, {"subscribed": True, "list": self._sessions_list()} if raw else {"subscribed": True})
+
+    def m_secrets_reload(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, {"ok": True, "warningCount": 0})
+
+    def m_wake(self, s: Session, ev: RequestReceived) -> None:
+        key = ev.params.session_key
+        if isinstance(key, str) and ":subagent:" in key:
+            s.respond_error(ev.request_id, E.invalid_request("wake sessionKey cannot target a subagent session"))
+            return
+        self.system_events.append(ev.params.text)
+        del self.system_events[:-50]
+        s.respond(ev.request_id, {"ok": True})
+
+    # runs (no model provider yet: every run ends in an error, as the published gateway's do) ---
+
+    def _finish_run(self, run: Run, error: str) -> None:
+        run.status = "error"
+        run.error = error
+        run.ended_at = _runtime.wall_ms()
+        run.done.set()
+
+    def m_agent(self, s: Session, ev: RequestReceived) -> None:
+        key = ev.params.idempotency_key
+        begin = self.ledger.begin(
+            "agent", key, _runtime.wall_ms(), {"runId": key, "status": "in_flight", "agentId": "main"}
+        )
+        if begin.status == "in_flight":
+            s.respond(ev.request_id, begin.entry.in_flight_payload)
+            return
+        if begin.status == "done":
+            final = begin.entry.final
+            assert final is not None
+            if final.ok:
+                s.respond(ev.request_id, final.payload)
+            else:
+                s.respond_error(ev.request_id, final.error, payload=final.payload)
+            return
+        session_key = ev.params.session_key if ev.params.session_key is not UNSET else f"agent:main:explicit:{key}"
+        run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())
+        s.respond(
+            ev.request_id,
+            {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": run.started_at},
+            final=False,
+        )
+
+        async def execute() -> None:
+            await trio.sleep(0)
+            base = {"runId": key, "sessionKey": session_key, "sessionId": key, "agentId": "main"}
+            self.broadcast(
+                "agent",
+                {
+                    **base,
+                    "stream": "lifecycle",
+                    "seq": 1,
+                    "ts": _runtime.wall_ms(),
+                    "data": {"phase": "start", "startedAt": run.started_at},
+                },
+            )
+            self._finish_run(run, NO_PROVIDER)
+            self.broadcast(
+                "agent",
+                {
+                    **base,
+                    "stream": "lifecycle",
+                    "seq": 2,
+                    "ts": _runtime.wall_ms(),
+                    "data": {
+                        "phase": "error",
+                        "startedAt": run.started_at,
+                        "endedAt": run.ended_at,
+                        "error": NO_PROVIDER,
+                    },
+                },
+            )
+            self.broadcast(
+                "chat",
+                {
+                    "runId": key,
+                    "sessionKey": session_key,
+                    "agentId": "main",
+                    "seq": 3,
+                    "state": "error",
+                    "errorMessage": NO_PROVIDER,
+                },
+            )
+            err = E.unavailable(NO_PROVIDER)
+            payload = {"runId": key, "status": "error", "summary": NO_PROVIDER}
+            self.ledger.finish("agent", key, Final(ok=False, payload=payload, error=err), _runtime.wall_ms())
+            s.respond_error(ev.request_id, err, payload=payload)
+
+        s.spawn(execute)
+
+    def m_chat_send(self, s: Session, ev: RequestReceived) -> None:
+        key = ev.params.idempotency_key
+        begin = self.ledger.begin("chat", key, _runtime.wall_ms(), {"runId": key, "status": "in_flight"})
+        if begin.status != "new":
+            final = begin.entry.final
+            s.respond(ev.request_id, final.payload if final is not None else begin.entry.in_flight_payload)
+            return
+        raw_key = ev.params.session_key
+        session_key = raw_key if raw_key.startswith("agent:") else f"agent:main:{raw_key}"
+        run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())
+        s.respond(ev.request_id, {"runId": key, "status": "started"})
+
+        async def execute() -> None:
+            await trio.sleep(0)
+            self._finish_run(run, NO_PROVIDER)
+            self.broadcast(
+                "chat",
+                {
+                    "runId": key,
+                    "sessionKey": session_key,
+                    "agentId": "main",
+                    "seq": 1,
+                    "state": "error",
+                    "errorMessage": NO_PROVIDER,
+                },
+            )
+            self.ledger.finish(
+                "chat", key, Final(ok=True, payload={"runId": key, "status": "error"}), _runtime.wall_ms()
+            )
+
+        s.spawn(execute)
+
+    def m_agent_wait(self, s: Session, ev: RequestReceived) -> None:
+        run_id = ev.params.run_id
+        timeout_ms = ev.params.timeout_ms if ev.params.timeout_ms is not UNSET else 30_000
+
+        async def wait() -> Any:
+            run = self.runs.get(run_id)
+            if run is not None:
+                with trio.move_on_after(timeout_ms / 1000):
+                    await run.done.wait()
+                if run.done.is_set():
+                    out: dict[str, Any] = {
+                        "runId": run_id,
+                        "status": run.status,
+                        "startedAt": run.started_at,
+                        "endedAt": run.ended_at,
+                    }
+                    if run.error:
+                        out["error"] = run.error
+                    return out
+            else:
+                await trio.sleep(timeout_ms / 1000)
+            return {"runId": run_id, "status": "timeout"}
+
+        self._async(s, ev, wait)
+
+    def m_chat_abort(self, s: Session, ev: RequestReceived) -> None:
+        key = ev.params.session_key
+        canonical = key if key.startswith("agent:") else f"agent:main:{key}"
+        active = [r for r in self.runs.values() if r.session_key == canonical and not r.done.is_set()]
+        if ev.params.run_id is not UNSET:
+            active = [r for r in active if r.run_id == ev.params.run_id]
+        for run in active:
+            run.status = "aborted"
+            run.ended_at = _runtime.wall_ms()
+            run.done.set()
+        s.respond(ev.request_id, {"ok": True, "aborted": bool(active), "runIds": [r.run_id for r in active]})
+
+    # config (minimal: the full config layer is separate work) --------------------------
+
+    def _config_state(self) -> dict[str, Any]:
+        path = self.settings.paths.config_path
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {
+                "path": str(path),
+                "exists": False,
+                "raw": None,
+                "parsed": None,
+                "valid": True,
+                "hash": None,
+                "issues": [],
+                "warnings": [],
+            }
+        digest = hashlib.sha256(raw.encode()).hexdigest()
+        try:
+            parsed = pyjson5.decode(raw) if raw.strip() else {}
+            issues: list[Any] = []
+        except Exception as exc:  # noqa: BLE001
+            parsed, issues = None, [{"path": "", "message": str(exc)}]
+        return {
+            "path": str(path),
+            "exists": True,
+            "raw": raw,
+            "parsed": parsed,
+            "valid": not issues,
+            "hash": digest,
+            "issues": issues,
+            "warnings": [],
+        }
+
+    def _secrets(self) -> set[str]:
+        return {v for v in (self.secret.token, self.secret.password) if v}
+
+    def m_config_get(self, s: Session, ev: RequestReceived) -> None:
+        st = self._config_state()
+        secrets = self._secrets()
+        raw = st["raw"]
+        if raw is not None:
+            for value in secrets:
+                raw = raw.replace(value, REDACTED)
+        parsed = _redact(st["parsed"], secrets)
+        s.respond(
+            ev.request_id,
+            {
+                "path": st["path"],
+                "includedPaths": [],
+                "includeProvenance": [],
+                "agentRosterIncludeOwned": False,
+                "bindingsIncludeOwned": False,
+                "exists": st["exists"],
+                "raw": raw if st["valid"] else None,
+                "parsed": parsed,
+                "sourceConfig": parsed,
+                "resolved": parsed,
+                "valid": st["valid"],
+                "runtimeConfig": parsed,
+                "config": parsed,
+                "hash": st["hash"],
+                "issues": st["issues"],
+                "warnings": st["warnings"],
+                "legacyIssues": [],
+                "configRevisionHash": st["hash"],
+                "appliedConfigHash": None,
+            },
+        )
+
+    def _check_base_hash(self, st: dict[str, Any], base: Any) -> None:
+        if not st["exists"]:
+            return
+        if not isinstance(base, str) or not base:
+            raise E.RemoteProtocolError(E.invalid_request("config base hash required; re-run config.get and retry"), 0)
+        if base != st["hash"]:
+            raise E.RemoteProtocolError(
+                E.invalid_request("config changed since last load; re-run config.get and retry"), 0
+            )
+
+    def _write_config(self, value: Any) -> dict[str, Any]:
+        path = self.settings.paths.config_path
+        if path.exists():
+            atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
+        text = json.dumps(value, indent=2) + "\n"
+        atomic_write(path, text.encode())
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        self.broadcast("config.changed", {"path": str(path), "hash": digest, "ts": _runtime.wall_ms()})
+        self.log.info("gateway/reload", f"config written by RPC: {path}")
+        return {"ok": True, "path": str(path), "hash": digest, "config": _redact(value, self._secrets())}
+
+    def _config_write(self, s: Session, ev: RequestReceived, *, patch: bool, apply: bool) -> None:
+        st = self._config_state()
+        try:
+            self._check_base_hash(st, ev.params.base_hash if ev.params.base_hash is not UNSET else None)
+            try:
+                incoming = pyjson5.decode(ev.params.raw)
+            except Exception as exc:  # noqa: BLE001
+                raise E.RemoteProtocolError(E.invalid_request(f"invalid config: {exc}"), 0) from None
+            if not isinstance(incoming, dict):
+                raise E.RemoteProtocolError(E.invalid_request("invalid config: the root must be an object"), 0)
+            if patch:
+                if not st["valid"]:
+                    issues = "; ".join(i["message"] for i in st["issues"])
+                    raise E.RemoteProtocolError(
+                        E.invalid_request(f"{issues}; fix (openclaw doctor) before patching"), 0
+                    )
+                current = st["parsed"] or {}
+                merged = _merge_patch(current, incoming)
+                if merged == current:
+                    s.respond(
+                        ev.request_id,
+                        {
+                            "ok": True,
+                            "noop": True,
+                            "changedPaths": [],
+                            "path": st["path"],
+                            "config": _redact(current, self._secrets()),
+                        },
+                    )
+                    return
+                result = self._write_config(merged)
+                result["changedPaths"] = sorted(incoming)
+            else:
+                result = self._write_config(incoming)
+        except E.RemoteProtocolError as exc:
+            assert exc.error is not None
+            s.respond_error(ev.request_id, exc.error)
+            return
+        if apply:
+            result["restart"] = False
+            result["sentinel"] = {"persisted": False, "payload": None}
+        s.respond(ev.request_id, result)
+
+    def m_config_set(self, s: Session, ev: RequestReceived) -> None:
+        self._config_write(s, ev, patch=False, apply=False)
+
+    def m_config_patch(self, s: Session, ev: RequestReceived) -> None:
+        self._config_write(s, ev, patch=True, apply=True)
+
+    def m_config_apply(self, s: Session, ev: RequestReceived) -> None:
+        self._config_write(s, ev, patch=False, apply=True)

@@ -1,0 +1,108 @@
+"""``gateway run --force``: stop whatever listens on the gateway port first (runtime-cli.md §6.4)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .settings import StartupError
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            local, state, inode = parts[1], parts[3], parts[9]
+            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
+                inodes.add(inode)
+    return inodes
+
+
+def listeners(port: int) -> dict[int, str]:
+    """pid → command line of the processes listening on ``port`` (Linux /proc)."""
+    inodes = _listening_inodes(port)
+    found: dict[int, str] = {}
+    if not inodes:
+        return found
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        try:
+            for fd in (pid_dir / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    cmd = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+                    found[int(pid_dir.name)] = cmd
+                    break
+        except OSError:
+            continue
+    return found
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(port: int, *, sigterm_timeout: float = 0.7, wait_timeout: float = 3.0) -> list[int]:
+    """SIGTERM (then SIGKILL) every listener on ``port`` and wait until it can be bound."""
+    pids = {pid: cmd for pid, cmd in listeners(port).items() if pid != os.getpid()}
+    if not pids:
+        return []
+    gateway_like = [pid for pid, cmd in pids.items() if "openclaw" in cmd and "gateway" in cmd]
+    if gateway_like and not sys.stdin.isatty() and os.environ.get("OPENCLAW_FORCE_NONINTERACTIVE") != "1":
+        raise StartupError(
+            "Refusing to kill the operator's running gateway service from a non-interactive shell. Use an isolated "
+            "dev gateway (openclaw gateway run --dev, or --profile <name> with a free port) for testing. "
+            f"Existing gateway listener pid: {gateway_like[0]}.",
+            1,
+        )
+    for pid, cmd in pids.items():
+        try:
+            os.kill(pid, signal.SIGTERM)
+            print(f"force: killed pid {pid} ({cmd[:80]}) on port {port}", file=sys.stderr)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + sigterm_timeout
+    while time.monotonic() < deadline and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    for pid in pids:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+            print(f"force: escalated to SIGKILL while freeing port {port}", file=sys.stderr)
+    start = time.monotonic()
+    while not _bindable(port):
+        if time.monotonic() - start > wait_timeout:
+            raise StartupError(
+                f"Could not free port {port}: still in use. Run openclaw gateway status --deep to inspect the listener.",
+                1,
+            )
+        time.sleep(0.15)
+    waited = int((time.monotonic() - start) * 1000)
+    if waited:
+        print(f"force: waited {waited}ms for port {port} to become bindable", file=sys.stderr)
+    return list(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

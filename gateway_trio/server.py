@@ -1,0 +1,281 @@
+"""``run_gateway``: the always-on process. Hypercorn's Trio worker, embedded, on one port.
+
+Lifecycle: lock the state dir → bind the listeners (127.0.0.1 and ::1 for loopback, same port)
+→ serve → on SIGTERM/SIGINT drain and exit, on SIGUSR1/SIGUSR2 restart in process on the same
+sockets' port and bind. Every step is logged to the console and the JSONL file log.
+
+Resource handling: the listening sockets, the state-dir lock and the file log are owned here and
+released on every exit path. Error handling: refusals raise :class:`StartupError` with the exact
+text and exit code; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+
+import trio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.config import Sockets
+from hypercorn.trio.run import worker_serve
+from hypercorn.utils import wrap_app
+
+from gateway_core.constants import MAX_PAYLOAD_BYTES
+from gateway_core.services import Admission
+
+from .app import VERSION, Gateway
+from .asgi import GatewayASGI
+from .filelog import FileLog
+from .settings import GatewaySettings, StartupError
+
+BIND_RETRIES = 20
+BIND_RETRY_S = 0.5
+LOCK_WAIT_S = 5.0
+DRAIN_BUDGET_S = 10.0
+RESTART_EXPECTED_MS = 1500
+KEEPALIVE_S = 25.0
+
+
+@dataclass
+class Control:
+    """Lets tests (and signals) stop or restart a running gateway."""
+
+    send: trio.MemorySendChannel[tuple[str, str]]
+    receive: trio.MemoryReceiveChannel[tuple[str, str]]
+    port: int = 0
+    hosts: list[str] = field(default_factory=list)
+
+    @classmethod
+    def new(cls) -> Control:
+        send, receive = trio.open_memory_channel[tuple[str, str]](16)
+        return cls(send, receive)
+
+    def stop(self, why: str = "stop") -> None:
+        self.send.send_nowait(("stop", why))
+
+    def restart(self, why: str = "restart") -> None:
+        self.send.send_nowait(("restart", why))
+
+
+class _Holder:
+    gateway: Gateway | None = None
+
+
+def _lock(state_dir: Path) -> int:
+    """Hold ``<state>/gateway.lock`` (one gateway per state dir); waits up to 5 s."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = state_dir / "gateway.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    deadline = time.monotonic() + LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                try:
+                    owner = os.pread(fd, 32, 0).decode().strip() or "?"
+                finally:
+                    os.close(fd)
+                raise StartupError(
+                    f"Gateway failed to start: gateway already running (pid {owner}); "
+                    f"lock timeout after {int(LOCK_WAIT_S * 1000)}ms",
+                    1,
+                ) from None
+            time.sleep(0.1)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+def _unlock(fd: int, state_dir: Path) -> None:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    (state_dir / "gateway.lock").unlink(missing_ok=True)
+
+
+def bind_sockets(hosts: list[str], port: int) -> tuple[list[socket.socket], int]:
+    """Bind every listener host on one port (port 0 picks one for all). Retries EADDRINUSE ~10 s."""
+    for attempt in range(BIND_RETRIES + 1):
+        bound: list[socket.socket] = []
+        chosen = port
+        try:
+            for host in hosts:
+                family = socket.AF_INET6 if ":" in host else socket.AF_INET
+                sock = socket.socket(family, socket.SOCK_STREAM)
+                try:
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    if family == socket.AF_INET6:
+                        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                    sock.bind((host, chosen))
+                except OSError as exc:
+                    sock.close()
+                    if (
+                        family == socket.AF_INET6
+                        and host == "::1"
+                        and exc.errno
+                        in (
+                            errno.EADDRNOTAVAIL,
+                            errno.EAFNOSUPPORT,
+                        )
+                    ):
+                        continue  # no IPv6 loopback on this machine: serve IPv4 only
+                    raise
+                sock.listen(1024)
+                sock.setblocking(False)
+                chosen = sock.getsockname()[1]
+                bound.append(sock)
+            return bound, chosen
+        except OSError as exc:
+            for s in bound:
+                s.close()
+            shown = f"[{host}]" if ":" in host else host
+            if exc.errno == errno.EADDRINUSE:
+                if attempt < BIND_RETRIES:
+                    time.sleep(BIND_RETRY_S)
+                    continue
+                raise StartupError(
+                    f"Gateway failed to start: another gateway instance is already listening on "
+                    f"ws://{shown}:{port} | listen EADDRINUSE: address already in use {shown}:{port} | EADDRINUSE\n"
+                    f"If the gateway is supervised, stop it with: openclaw gateway stop\n"
+                    f"Port {port} is already in use.",
+                    1,
+                ) from None
+            raise StartupError(
+                f"Gateway failed to start: failed to bind gateway socket on ws://{shown}:{port}: {exc}", 1
+            ) from None
+    raise AssertionError("unreachable")
+
+
+def _hypercorn_config() -> HypercornConfig:
+    cfg = HypercornConfig()
+    cfg.accesslog = None
+    cfg.errorlog = None
+    cfg.websocket_max_message_size = MAX_PAYLOAD_BYTES + 1024 * 1024  # the core enforces the exact limits
+    cfg.websocket_ping_interval = KEEPALIVE_S
+    cfg.graceful_timeout = 3.0
+    cfg.keep_alive_timeout = 5.0
+    cfg.backlog = 1024
+    return cfg
+
+
+async def _signals(control: Control) -> None:
+    names = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1", signal.SIGUSR2: "SIGUSR2"}
+    with trio.open_signal_receiver(*names) as received:
+        async for signum in received:
+            name = names[signal.Signals(signum)]
+            if name in ("SIGUSR1", "SIGUSR2"):
+                control.restart(name)
+            else:
+                control.stop(name)
+
+
+async def run_gateway(
+    settings: GatewaySettings,
+    log: FileLog,
+    *,
+    control: Control | None = None,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Control] = trio.TASK_STATUS_IGNORED,
+) -> int:
+    """Serve until stopped; returns the process exit status (0 on a clean stop)."""
+    control = control or Control.new()
+    state_dir = settings.paths.state_dir
+    lock_fd = _lock(state_dir)
+    holder = _Holder()
+    app = wrap_app(GatewayASGI(holder), 0, "asgi")
+    started = time.monotonic()
+    try:
+        log.info("gateway", "starting...")
+        sockets, port = bind_sockets(settings.hosts, settings.port)
+        control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
+        restarts = 0
+        reported = False
+        async with trio.open_nursery() as outer:
+            if handle_signals:
+                outer.start_soon(_signals, control)
+            while True:
+                gw = Gateway(settings, log, restart_count=restarts)
+                holder.gateway = gw
+                shutdown = trio.Event()
+                async with trio.open_nursery() as nursery:
+                    log.info("gateway", "starting HTTP server...")
+                    await nursery.start(
+                        partial(
+                            worker_serve,
+                            app,
+                            _hypercorn_config(),
+                            sockets=Sockets([], [_dup(s) for s in sockets], []),
+                            shutdown_trigger=shutdown.wait,
+                        )
+                    )
+                    gw.refresh_health()
+                    gw.services.phase = Admission.ACCEPTING
+                    shown = ", ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in control.hosts)
+                    log.info(
+                        "gateway",
+                        f"http server listening on {shown} ({time.monotonic() - started:.1f}s)",
+                    )
+                    log.info("gateway", f"log file: {log.path}")
+                    log.info("gateway", "ready")
+                    if not reported:
+                        task_status.started(control)
+                        reported = True
+                    nursery.start_soon(gw.ticker)
+                    action, why = await control.receive.receive()
+                    t0 = time.monotonic()
+                    restart = action == "restart"
+                    log.info("admission", f"closed: {action} ({why})")
+                    if restart:
+                        log.info("gateway", f"received {why}; restarting")
+                        log.info("gateway", "restart mode: in-process restart (unmanaged: keep the process and port)")
+                    else:
+                        log.info("gateway", f"received {why}; shutting down")
+                    log.info(
+                        "gateway",
+                        f"shutdown budget at shutdown: drain={int(DRAIN_BUDGET_S * 1000)}ms "
+                        f"shutdown={int(DRAIN_BUDGET_S * 1000) + 10000}ms reserve=10000ms exitMargin=5000ms",
+                    )
+                    gw.begin_shutdown(RESTART_EXPECTED_MS if restart else None)
+                    with trio.move_on_after(DRAIN_BUDGET_S):
+                        for session in list(gw.sessions.values()):
+                            await session.wait_closed()
+                    remaining = len(gw.sessions)
+                    if remaining:
+                        log.warn("shutdown", f"{remaining} connection(s) still open after the drain budget")
+                    shutdown.set()
+                    nursery.cancel_scope.deadline = trio.current_time() + DRAIN_BUDGET_S
+                log.info("shutdown", f"completed cleanly in {int((time.monotonic() - t0) * 1000)}ms")
+                holder.gateway = None
+                if not restart:
+                    break
+                restarts += 1
+            outer.cancel_scope.cancel()
+        for s in sockets:
+            s.close()
+        return 0
+    finally:
+        _unlock(lock_fd, state_dir)
+
+
+def _dup(sock: socket.socket) -> socket.socket:
+    """Hypercorn closes the sockets it serves; give it a duplicate so a restart can serve again."""
+    dup = sock.dup()
+    dup.setblocking(False)
+    return dup
+
+
+def banner() -> str:
+    return f"OpenClaw {VERSION} (python gateway)"
+
+
+__all__ = ["Control", "bind_sockets", "run_gateway"]

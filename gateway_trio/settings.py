@@ -1,0 +1,301 @@
+"""Where things live and how ``gateway run`` resolves its settings (runtime-cli.md §1, §3, §5).
+
+Minimal configuration support for the gateway process: the config file is read as JSON5 and the
+keys the runtime needs are picked out (the full validated schema and hot reload are separate work).
+Errors carry the exact operator-facing text and the exit code (78 for configuration problems).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyjson5
+
+DEFAULT_PORT = 18789
+DEV_PORT = 19001
+EXIT_CONFIG = 78
+BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
+AUTH_MODES = ("none", "token", "password", "trusted-proxy")
+PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
+
+
+class StartupError(Exception):
+    """A refusal to start: ``message`` goes to stderr, ``exit_code`` is the process status."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.exit_code = exit_code
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() in ("", "undefined", "null"):
+        return None
+    return value
+
+
+def home_dir() -> Path:
+    """``OPENCLAW_HOME`` > ``$HOME`` > the OS home."""
+    raw = _env("OPENCLAW_HOME") or _env("HOME")
+    return Path(raw).expanduser() if raw else Path.home()
+
+
+def fnv1a32(text: str) -> int:
+    """FNV-1a 32-bit (named-profile default ports, §1.2)."""
+    h = 2166136261
+    for b in text.encode():
+        h ^= b
+        h = (h * 16777619) & 0xFFFFFFFF
+    return h
+
+
+@dataclass
+class Paths:
+    """Resolved locations for one profile."""
+
+    profile: str | None
+    state_dir: Path
+    config_path: Path
+
+    @classmethod
+    def resolve(cls, profile: str | None = None) -> Paths:
+        if profile is not None and not PROFILE_RE.match(profile):
+            raise StartupError('Invalid --profile (use letters, numbers, "_", "-" only)', 2)
+        named = profile if profile and profile.lower() != "default" else None
+        state_env = _env("OPENCLAW_STATE_DIR")
+        if state_env:
+            state = Path(state_env).expanduser()
+        else:
+            state = home_dir() / (f".openclaw-{named}" if named else ".openclaw")
+        cfg_env = _env("OPENCLAW_CONFIG_PATH")
+        config = Path(cfg_env).expanduser() if cfg_env else state / "openclaw.json"
+        return cls(named, state, config)
+
+
+def load_config(path: Path) -> dict[str, Any] | None:
+    """The config as a dict (JSON5), ``None`` when the file does not exist."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StartupError(f"Gateway failed to start: cannot read config {path}: {exc}", EXIT_CONFIG) from None
+    try:
+        value = pyjson5.decode(text) if text.strip() else {}
+    except Exception as exc:  # noqa: BLE001 - pyjson5 raises several error types
+        raise StartupError(f"Gateway failed to start: Invalid config at {path}:\n{exc}", EXIT_CONFIG) from None
+    if not isinstance(value, dict):
+        raise StartupError(f"Gateway failed to start: Invalid config at {path}: the root must be an object", 78)
+    return value
+
+
+def _get(cfg: dict[str, Any] | None, dotted: str) -> Any:
+    node: Any = cfg or {}
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+@dataclass
+class GatewaySettings:
+    """Everything ``gateway run`` decided before binding."""
+
+    paths: Paths
+    config: dict[str, Any] | None
+    port: int
+    port_source: str
+    bind: str
+    hosts: list[str]
+    auth_mode: str
+    token: str | None
+    password: str | None
+    runtime_token: bool = False
+    log_file: Path | None = None
+    log_level: str = "info"
+    console_level: str = "info"
+    max_file_bytes: int = 104_857_600
+    verbose: bool = False
+    ws_log: str = "auto"
+    warnings: list[str] = field(default_factory=list)
+
+
+def resolve_bind_hosts(bind: str, custom_host: str | None) -> list[str]:
+    """Listener addresses for a bind mode (§5.1). Loopback binds 127.0.0.1 and ::1."""
+    if bind == "loopback":
+        return ["127.0.0.1", "::1"]
+    if bind == "lan":
+        return ["0.0.0.0"]
+    if bind == "custom" and custom_host and re.fullmatch(r"(\d{1,3}\.){3}\d{1,3}", custom_host):
+        return [custom_host, "127.0.0.1"]
+    if bind in ("auto", "tailnet"):
+        return ["127.0.0.1", "::1"]
+    return ["0.0.0.0"]
+
+
+def resolve(
+    *,
+    paths: Paths,
+    port: int | None = None,
+    bind: str | None = None,
+    auth: str | None = None,
+    token: str | None = None,
+    password: str | None = None,
+    password_file: Path | None = None,
+    allow_unconfigured: bool = False,
+    dev: bool = False,
+    verbose: bool = False,
+    ws_log: str = "auto",
+    new_token: Any = None,
+) -> GatewaySettings:
+    """Apply the precedence rules of runtime-cli.md §3.1 and the start guards of §1.4 and §5.2."""
+    if bind is not None and bind not in BIND_MODES:
+        raise StartupError('Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".')
+    if port is not None and not 1 <= port <= 65535:
+        raise StartupError("Invalid --port. Use a port number from 1 to 65535, for example 18789.")
+    if auth is not None and auth not in AUTH_MODES:
+        raise StartupError('Invalid --auth. Use "none", "token", "password", or "trusted-proxy".')
+    if ws_log not in ("auto", "full", "compact"):
+        raise StartupError('Invalid --ws-log. Use "auto", "full", or "compact".')
+    if password is not None and password_file is not None:
+        raise StartupError("Use either --password or --password-file.")
+    cfg = load_config(paths.config_path)
+    warnings: list[str] = []
+
+    # Port: --port → OPENCLAW_GATEWAY_PORT → gateway.port → profile hash → 18789.
+    source = "--port"
+    if port is None:
+        env_port = _env("OPENCLAW_GATEWAY_PORT")
+        if env_port:
+            tail = env_port.rsplit(":", 1)[-1].strip("[]")
+            if tail.isdigit() and 1 <= int(tail) <= 65535:
+                port, source = int(tail), "OPENCLAW_GATEWAY_PORT"
+    if port is None:
+        cfg_port = _get(cfg, "gateway.port")
+        if cfg_port is not None:
+            if isinstance(cfg_port, bool) or not isinstance(cfg_port, int) or not 1 <= cfg_port <= 65535:
+                raise StartupError(
+                    "Invalid gateway.port in config. Set gateway.port to a number from 1 to 65535, "
+                    "or pass --port 18789.",
+                    EXIT_CONFIG,
+                )
+            port, source = cfg_port, "gateway.port"
+    if port is None:
+        if dev:
+            port, source = DEV_PORT, "--dev"
+        elif paths.profile:
+            port, source = 20000 + fnv1a32(paths.profile) % 40000, "profile"
+        else:
+            port, source = DEFAULT_PORT, "default"
+
+    bind = bind or _get(cfg, "gateway.bind") or "loopback"
+    if bind not in BIND_MODES:
+        raise StartupError(f'Invalid gateway.bind in config: "{bind}".', EXIT_CONFIG)
+
+    # gateway.mode guard (§1.4)
+    if not allow_unconfigured and not dev:
+        mode = _get(cfg, "gateway.mode")
+        if cfg is None:
+            raise StartupError(
+                "Missing config. Run `openclaw setup` or set gateway.mode=local (or pass --allow-unconfigured).",
+                EXIT_CONFIG,
+            )
+        if mode is None:
+            raise StartupError(
+                "Gateway start blocked: existing config is missing gateway.mode. Treat this as suspicious or "
+                "clobbered config. Re-run `openclaw onboard --mode local` or `openclaw setup`, set "
+                "gateway.mode=local manually, or pass --allow-unconfigured.",
+                EXIT_CONFIG,
+            )
+        if mode != "local":
+            raise StartupError(
+                f"Gateway start blocked: set gateway.mode=local (current: {mode}) or pass --allow-unconfigured.",
+                EXIT_CONFIG,
+            )
+
+    # Secrets: flags → config → environment.
+    if password_file is not None:
+        try:
+            password = password_file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise StartupError(f"Cannot read --password-file {password_file}: {exc}") from None
+    elif password is not None:
+        warnings.append(
+            "Warning: --password can be exposed via process listings. "
+            "Prefer --password-file or OPENCLAW_GATEWAY_PASSWORD."
+        )
+    cfg_token = _get(cfg, "gateway.auth.token")
+    cfg_password = _get(cfg, "gateway.auth.password")
+    token = token or (cfg_token if isinstance(cfg_token, str) else None) or _env("OPENCLAW_GATEWAY_TOKEN")
+    password = (
+        password or (cfg_password if isinstance(cfg_password, str) else None) or _env("OPENCLAW_GATEWAY_PASSWORD")
+    )
+    mode = auth or _get(cfg, "gateway.auth.mode") or ("password" if password else "token")
+    if mode not in AUTH_MODES:
+        raise StartupError(f'Invalid gateway.auth.mode in config: "{mode}".', EXIT_CONFIG)
+    if mode == "password" and not password:
+        raise StartupError(
+            "Gateway auth is set to password, but no password is configured.\n"
+            "Set gateway.auth.password (or OPENCLAW_GATEWAY_PASSWORD), or pass --password.",
+            EXIT_CONFIG,
+        )
+    hosts = resolve_bind_hosts(bind, _get(cfg, "gateway.customBindHost"))
+    loopback_only = all(h in ("127.0.0.1", "::1") for h in hosts)
+    has_secret = (mode == "token" and bool(token)) or (mode == "password" and bool(password))
+    if not loopback_only and not has_secret and mode != "trusted-proxy":
+        lines = [f"Refusing to bind gateway to {bind} without auth."]
+        lines.append(
+            "Set gateway.auth.token/password (or OPENCLAW_GATEWAY_TOKEN/OPENCLAW_GATEWAY_PASSWORD) or pass --token/--password."
+        )
+        if _get(cfg, "gateway.token") is not None:
+            lines.append('Found "gateway.token" in config. Use "gateway.auth.token" instead.')
+        if _get(cfg, "gateway.remote.token") is not None:
+            lines.append('"gateway.remote.token" is for remote CLI calls; it does not enable local gateway auth.')
+        raise StartupError("\n".join(lines), EXIT_CONFIG)
+    runtime_token = False
+    if mode == "token" and not token:
+        token = new_token() if new_token else None
+        runtime_token = True
+        warnings.append(
+            "[gateway] auth token was missing. Generated a runtime token for this startup without changing config; "
+            "restart will generate a different token. Persist one with `openclaw config set gateway.auth.mode token` "
+            "and `openclaw config set gateway.auth.token <token>`."
+        )
+    if mode == "none":
+        warnings.append("Gateway auth mode=none explicitly configured; all gateway connections are unauthenticated.")
+    if not loopback_only:
+        warnings.append(
+            "⚠️  Gateway is binding to a non-loopback address. Ensure authentication is configured before "
+            "exposing to public networks."
+        )
+    log_file = _get(cfg, "logging.file")
+    level = _env("OPENCLAW_LOG_LEVEL") or _get(cfg, "logging.level") or "info"
+    console_level = _env("OPENCLAW_LOG_LEVEL") or _get(cfg, "logging.consoleLevel") or "info"
+    if verbose:
+        console_level = "debug"
+    max_bytes = _get(cfg, "logging.maxFileBytes")
+    return GatewaySettings(
+        paths=paths,
+        config=cfg,
+        port=port,
+        port_source=source,
+        bind=bind,
+        hosts=hosts,
+        auth_mode=mode,
+        token=token,
+        password=password,
+        runtime_token=runtime_token,
+        log_file=Path(log_file).expanduser() if isinstance(log_file, str) and log_file else None,
+        log_level=level if isinstance(level, str) else "info",
+        console_level=console_level if isinstance(console_level, str) else "info",
+        max_file_bytes=max_bytes if isinstance(max_bytes, int) and max_bytes > 0 else 104_857_600,
+        verbose=verbose,
+        ws_log=ws_log,
+        warnings=warnings,
+    )

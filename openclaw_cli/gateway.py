@@ -1,0 +1,100 @@
+"""``openclaw gateway`` / ``openclaw gateway run``: the gateway in the foreground (runtime-cli.md §10.1)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Literal
+
+from cyclopts import App, Parameter
+
+gateway_app = App(name="gateway", help="Run the gateway in the foreground (same as `gateway run`).")
+
+
+@gateway_app.default
+@gateway_app.command(name="run")
+def run(
+    *,
+    port: Annotated[
+        int | None, Parameter(help="WS/HTTP port (default: OPENCLAW_GATEWAY_PORT, gateway.port, 18789).")
+    ] = None,
+    bind: Annotated[
+        str | None, Parameter(help="loopback|lan|tailnet|auto|custom (default: gateway.bind, else loopback).")
+    ] = None,
+    token: Annotated[
+        str | None, Parameter(help="Shared token for connect.params.auth.token (default OPENCLAW_GATEWAY_TOKEN).")
+    ] = None,
+    auth: Annotated[str | None, Parameter(help="none|token|password|trusted-proxy")] = None,
+    password: Annotated[str | None, Parameter(help="Shared password (prefer --password-file).")] = None,
+    password_file: Annotated[Path | None, Parameter(help="Read the shared password from this file.")] = None,
+    allow_unconfigured: Annotated[bool, Parameter(help="Skip the gateway.mode guard; does not repair config.")] = False,
+    dev: Annotated[bool, Parameter(help="Dev profile defaults (port 19001) and no config required.")] = False,
+    reset: Annotated[bool, Parameter(help="Reset dev config and state; requires --dev.")] = False,
+    force: Annotated[bool, Parameter(help="Stop whatever listens on the port first.")] = False,
+    verbose: Annotated[bool, Parameter(help="Verbose console (debug) and all WebSocket traffic.")] = False,
+    ws_log: Annotated[Literal["auto", "full", "compact"], Parameter(help="WebSocket log style.")] = "auto",
+    compact: Annotated[bool, Parameter(help="Alias for --ws-log compact.")] = False,
+    raw_stream: Annotated[bool, Parameter(help="Log raw model stream events to JSONL.")] = False,
+    raw_stream_path: Annotated[Path | None, Parameter(help="Where --raw-stream writes.")] = None,
+    profile: Annotated[str | None, Parameter(help="Use profile NAME (its own state dir, config and port).")] = None,
+) -> int:
+    """Run the gateway in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1/SIGUSR2 restart it in place.
+
+    Exit codes: 0 clean stop, 78 configuration refusal, 1 anything else.
+    """
+    import trio
+
+    from gateway_trio import _runtime
+    from gateway_trio.filelog import FileLog
+    from gateway_trio.server import run_gateway
+    from gateway_trio.settings import Paths, StartupError, resolve
+
+    if reset and not dev:
+        print("Use --reset with --dev.", file=sys.stderr)
+        return 1
+    try:
+        paths = Paths.resolve(profile or ("dev" if dev else None))
+        settings = resolve(
+            paths=paths,
+            port=port,
+            bind=bind,
+            auth=auth,
+            token=token,
+            password=password,
+            password_file=password_file,
+            allow_unconfigured=allow_unconfigured,
+            dev=dev,
+            verbose=verbose,
+            ws_log="compact" if compact else ws_log,
+            new_token=_runtime.new_token,
+        )
+    except StartupError as exc:
+        print(exc.message, file=sys.stderr)
+        return exc.exit_code
+    if force:
+        from gateway_trio.force import free_port
+
+        try:
+            free_port(settings.port)
+        except StartupError as exc:
+            print(exc.message, file=sys.stderr)
+            return exc.exit_code
+    log = FileLog(
+        settings.log_file,
+        profile=paths.profile,
+        level=settings.log_level,
+        console_level=settings.console_level,
+        max_file_bytes=settings.max_file_bytes,
+    )
+    for line in settings.warnings:
+        log.warn("gateway", line)
+    if settings.runtime_token and settings.token:
+        log.info("gateway", "runtime token (this process only): pass it with --token to clients on this host")
+    try:
+        return trio.run(run_gateway, settings, log)
+    except StartupError as exc:
+        log.error("gateway", exc.message.splitlines()[0])
+        print(exc.message, file=sys.stderr)
+        return exc.exit_code
+    finally:
+        log.close()

@@ -71,7 +71,7 @@ def run_core(cases: list[Case], args: argparse.Namespace) -> list[Result]:
 def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
     import trio
 
-    from .live_driver import LiveDriver
+    from .live_driver import open_live_driver
 
     live_auth = "token" if args.token else "password" if args.password else "none"
     flags = {f for f in ("fresh", "slow") if getattr(args, f)}
@@ -88,7 +88,7 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
             started = time.perf_counter()
             try:
                 with trio.fail_after(float(case.header.get("timeout_s", 60))):
-                    async with LiveDriver(args.url) as driver:
+                    async with open_live_driver(args.url) as driver:
                         await Interpreter(case, driver, _variables(args)).run()
             except StepFailed as exc:
                 results.append(Result(case.id, case.title, "failed", str(exc), duration_ms=_ms(started)))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
@@ -28,33 +30,20 @@ class _Conn:
 
 
 class LiveDriver:
-    """Driver over real sockets. Use as ``async with LiveDriver(url) as d:`` (owns a nursery)."""
+    """Driver over real sockets; create it with :func:`open_live_driver` (it owns a nursery)."""
 
     name = "live"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, nursery: trio.Nursery) -> None:
         self.url = url
         self.conns: dict[str, _Conn] = {}
         self._t0 = trio.current_time()
-        self._nursery: trio.Nursery | None = None
-        self._cm: Any = None
-
-    async def __aenter__(self) -> LiveDriver:
-        self._cm = trio.open_nursery()
-        self._nursery = await self._cm.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-        assert self._nursery is not None
-        self._nursery.cancel_scope.cancel()
-        await self._cm.__aexit__(None, None, None)
+        self._nursery = nursery
 
     def now_ms(self) -> float:
         return (trio.current_time() - self._t0) * 1000
 
     async def open(self, conn: str, *, peer: dict[str, Any] | None, origin: str | None) -> None:
-        assert self._nursery is not None
         headers = [("Origin", origin)] if origin else None
         try:
             with trio.fail_after(10):
@@ -125,4 +114,17 @@ class LiveDriver:
                     await c.ws.aclose()
 
 
-__all__ = ["LiveDriver"]
+@asynccontextmanager
+async def open_live_driver(url: str) -> AsyncIterator[LiveDriver]:
+    """A :class:`LiveDriver` whose connections all close when the block exits."""
+    async with trio.open_nursery() as nursery:
+        driver = LiveDriver(url, nursery)
+        try:
+            yield driver
+        finally:
+            with trio.CancelScope(shield=True):
+                await driver.aclose()
+            nursery.cancel_scope.cancel()
+
+
+__all__ = ["LiveDriver", "open_live_driver"]

@@ -15,7 +15,7 @@ import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
 from conformance.core_driver import SimulatedGateway
-from conformance.live_driver import LiveDriver
+from conformance.live_driver import open_live_driver
 from conformance.runner import Interpreter, load_cases
 
 #: Cases that need gateway control, a non-loopback peer, or long waits stay in core mode.
@@ -106,7 +106,7 @@ def test_live_driver_against_harness(case: Any) -> None:
                 )
                 nursery.start_soon(harness.timers)
                 port = listeners.port
-                async with LiveDriver(f"ws://127.0.0.1:{port}") as driver:
+                async with open_live_driver(f"ws://127.0.0.1:{port}") as driver:
                     await Interpreter(case, driver, {"token": "T", "password": "P"}).run()
                 nursery.cancel_scope.cancel()
 

@@ -338,6 +338,7 @@ class Gateway:
     # ------------------------------------------------------------------ dispatch
 
     def dispatch(self, session: Session, ev: RequestReceived) -> None:
+        session.request_started(ev.request_id, ev.method)
         handler = self.handlers.get(ev.method)
         if handler is None:
             session.respond_error(

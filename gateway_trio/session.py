@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
+from msgspec import UNSET
 
 from gateway_core import (
     CloseTransport,
@@ -40,6 +41,9 @@ from . import _runtime
 
 if TYPE_CHECKING:
     from .app import Gateway
+
+#: Answers slower than this are logged even without --verbose (runtime-cli.md §9.3).
+SLOW_RESPONSE_MS = 50
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -81,6 +85,7 @@ class Session:
         self._scope = trio.CancelScope()
         self.admitted = False
         self.subscriptions: set[str] = set()
+        self._inflight: dict[str, tuple[str, float]] = {}
 
     @property
     def closed(self) -> bool:
@@ -173,13 +178,35 @@ class Session:
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
         if self.core.respond(request_id, payload, final=final):
+            if final:
+                self._log_response(request_id, None)
             self.pump()
 
     def respond_error(self, request_id: str, error: Any, *, payload: Any = None, final: bool = True) -> None:
-        from msgspec import UNSET
-
         if self.core.respond_error(request_id, error, payload=UNSET if payload is None else payload, final=final):
+            if final:
+                self._log_response(request_id, error)
             self.pump()
+
+    def request_started(self, request_id: str, method: str) -> None:
+        """Remember when a request reached the application (for the ws log)."""
+        self._inflight[request_id] = (method, _runtime.now())
+
+    def _log_response(self, request_id: str, error: Any) -> None:
+        """``⇄ res ✓/✗ <method> <ms>ms``: errors and slow answers always, everything with --verbose (§9.3)."""
+        started = self._inflight.pop(request_id, None)
+        if started is None:
+            return
+        method, t0 = started
+        ms = int((_runtime.now() - t0) * 1000)
+        if error is None and ms < SLOW_RESPONSE_MS and not self.gw.settings.verbose:
+            return
+        conn = f"{self.conn_id[:8]}…{self.conn_id[-4:]}"
+        if error is None:
+            line = f"⇄ res ✓ {method} {ms}ms conn={conn} id={request_id}"
+        else:
+            line = f"⇄ res ✗ {method} {ms}ms errorCode={error.code} errorMessage={error.message} conn={conn} id={request_id}"
+        self.gw.log.info("gateway/ws", line)
 
     def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run an async method handler in this connection's nursery (cancelled when it closes)."""

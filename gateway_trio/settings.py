@@ -263,7 +263,7 @@ def resolve(
         token = new_token() if new_token else None
         runtime_token = True
         warnings.append(
-            "[gateway] auth token was missing. Generated a runtime token for this startup without changing config; "
+            "auth token was missing. Generated a runtime token for this startup without changing config; "
             "restart will generate a different token. Persist one with `openclaw config set gateway.auth.mode token` "
             "and `openclaw config set gateway.auth.token <token>`."
         )

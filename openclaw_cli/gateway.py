@@ -54,6 +54,11 @@ def run(
         return 1
     try:
         paths = Paths.resolve(profile or ("dev" if dev else None))
+        if dev:
+            from gateway_trio.devsetup import ensure_dev
+
+            for line in ensure_dev(paths, reset=reset):
+                print(line)
         settings = resolve(
             paths=paths,
             port=port,
@@ -89,7 +94,11 @@ def run(
     for line in settings.warnings:
         log.warn("gateway", line)
     if settings.runtime_token and settings.token:
-        log.info("gateway", "runtime token (this process only): pass it with --token to clients on this host")
+        from gateway_trio.state import atomic_write
+
+        token_file = paths.state_dir / "gateway.runtime-token"
+        atomic_write(token_file, (settings.token + "\n").encode(), mode=0o600)
+        log.info("gateway", f"runtime token for this process written to {token_file} (mode 0600)")
     try:
         return trio.run(run_gateway, settings, log)
     except StartupError as exc:

@@ -90,10 +90,11 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
                 with trio.fail_after(float(case.header.get("timeout_s", 60))):
                     async with open_live_driver(args.url) as driver:
                         await Interpreter(case, driver, _variables(args)).run()
-            except StepFailed as exc:
-                results.append(Result(case.id, case.title, "failed", str(exc), duration_ms=_ms(started)))
-            except (trio.TooSlowError, ConnectionError) as exc:
-                detail = "case timed out" if isinstance(exc, trio.TooSlowError) else str(exc)
+            except (StepFailed, trio.TooSlowError, ConnectionError, BaseExceptionGroup) as exc:
+                leaf = _leaf(exc)
+                if not isinstance(leaf, (StepFailed, trio.TooSlowError, ConnectionError)):
+                    raise
+                detail = "case timed out" if isinstance(leaf, trio.TooSlowError) else str(leaf)
                 results.append(Result(case.id, case.title, "failed", detail, duration_ms=_ms(started)))
             else:
                 results.append(Result(case.id, case.title, "passed", duration_ms=_ms(started)))
@@ -102,6 +103,13 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
 
     trio.run(main)
     return results
+
+
+def _leaf(exc: BaseException) -> BaseException:
+    """The first real exception inside (possibly nested) exception groups."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _ms(started: float) -> float:

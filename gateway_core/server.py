@@ -483,14 +483,18 @@ class ServerConnection:
         state_version: StateVersion | None = None,
         drop_if_slow: bool = False,
         congested: bool = False,
+        now: float | None = None,
     ) -> PublishResult:
         """Deliver one broadcast: gate by scope, assign ``seq``, honour back-pressure (§10.1-§10.3).
 
         ``congested`` is the shell's verdict that this client's send buffer is over
         ``maxBufferedBytes``: droppable events are then dropped (leaving a ``seq`` gap), anything
-        else closes the connection with 1008 ``slow consumer``.
+        else closes the connection with 1008 ``slow consumer``. ``now`` (when given) starts that
+        close's grace period at the right time.
         """
         p = self.principal
+        if now is not None:
+            self._now = max(self._now, now)
         if self.state is not ConnState.OPEN or p is None:
             return PublishResult.FILTERED
         if not broadcast.may_receive(event, p.role, p.scopes):

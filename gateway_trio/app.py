@@ -127,7 +127,6 @@ class Gateway:
             server_version=VERSION,
             boot_id=self.boot_id,
             auto_tick=False,
-            keepalive_interval_ms=None,
             implemented_methods=IMPLEMENTED,
             handshake_timeout_ms=int(os.environ.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS") or 15_000),
         )
@@ -206,8 +205,8 @@ class Gateway:
         return True
 
     def _release_preauth(self, session: Session) -> None:
-        if getattr(session, "_preauth_counted", False):
-            session._preauth_counted = False  # type: ignore[attr-defined]
+        if session.preauth_counted:
+            session.preauth_counted = False
             ip = session.peer.client_ip
             n = self.preauth_by_ip.get(ip, 1) - 1
             if n <= 0:

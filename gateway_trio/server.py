@@ -1,4 +1,4 @@
-"""``run_gateway``: the always-on process. Hypercorn's Trio worker, embedded, on one port.
+"""``run_gateway``: the always-on process: one Trio listener per bind host, all on one port.
 
 Lifecycle: lock the state dir → bind the listeners (127.0.0.1 and ::1 for loopback, same port)
 → serve → on SIGTERM/SIGINT drain and exit, on SIGUSR1/SIGUSR2 restart in process on the same
@@ -22,25 +22,19 @@ from functools import partial
 from pathlib import Path
 
 import trio
-from hypercorn.config import Config as HypercornConfig
-from hypercorn.config import Sockets
-from hypercorn.trio.run import worker_serve
-from hypercorn.utils import wrap_app
 
-from gateway_core.constants import MAX_PAYLOAD_BYTES
 from gateway_core.services import Admission
 
 from .app import VERSION, Gateway
-from .asgi import GatewayASGI
 from .filelog import FileLog
 from .settings import GatewaySettings, StartupError
+from .wsserver import GatewayRef, handle_stream
 
 BIND_RETRIES = 20
 BIND_RETRY_S = 0.5
 LOCK_WAIT_S = 5.0
 DRAIN_BUDGET_S = 10.0
 RESTART_EXPECTED_MS = 1500
-KEEPALIVE_S = 25.0
 
 
 @dataclass
@@ -62,10 +56,6 @@ class Control:
 
     def restart(self, why: str = "restart") -> None:
         self.send.send_nowait(("restart", why))
-
-
-class _Holder:
-    gateway: Gateway | None = None
 
 
 def _lock(state_dir: Path) -> int:
@@ -156,18 +146,6 @@ def bind_sockets(hosts: list[str], port: int) -> tuple[list[socket.socket], int]
     raise AssertionError("unreachable")
 
 
-def _hypercorn_config() -> HypercornConfig:
-    cfg = HypercornConfig()
-    cfg.accesslog = None
-    cfg.errorlog = None
-    cfg.websocket_max_message_size = MAX_PAYLOAD_BYTES + 1024 * 1024  # the core enforces the exact limits
-    cfg.websocket_ping_interval = KEEPALIVE_S
-    cfg.graceful_timeout = 3.0
-    cfg.keep_alive_timeout = 5.0
-    cfg.backlog = 1024
-    return cfg
-
-
 async def _signals(control: Control) -> None:
     names = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT", signal.SIGUSR1: "SIGUSR1", signal.SIGUSR2: "SIGUSR2"}
     with trio.open_signal_receiver(*names) as received:
@@ -191,8 +169,7 @@ async def run_gateway(
     control = control or Control.new()
     state_dir = settings.paths.state_dir
     lock_fd = _lock(state_dir)
-    holder = _Holder()
-    app = wrap_app(GatewayASGI(holder), 0, "asgi")
+    ref = GatewayRef()
     started = time.monotonic()
     try:
         log.info("gateway", "starting...")
@@ -200,24 +177,18 @@ async def run_gateway(
         control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
         restarts = 0
         reported = False
+        exit_code = 0
         async with trio.open_nursery() as outer:
             if handle_signals:
                 outer.start_soon(_signals, control)
             while True:
                 gw = Gateway(settings, log, restart_count=restarts)
-                holder.gateway = gw
-                shutdown = trio.Event()
+                ref.gateway = gw
                 async with trio.open_nursery() as nursery:
                     log.info("gateway", "starting HTTP server...")
-                    await nursery.start(
-                        partial(
-                            worker_serve,
-                            app,
-                            _hypercorn_config(),
-                            sockets=Sockets([], [_dup(s) for s in sockets], []),
-                            shutdown_trigger=shutdown.wait,
-                        )
-                    )
+                    listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(_dup(s))) for s in sockets]
+                    accept_scope = trio.CancelScope()
+                    await nursery.start(_serve, ref, listeners, accept_scope)
                     gw.refresh_health()
                     gw.services.phase = Admission.ACCEPTING
                     shown = ", ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in control.hosts)
@@ -246,29 +217,53 @@ async def run_gateway(
                         f"shutdown={int(DRAIN_BUDGET_S * 1000) + 10000}ms reserve=10000ms exitMargin=5000ms",
                     )
                     gw.begin_shutdown(RESTART_EXPECTED_MS if restart else None)
+                    accept_scope.cancel()  # stop accepting; the listeners close
+                    clean = True
                     with trio.move_on_after(DRAIN_BUDGET_S):
                         for session in list(gw.sessions.values()):
                             await session.wait_closed()
-                    remaining = len(gw.sessions)
-                    if remaining:
-                        log.warn("shutdown", f"{remaining} connection(s) still open after the drain budget")
-                    shutdown.set()
-                    nursery.cancel_scope.deadline = trio.current_time() + DRAIN_BUDGET_S
-                log.info("shutdown", f"completed cleanly in {int((time.monotonic() - t0) * 1000)}ms")
-                holder.gateway = None
+                    if gw.sessions:
+                        clean = False
+                        log.warn("shutdown", f"{len(gw.sessions)} connection(s) still open after the drain budget")
+                    nursery.cancel_scope.cancel()  # the rest: HTTP keep-alives, pre-auth sockets, the ticker
+                elapsed = int((time.monotonic() - t0) * 1000)
+                if clean:
+                    log.info("shutdown", f"completed cleanly in {elapsed}ms")
+                else:
+                    log.error("shutdown", f"drain budget exceeded; forced close after {elapsed}ms")
+                    exit_code = 1
+                ref.gateway = None
                 if not restart:
                     break
                 restarts += 1
             outer.cancel_scope.cancel()
         for s in sockets:
             s.close()
-        return 0
+        return exit_code
     finally:
         _unlock(lock_fd, state_dir)
 
 
+async def _serve(
+    ref: GatewayRef,
+    listeners: list[trio.SocketListener],
+    accept_scope: trio.CancelScope,
+    task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept on every listener until ``accept_scope`` is cancelled; connections live in a nursery
+    that outlives accepting (so the drain can let them finish)."""
+    async with trio.open_nursery() as handlers:
+        task_status.started(handlers)
+        try:
+            with accept_scope:
+                await trio.serve_listeners(partial(handle_stream, ref), listeners, handler_nursery=handlers)
+        finally:
+            for listener in listeners:
+                listener.socket.close()
+
+
 def _dup(sock: socket.socket) -> socket.socket:
-    """Hypercorn closes the sockets it serves; give it a duplicate so a restart can serve again."""
+    """Listeners close their socket; serve a duplicate so an in-process restart can serve again."""
     dup = sock.dup()
     dup.setblocking(False)
     return dup

@@ -1,14 +1,15 @@
 """One WebSocket connection: the only code that calls into its ``ServerConnection``.
 
-Resource handling: each session runs three tasks in its own nursery: the reader (this coroutine's
-body: transport messages in), the writer (queued frames out, in order, one at a time) and the
-timer (fires the core's deadlines). Outgoing frames wait in a per-connection queue whose size in
-bytes is the back-pressure signal: above ``maxBufferedBytes`` a droppable broadcast is dropped
-(leaving a ``seq`` gap) and anything else closes the connection 1008 ``slow consumer``, so one
-slow client never stalls the gateway or the other clients.
+Resource handling: a session runs two tasks beside its reader: the writer (queued frames out, in
+order, one at a time) and the timer (fires the core's deadlines: handshake timeout, keepalive
+ping, close grace). Outgoing frames wait in a per-connection queue whose size in bytes is the
+back-pressure signal: above ``maxBufferedBytes`` a droppable broadcast is dropped (leaving a
+``seq`` gap) and anything else closes the connection 1008 ``slow consumer``, so one slow client
+never stalls the gateway or the other clients.
 
-Error handling: a transport failure is reported to the core as a close (1006); ``Cancelled``
-always propagates.
+Error handling: a transport failure is reported to the core as a close (1006). ``Terminate``
+(missed pong, close grace over, a stalled client at shutdown) aborts the socket at once, which
+also unblocks a writer stuck on a client that stopped reading. ``Cancelled`` always propagates.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 from msgspec import UNSET
@@ -45,8 +46,14 @@ if TYPE_CHECKING:
 #: Answers slower than this are logged even without --verbose (runtime-cli.md §9.3).
 SLOW_RESPONSE_MS = 50
 
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+class Transport(Protocol):
+    """How a session reaches its socket (wsproto over a Trio stream)."""
+
+    async def send_text(self, text: str) -> None: ...
+    async def send_ping(self) -> None: ...
+    async def send_close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
 
 
 class _Close:
@@ -57,13 +64,16 @@ class _Close:
         self.reason = reason
 
 
-class Session:
-    """Drives one ``ServerConnection`` over an ASGI WebSocket."""
+_PING = object()
 
-    def __init__(self, gateway: Gateway, peer: PeerInfo, send: Send) -> None:
+
+class Session:
+    """Drives one ``ServerConnection``; the transport feeds it and carries its output."""
+
+    def __init__(self, gateway: Gateway, peer: PeerInfo, transport: Transport) -> None:
         self.gw = gateway
         self.peer = peer
-        self._send = send
+        self.transport = transport
         self.core = ServerConnection(
             policy=gateway.policy,
             services=gateway.services,
@@ -74,16 +84,16 @@ class Session:
             peer=peer,
         )
         self.conn_id = self.core.conn_id
-        self.out: deque[str | _Close] = deque()
+        self.out: deque[str | _Close | object] = deque()
         self.out_bytes = 0
         self._out_ready = trio.Event()
         self._timer_wake = trio.Event()
         self._timer_at: float | None = None
-        self._terminated = False
         self._done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
         self.admitted = False
+        self.preauth_counted = False
         self.subscriptions: set[str] = set()
         self._inflight: dict[str, tuple[str, float]] = {}
 
@@ -91,9 +101,12 @@ class Session:
     def closed(self) -> bool:
         return self.core.state in (ConnState.CLOSING, ConnState.CLOSED)
 
-    async def run(self, receive: Receive) -> None:
-        """Accept the upgrade and serve until the connection is over."""
-        await self._send({"type": "websocket.accept"})
+    @property
+    def congested(self) -> bool:
+        return self.out_bytes > self.gw.policy.max_buffered_bytes
+
+    async def run(self, reader: Callable[[Session], Awaitable[None]]) -> None:
+        """Serve until the connection is over; ``reader`` feeds transport input via ``feed_*``."""
         with self._scope:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -101,24 +114,43 @@ class Session:
                 nursery.start_soon(self._timer)
                 self.pump()
                 try:
-                    while self.core.state is not ConnState.CLOSED:
-                        message = await receive()
-                        kind = message["type"]
-                        if kind == "websocket.receive":
-                            text = message.get("text")
-                            t, w = _runtime.now(), _runtime.wall_ms()
-                            if text is not None:
-                                self.core.receive_text(text, now=t, wall_ms=w)
-                            else:
-                                self.core.receive_bytes(message.get("bytes") or b"", now=t, wall_ms=w)
-                            self.pump()
-                        elif kind == "websocket.disconnect":
-                            self.core.receive_closed(message.get("code", 1006), "", now=_runtime.now())
-                            self.pump()
-                            break
+                    await reader(self)
+                    if self.core.state is not ConnState.CLOSED:
+                        self.feed_closed(1006)
                 finally:
                     self.gw.unregister(self)
                     nursery.cancel_scope.cancel()
+        self._done.set()
+
+    # ------------------------------------------------------------------ transport input
+
+    def feed_text(self, text: str) -> None:
+        self.core.receive_text(text, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+        self.pump()
+
+    def feed_bytes(self, data: bytes) -> None:
+        self.core.receive_bytes(data, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+        self.pump()
+
+    def feed_too_big(self) -> None:
+        self.core.receive_message_too_big(now=_runtime.now())
+        self.pump()
+
+    def feed_pong(self) -> None:
+        self.core.receive_pong(now=_runtime.now())
+        self.pump()
+
+    def feed_closed(self, code: int | None, reason: str = "") -> None:
+        self.core.receive_closed(code, reason, now=_runtime.now())
+        self.pump()
+
+    @property
+    def max_message_bytes(self) -> int:
+        return self.core.max_frame_bytes
+
+    @property
+    def finished(self) -> bool:
+        return self.core.state is ConnState.CLOSED
 
     # ------------------------------------------------------------------ core plumbing
 
@@ -136,11 +168,10 @@ class Session:
                     self.out_bytes += len(action.text)
                 elif isinstance(action, CloseTransport):
                     self.out.append(_Close(action.code, action.reason))
-                elif isinstance(action, Terminate):
-                    self._terminated = True
-                    self._scope.cancel()  # drop the connection without a close handshake
                 elif isinstance(action, SendPing):
-                    pass  # the transport (hypercorn) sends its own keepalive pings
+                    self.out.append(_PING)
+                elif isinstance(action, Terminate):
+                    self.abort()
             for event in events:
                 self._on_event(event)
         if self.out:
@@ -148,6 +179,11 @@ class Session:
         nxt = core.next_deadline()
         if nxt is not None and (self._timer_at is None or nxt < self._timer_at):
             self._timer_wake.set()
+
+    def abort(self) -> None:
+        """Drop the connection now, without a close handshake."""
+        self.transport.abort()
+        self._scope.cancel()
 
     def _on_event(self, event: Any) -> None:
         if isinstance(event, RequestReceived):
@@ -163,15 +199,19 @@ class Session:
         elif isinstance(event, FrameIgnored):
             self.gw.log.warn("gateway/ws", f"✗ parse-error error={event.reason} conn={self.conn_id[:8]}")
         elif isinstance(event, ConnectionTerminated):
-            self._done.set()
+            self.gw.unregister(self)
 
     def publish(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
         """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure)."""
         if self.core.state is not ConnState.OPEN:
             return
-        congested = self.out_bytes > self.gw.policy.max_buffered_bytes
         result = self.core.publish(
-            event, payload, state_version=state_version, drop_if_slow=drop_if_slow, congested=congested
+            event,
+            payload,
+            state_version=state_version,
+            drop_if_slow=drop_if_slow,
+            congested=self.congested,
+            now=_runtime.now(),
         )
         if result is not PublishResult.FILTERED:
             self.pump()
@@ -214,9 +254,11 @@ class Session:
         self._nursery.start_soon(fn, *args)
 
     def begin_shutdown(self, restart_expected_ms: int | None) -> None:
-        self.core.begin_shutdown(
-            now=_runtime.now(), wall_ms=_runtime.wall_ms(), restart_expected_ms=restart_expected_ms
-        )
+        """``shutdown`` event then close 1012; a client too far behind to read it is dropped."""
+        if self.congested:
+            self.abort()
+            return
+        self.core.begin_shutdown(now=_runtime.now(), wall_ms=_runtime.wall_ms(), restart_expected_ms=restart_expected_ms)
         self.pump()
 
     def close(self, code: int, reason: str) -> None:
@@ -229,6 +271,7 @@ class Session:
     # ------------------------------------------------------------------ tasks
 
     async def _writer(self) -> None:
+        transport = self.transport
         while True:
             while not self.out:
                 self._out_ready = trio.Event()
@@ -237,13 +280,16 @@ class Session:
             try:
                 if isinstance(item, str):
                     self.out_bytes -= len(item)
-                    await self._send({"type": "websocket.send", "text": item})
-                else:
-                    await self._send({"type": "websocket.close", "code": item.code, "reason": item.reason})
+                    await transport.send_text(item)
+                elif item is _PING:
+                    await transport.send_ping()
+                elif isinstance(item, _Close):
+                    await transport.send_close(item.code, item.reason)
                     return
-            except OSError:
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
                 self.core.receive_closed(1006, "send failed", now=_runtime.now())
                 self.pump()
+                self._scope.cancel()
                 return
 
     async def _timer(self) -> None:

@@ -108,7 +108,9 @@ def gateway_argv(*args: str) -> list[str]:
     return [sys.executable, "-m", "openclaw_cli", "gateway", "run", *args]
 
 
-def run_cli(home: Path, *args: str, timeout: float = 30.0, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    home: Path, *args: str, timeout: float = 30.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """Run ``gateway run ARGS`` to completion (bounded); the process group is killed on timeout."""
     proc = subprocess.Popen(
         gateway_argv(*args),
@@ -157,6 +159,8 @@ class GatewayProcess:
         self.out_path = root / f"{name}.stdout"
         self.err_path = root / f"{name}.stderr"
         self.proc: subprocess.Popen | None = None
+        #: The port the test expects it on (set by whoever chose it).
+        self.port: int = 0
 
     def start(self) -> GatewayProcess:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
@@ -308,18 +312,18 @@ class Client:
             frame = await self.recv()
             if frame.get("type") == "res" and frame.get("id") == "c1":
                 break
-            self._file(frame)
+            self.file_frame(frame)
         assert frame.get("ok") is True, frame
         assert frame["payload"]["type"] == "hello-ok", frame
         self.hello = frame["payload"]
         return frame["payload"]
 
-    def _file(self, frame: dict[str, Any]) -> None:
+    def file_frame(self, frame: dict[str, Any]) -> None:
         if frame.get("type") == "event":
             self.events.append(self.keep_event(frame))
 
     async def call(self, method: str, params: Any = None) -> dict[str, Any]:
-        """Send one request and return its final ``res`` frame; events on the way are filed."""
+        """Send one request and return its ``res`` frame; events that arrive first are filed."""
         rid = f"r{next(self._ids)}"
         frame: dict[str, Any] = {"type": "req", "id": rid, "method": method}
         if params is not None:
@@ -329,13 +333,13 @@ class Client:
             got = await self.recv()
             if got.get("type") == "res" and got.get("id") == rid:
                 return got
-            self._file(got)
+            self.file_frame(got)
 
     async def wait_closed(self) -> Closed:
         """Read (filing events) until the server closes; returns the close."""
         while True:
             try:
-                self._file(await self.recv())
+                self.file_frame(await self.recv())
             except Closed as closed:
                 return closed
 

@@ -27,6 +27,21 @@ DEFAULT_MAX_FILE_BYTES = 104_857_600
 KEEP_ROTATED = 5
 
 
+_SUBSYSTEM_COLORS = ("36", "35", "34", "32", "96", "95", "94", "92")
+
+
+def _color_wanted(stream: TextIO) -> bool:
+    """Colour on a TTY unless ``NO_COLOR``; ``FORCE_COLOR`` forces it (runtime-cli.md §9.2)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("FORCE_COLOR"):
+        return True
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
 def default_log_dir() -> Path:
     """``<tmp>/openclaw`` when safe (ours, not world-writable, not a symlink), else a per-uid dir."""
     base = Path(tempfile.gettempdir())
@@ -72,6 +87,7 @@ class FileLog:
         self.console = console or sys.stdout
         self.console_enabled = console_enabled
         self.hostname = socket.gethostname()
+        self.color = _color_wanted(self.console)
         self._fh: TextIO | None = None
         self._open_path: Path | None = None
         self._size = 0
@@ -144,7 +160,14 @@ class FileLog:
             label = subsystem.split("/")[-1] if subsystem.startswith("gateway/") else subsystem
             shown = message[len(label) + 1 :] if message.startswith(label + " ") else message
             stream = sys.stderr if lvl >= LEVELS["warn"] else self.console
-            print(f"{now.isoformat(timespec='milliseconds')} [{label}] {shown}", file=stream, flush=True)
+            stamp = now.isoformat(timespec="milliseconds")
+            if self.color:
+                tag = f"\x1b[{_SUBSYSTEM_COLORS[sum(label.encode()) % len(_SUBSYSTEM_COLORS)]}m[{label}]\x1b[39m"
+                level_color = {4: "33", 5: "31", 6: "31"}.get(lvl)
+                text = f"\x1b[{level_color}m{shown}\x1b[39m" if level_color else shown
+                print(f"\x1b[90m{stamp}\x1b[39m {tag} {text}", file=stream, flush=True)
+            else:
+                print(f"{stamp} [{label}] {shown}", file=stream, flush=True)
 
     def info(self, subsystem: str, message: str, **fields: Any) -> None:
         self.log("info", subsystem, message, **fields)

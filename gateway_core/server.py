@@ -37,6 +37,7 @@ to an unknown id, accepting twice) raises :class:`LocalProtocolError`.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import Counter
 from typing import Any, Final
 
@@ -173,8 +174,13 @@ class ServerPolicy(Struct, frozen=True, kw_only=True):
     attachments_max_bytes: int = C.ATTACHMENT_MAX_BYTES
 
     def advertised(self) -> list[str]:
-        """``features.methods`` for this policy."""
-        return advertised_methods(self.implemented_methods) + sorted(self.extra_methods)
+        """``features.methods`` for this policy (computed once per distinct method set)."""
+        return list(_advertised(self.implemented_methods, self.extra_methods))
+
+
+@functools.lru_cache(maxsize=16)
+def _advertised(implemented: frozenset[str] | None, extra: frozenset[str]) -> tuple[str, ...]:
+    return tuple(advertised_methods(implemented) + sorted(extra))
 
 
 def truncate_reason(reason: str, limit: int = C.MAX_CLOSE_REASON_BYTES) -> str:
@@ -263,7 +269,6 @@ class ServerConnection:
         self._awaiting_pong = False
         self._close_code: int | None = None
         self._close_reason = ""
-        self._advertised = policy.advertised()
         self._send_event_direct(
             "connect.challenge",
             ChallengePayload(nonce=nonce, ts=wall_ms, capabilities=list(C.CHALLENGE_CAPABILITIES)),
@@ -429,7 +434,7 @@ class ServerConnection:
                 boot_id=self.policy.boot_id or UNSET,
             ),
             features=Features(
-                methods=self._advertised,
+                methods=self.policy.advertised(),
                 events=list(EVENTS),
                 capabilities=list(self.policy.capabilities),
             ),

@@ -31,7 +31,7 @@ from gateway_core.idempotency import Final, IdempotencyLedger
 
 from . import _runtime
 from .filelog import FileLog, tail
-from .session import Session
+from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, atomic_write
 
@@ -145,6 +145,7 @@ class Gateway:
         self.restart_count = restart_count
         self.preauth_by_ip: dict[str, int] = {}
         self._ticker_scope = trio.CancelScope()
+        self.scheduler = DeadlineScheduler()
         self.host = socket.gethostname()
         self.handlers: dict[str, Callable[[Session, RequestReceived], None]] = {
             name: getattr(self, "m_" + name.replace(".", "_").replace("-", "_")) for name in IMPLEMENTED

@@ -186,6 +186,7 @@ async def run_gateway(
                 ref.gateway = gw
                 async with trio.open_nursery() as nursery:
                     log.info("gateway", "starting HTTP server...")
+                    nursery.start_soon(gw.scheduler.run)
                     listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(_dup(s))) for s in sockets]
                     accept_scope = trio.CancelScope()
                     await nursery.start(_serve, ref, listeners, accept_scope)

@@ -1,8 +1,10 @@
 """One WebSocket connection: the only code that calls into its ``ServerConnection``.
 
-Resource handling: a session runs two tasks beside its reader: the writer (queued frames out, in
-order, one at a time) and the timer (fires the core's deadlines: handshake timeout, keepalive
-ping, close grace). Outgoing frames wait in a per-connection queue whose size in bytes is the
+Resource handling: a session runs one task beside its reader: the writer, which sends output that
+arises outside the reader (broadcasts, async answers, pings). The reader sends its own answers
+inline, coalesced into one write per read, which saves a task switch per request. The core's
+deadlines (handshake timeout, keepalive, close grace) are fired by the gateway-wide
+:class:`DeadlineScheduler`, so an idle connection costs no timer task. Outgoing frames wait in a per-connection queue whose size in bytes is the
 back-pressure signal: above ``maxBufferedBytes`` a droppable broadcast is dropped (leaving a
 ``seq`` gap) and anything else closes the connection 1008 ``slow consumer``, so one slow client
 never stalls the gateway or the other clients.
@@ -14,6 +16,7 @@ also unblocks a writer stuck on a client that stopped reading. ``Cancelled`` alw
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -50,8 +53,10 @@ SLOW_RESPONSE_MS = 50
 class Transport(Protocol):
     """How a session reaches its socket (wsproto over a Trio stream)."""
 
-    async def send_text(self, text: str) -> None: ...
-    async def send_ping(self) -> None: ...
+    async def send_batch(self, items: list[str | None]) -> None:
+        """Send text frames (``None`` = a ping) in order, in as few writes as possible."""
+        ...
+
     async def send_close(self, code: int, reason: str) -> None: ...
     def abort(self) -> None: ...
 
@@ -65,6 +70,35 @@ class _Close:
 
 
 _PING = object()
+#: A batch sent in one write stops growing past this many bytes.
+MAX_BATCH_BYTES = 256 * 1024
+
+
+class DeadlineScheduler:
+    """One task firing every session's core deadlines (instead of a timer task per connection)."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Session]] = []
+        self._seq = 0
+        self._wake = trio.Event()
+
+    def schedule(self, at: float, session: Session) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (at, self._seq, session))
+        if self._heap[0][1] == self._seq:
+            self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._wake = trio.Event()
+            at = self._heap[0][0] if self._heap else math.inf
+            with trio.move_on_at(at):
+                await self._wake.wait()
+                continue
+            now = _runtime.now()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, session = heapq.heappop(self._heap)
+                session.on_deadline(now)
 
 
 class Session:
@@ -87,8 +121,8 @@ class Session:
         self.out: deque[str | _Close | object] = deque()
         self.out_bytes = 0
         self._out_ready = trio.Event()
-        self._timer_wake = trio.Event()
         self._timer_at: float | None = None
+        self._draining = False
         self._done = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
@@ -111,7 +145,6 @@ class Session:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
                 nursery.start_soon(self._writer)
-                nursery.start_soon(self._timer)
                 self.pump()
                 try:
                     await reader(self)
@@ -178,7 +211,18 @@ class Session:
             self._out_ready.set()
         nxt = core.next_deadline()
         if nxt is not None and (self._timer_at is None or nxt < self._timer_at):
-            self._timer_wake.set()
+            self._timer_at = nxt
+            self.gw.scheduler.schedule(nxt, self)
+
+    def on_deadline(self, now: float) -> None:
+        """Called by the scheduler at (or after) a deadline this session asked for."""
+        if self.core.state is ConnState.CLOSED:
+            return
+        self._timer_at = None
+        due = self.core.next_deadline()
+        if due is not None and due <= now:
+            self.core.handle_timer(now=now, wall_ms=_runtime.wall_ms())
+        self.pump()  # re-schedules the next deadline
 
     def abort(self) -> None:
         """Drop the connection now, without a close handshake."""
@@ -270,36 +314,43 @@ class Session:
 
     # ------------------------------------------------------------------ tasks
 
+    async def drain(self) -> None:
+        """Send everything queued, in order, coalescing frames into few writes. One drain at a time."""
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            while self.out:
+                batch: list[str | None] = []
+                size = 0
+                close: _Close | None = None
+                while self.out and size < MAX_BATCH_BYTES:
+                    item = self.out.popleft()
+                    if isinstance(item, str):
+                        self.out_bytes -= len(item)
+                        size += len(item)
+                        batch.append(item)
+                    elif item is _PING:
+                        batch.append(None)
+                    elif isinstance(item, _Close):
+                        close = item
+                        break
+                if batch:
+                    await self.transport.send_batch(batch)
+                if close is not None:
+                    self.out.clear()
+                    await self.transport.send_close(close.code, close.reason)
+                    return
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            self.core.receive_closed(1006, "send failed", now=_runtime.now())
+            self.pump()
+            self._scope.cancel()
+        finally:
+            self._draining = False
+
     async def _writer(self) -> None:
-        transport = self.transport
         while True:
-            while not self.out:
+            while not self.out or self._draining:
                 self._out_ready = trio.Event()
                 await self._out_ready.wait()
-            item = self.out.popleft()
-            try:
-                if isinstance(item, str):
-                    self.out_bytes -= len(item)
-                    await transport.send_text(item)
-                elif item is _PING:
-                    await transport.send_ping()
-                elif isinstance(item, _Close):
-                    await transport.send_close(item.code, item.reason)
-                    return
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
-                self.core.receive_closed(1006, "send failed", now=_runtime.now())
-                self.pump()
-                self._scope.cancel()
-                return
-
-    async def _timer(self) -> None:
-        while True:
-            self._timer_wake = trio.Event()
-            at = self.core.next_deadline()
-            self._timer_at = at
-            with trio.move_on_at(at if at is not None else math.inf):
-                await self._timer_wake.wait()
-                continue
-            self._timer_at = None
-            self.core.handle_timer(now=_runtime.now(), wall_ms=_runtime.wall_ms())
-            self.pump()
+            await self.drain()

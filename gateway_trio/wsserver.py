@@ -102,16 +102,10 @@ class WsTransport:
         async with self._send_lock:
             await self.stream.send_all(data)
 
-    async def send_text(self, text: str) -> None:
+    async def send_batch(self, items: list[str | None]) -> None:
+        ws = self.ws
         try:
-            data = self.ws.send(Message(data=text))
-        except WsLocalError:
-            raise trio.ClosedResourceError("websocket is closed") from None
-        await self._send(data)
-
-    async def send_ping(self) -> None:
-        try:
-            data = self.ws.send(Ping())
+            data = b"".join(ws.send(Ping()) if item is None else ws.send(Message(data=item)) for item in items)
         except WsLocalError:
             raise trio.ClosedResourceError("websocket is closed") from None
         await self._send(data)
@@ -178,6 +172,8 @@ async def _ws_reader(stream: trio.SocketStream, ws: WSConnection, transport: WsT
                 return
         if session.finished:
             return
+        if session.out:
+            await session.drain()  # answer inline: one write per read, no task switch
         try:
             data = await stream.receive_some(RECV_CHUNK)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -248,7 +244,9 @@ async def handle_stream(ref: GatewayRef, stream: trio.SocketStream) -> None:
             headers = [(k.lower(), v) for k, v in request.headers]
             values = {k: v.lower() for k, v in headers}
             if values.get(b"upgrade") == b"websocket" and b"upgrade" in values.get(b"connection", b""):
-                await _websocket(ref, stream, bytes(raw), peer_info(stream, headers))
+                head, peer = bytes(raw), peer_info(stream, headers)
+                del raw, conn, request, headers, values  # nothing of the HTTP phase outlives it
+                await _websocket(ref, stream, head, peer)
                 return
             if values.get(b"upgrade"):
                 await _respond(conn, stream, *http.plain(400, "Bad Request", [(b"connection", b"close")]))

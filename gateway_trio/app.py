@@ -135,6 +135,7 @@ class Gateway:
         self.state_version = StateVersion(presence=1, health=1)
         self.presence: dict[str, PresenceEntry] = {}
         self.health_cache: dict[str, Any] | None = None
+        self._health_raw: msgspec.Raw | None = None
         self.health_at = -math.inf
         self.heartbeats_enabled = True
         self.last_heartbeat: Any = None
@@ -308,6 +309,7 @@ class Gateway:
         }
         snap["durationMs"] = int((_runtime.now() - started) * 1000)
         self.health_cache = snap
+        self._health_raw = None
         self.health_at = _runtime.now()
         self.state_version = StateVersion(presence=self.state_version.presence, health=self.state_version.health + 1)
         return snap
@@ -377,8 +379,12 @@ class Gateway:
         probe = isinstance(ev.params, dict) and ev.params.get("probe") is True
         if probe or self.health_cache is None or _runtime.now() - self.health_at >= HEALTH_REFRESH_S:
             self.refresh_health()
-        assert self.health_cache is not None
-        s.respond(ev.request_id, {**self.health_cache, "modelRuntime": {"degraded": False, "pendingAgents": []}})
+        if self._health_raw is None:
+            assert self.health_cache is not None
+            # Encoded once per refresh: the hot path answers with the pre-serialised JSON.
+            snap = {**self.health_cache, "modelRuntime": {"degraded": False, "pendingAgents": []}}
+            self._health_raw = msgspec.Raw(msgspec.json.encode(snap))
+        s.respond(ev.request_id, self._health_raw)
 
     def m_status(self, s: Session, ev: RequestReceived) -> None:
         admin = "operator.admin" in ev.principal.scopes
@@ -445,6 +451,7 @@ class Gateway:
 
     def m_set_heartbeats(self, s: Session, ev: RequestReceived) -> None:
         self.heartbeats_enabled = ev.params.enabled
+        self.health_cache = None  # heartbeatSeconds changed
         s.respond(ev.request_id, {"ok": True, "enabled": ev.params.enabled})
 
     def m_gateway_identity_get(self, s: Session, ev: RequestReceived) -> None:

@@ -398,17 +398,13 @@ class SimulatedGateway:
     def m_agent(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
         key = params.idempotency_key
         begin = self.ledger.begin("agent", key, self.wall_ms, {"runId": key, "status": "in_flight", "agentId": "main"})
-        if begin.status == "in_flight":
-            conn.respond(rid, begin.entry.in_flight_payload)
-            return
-        if begin.status == "done":
-            final = begin.entry.final
-            assert final is not None
-            if final.ok:
-                conn.respond(rid, final.payload)
+        if begin.status != "new":
+            answer = begin.replay()
+            if answer.ok:
+                conn.respond(rid, answer.payload)
             else:
-                assert final.error is not None
-                conn.respond_error(rid, final.error, payload=final.payload)
+                assert answer.error is not None
+                conn.respond_error(rid, answer.error, payload=answer.payload)
             return
         conn.respond(
             rid, {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": self.wall_ms}, final=False

@@ -40,6 +40,12 @@ class Begin(Struct, frozen=True, kw_only=True):
     status: str
     entry: Entry
 
+    def replay(self) -> Final:
+        """The answer to a repeated key: the in-flight payload, or the cached final verbatim."""
+        if self.entry.final is not None:
+            return self.entry.final
+        return Final(ok=True, payload=self.entry.in_flight_payload)
+
 
 class IdempotencyLedger:
     """Dedupe map keyed ``"<kind>:<key>"`` (``agent:k1``, ``chat:c1``, ``send:…``)."""

@@ -541,16 +541,12 @@ class Gateway:
         begin = self.ledger.begin(
             "agent", key, _runtime.wall_ms(), {"runId": key, "status": "in_flight", "agentId": "main"}
         )
-        if begin.status == "in_flight":
-            s.respond(ev.request_id, begin.entry.in_flight_payload)
-            return
-        if begin.status == "done":
-            final = begin.entry.final
-            assert final is not None
-            if final.ok:
-                s.respond(ev.request_id, final.payload)
+        if begin.status != "new":
+            answer = begin.replay()
+            if answer.ok:
+                s.respond(ev.request_id, answer.payload)
             else:
-                s.respond_error(ev.request_id, final.error, payload=final.payload)
+                s.respond_error(ev.request_id, answer.error, payload=answer.payload)
             return
         session_key = ev.params.session_key if ev.params.session_key is not UNSET else f"agent:main:explicit:{key}"
         run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())

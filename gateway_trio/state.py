@@ -7,7 +7,6 @@ crash never leaves a half-written file and a restart finds every pairing and tok
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import tempfile
@@ -19,7 +18,7 @@ import msgspec
 
 from gateway_core.auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
 from gateway_core.device import DeviceKey
-from gateway_core.services import Admission, DeviceToken, PairedDevice, PairingRequest, WriteBudget
+from gateway_core.services import Admission, DeviceToken, MemoryServices, PairedDevice
 
 from . import _runtime
 
@@ -77,8 +76,13 @@ class GatewayIdentity:
         return {"deviceId": self.key.device_id, "publicKey": self.key.public_key}
 
 
-class PersistentServices:
-    """``GatewayServices`` backed by ``<state>/devices/*.json``."""
+class PersistentServices(MemoryServices):
+    """``GatewayServices`` whose pairings and device tokens live in ``<state>/devices/*.json``.
+
+    The in-memory behaviour is :class:`MemoryServices`'; this class loads the files at start and
+    writes them through (atomically) whenever a pairing or a token changes. Tokens and request ids
+    come from the CSPRNG.
+    """
 
     def __init__(
         self,
@@ -86,66 +90,32 @@ class PersistentServices:
         secret: Callable[[], SharedSecret],
         rate_limit: RateLimitPolicy | None = None,
     ) -> None:
+        super().__init__(
+            id_factory=lambda kind: _runtime.new_token() if kind == "devtok" else _runtime.new_uuid(),
+            rate_limiter=AuthRateLimiter(rate_limit),
+        )
         self.dir = state_dir / "devices"
         self._secret = secret
         self.phase = Admission.STARTING
-        self.rate_limiter = AuthRateLimiter(rate_limit)
-        self.write_budget = WriteBudget()
         paired = _read_json(self.dir / "paired.json") or {}
         tokens = _read_json(self.dir / "tokens.json") or []
-        self.devices: dict[str, PairedDevice] = {
-            k: msgspec.convert(v, PairedDevice) for k, v in paired.items() if isinstance(v, dict)
-        }
-        self.tokens: dict[tuple[str, str], DeviceToken] = {}
+        self.devices = {k: msgspec.convert(v, PairedDevice) for k, v in paired.items() if isinstance(v, dict)}
         for item in tokens:
             tok = msgspec.convert(item, DeviceToken)
             self.tokens[(tok.device_id, tok.role)] = tok
-        self.pairing_requests: dict[str, PairingRequest] = {}
-
-    def _save_devices(self) -> None:
-        data = {k: msgspec.to_builtins(v) for k, v in self.devices.items()}
-        atomic_write(self.dir / "paired.json", json.dumps(data, indent=2).encode())
-
-    def _save_tokens(self) -> None:
-        data = [msgspec.to_builtins(v) for v in self.tokens.values()]
-        atomic_write(self.dir / "tokens.json", json.dumps(data, indent=2).encode())
-
-    # GatewayServices ------------------------------------------------------------
-
-    def admission(self) -> Admission:
-        return self.phase
 
     def shared_secret(self) -> SharedSecret:
         return self._secret()
 
-    def get_device(self, device_id: str) -> PairedDevice | None:
-        return self.devices.get(device_id)
-
     def save_device(self, device: PairedDevice) -> None:
-        self.devices[device.device_id] = device
-        self._save_devices()
-
-    def request_pairing(self, request: PairingRequest) -> str:
-        for existing in self.pairing_requests.values():
-            if existing.device_id == request.device_id and existing.public_key == request.public_key:
-                return existing.request_id
-        request.request_id = _runtime.new_uuid()
-        self.pairing_requests[request.request_id] = request
-        return request.request_id
+        super().save_device(device)
+        data = {k: msgspec.to_builtins(v) for k, v in self.devices.items()}
+        atomic_write(self.dir / "paired.json", json.dumps(data, indent=2).encode())
 
     def issue_device_token(self, device_id: str, role: str, scopes: list[str], now_ms: int) -> DeviceToken:
-        current = self.tokens.get((device_id, role))
-        if current is not None and sorted(current.scopes) == sorted(scopes):
-            return current
-        issued = DeviceToken(
-            token=_runtime.new_token(), device_id=device_id, role=role, scopes=list(scopes), issued_at_ms=now_ms
-        )
-        self.tokens[(device_id, role)] = issued
-        self._save_tokens()
+        before = self.tokens.get((device_id, role))
+        issued = super().issue_device_token(device_id, role, scopes, now_ms)
+        if issued is not before:
+            data = [msgspec.to_builtins(v) for v in self.tokens.values()]
+            atomic_write(self.dir / "tokens.json", json.dumps(data, indent=2).encode())
         return issued
-
-    def find_device_token(self, device_id: str, role: str, token: str) -> DeviceToken | None:
-        current = self.tokens.get((device_id, role))
-        if current is not None and hmac.compare_digest(current.token.encode(), token.encode()):
-            return current
-        return None

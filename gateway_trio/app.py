@@ -112,8 +112,11 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 class Gateway:
     """Application state shared by every session of one server run."""
 
-    def __init__(self, settings: GatewaySettings, log: FileLog, *, restart_count: int = 0) -> None:
+    def __init__(
+        self, settings: GatewaySettings, log: FileLog, *, restart_count: int = 0, reload_state: Any = None
+    ) -> None:
         self.settings = settings
+        self.reload_state = reload_state
         self.log = log
         self.secret = SharedSecret(
             mode=settings.auth_mode,  # type: ignore[arg-type]
@@ -160,6 +163,11 @@ class Gateway:
 
     def admitted(self, session: Session, p: Principal) -> None:
         self.sessions[session.conn_id] = session
+        # Remember the shared secret this client proved, so a rotation can close it (4001).
+        if p.auth_method == "token":
+            session.auth_secret = self.secret.token
+        elif p.auth_method == "password":
+            session.auth_secret = self.secret.password
         self._release_preauth(session)
         if p.presence_tracked:
             w = _runtime.wall_ms()
@@ -192,6 +200,17 @@ class Gateway:
             row.reason = "disconnect"
             row.ts = _runtime.wall_ms()
             self.broadcast_presence()
+
+    def rotate_secret(self, secret: SharedSecret) -> int:
+        """Use ``secret`` from now on; close clients admitted with the old one (4001). Returns how many."""
+        self.secret = secret
+        current = {secret.token, secret.password} - {None}
+        closed = 0
+        for session in list(self.sessions.values()):
+            if session.auth_secret is not None and session.auth_secret not in current:
+                session.close(4001, "gateway auth changed")
+                closed += 1
+        return closed
 
     def touch_presence(self, session: Session) -> None:
         row = self.presence.get(session.conn_id)
@@ -284,7 +303,7 @@ class Gateway:
             "ok": True,
             "ts": _runtime.wall_ms(),
             "durationMs": 0,
-            "configReload": {"hotReloadStatus": "disabled"},
+            "configReload": self.reload_state.health() if self.reload_state else {"hotReloadStatus": "disabled"},
             "channels": {},
             "channelOrder": [],
             "channelLabels": {},

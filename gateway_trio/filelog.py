@@ -92,6 +92,11 @@ class FileLog:
         self._open_path: Path | None = None
         self._size = 0
 
+    def set_levels(self, level: str, console_level: str) -> None:
+        """Apply new ``logging.level`` / ``consoleLevel`` from the next record on (reload class none)."""
+        self.level = LEVELS.get(level, self.level)
+        self.console_level = LEVELS.get(console_level, self.console_level)
+
     @property
     def path(self) -> Path:
         """The file records go to now."""

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -27,8 +28,12 @@ from gateway_core.services import Admission
 
 from .app import VERSION, Gateway
 from .filelog import FileLog
+from .reloader import ReloadState, watch_config
 from .settings import GatewaySettings, StartupError
 from .wsserver import GatewayRef, handle_stream
+
+#: Port sources that pin the port across config reloads (the issue: config ports are re-read).
+PINNED = frozenset({"--port", "OPENCLAW_GATEWAY_PORT"})
 
 BIND_RETRIES = 20
 BIND_RETRY_S = 0.5
@@ -41,21 +46,22 @@ RESTART_EXPECTED_MS = 1500
 class Control:
     """Lets tests (and signals) stop or restart a running gateway."""
 
-    send: trio.MemorySendChannel[tuple[str, str]]
-    receive: trio.MemoryReceiveChannel[tuple[str, str]]
+    send: trio.MemorySendChannel[tuple[str, str, GatewaySettings | None]]
+    receive: trio.MemoryReceiveChannel[tuple[str, str, GatewaySettings | None]]
     port: int = 0
     hosts: list[str] = field(default_factory=list)
 
     @classmethod
     def new(cls) -> Control:
-        send, receive = trio.open_memory_channel[tuple[str, str]](16)
+        send, receive = trio.open_memory_channel[tuple[str, str, GatewaySettings | None]](16)
         return cls(send, receive)
 
     def stop(self, why: str = "stop") -> None:
-        self.send.send_nowait(("stop", why))
+        self.send.send_nowait(("stop", why, None))
 
-    def restart(self, why: str = "restart") -> None:
-        self.send.send_nowait(("restart", why))
+    def restart(self, why: str = "restart", *, settings: GatewaySettings | None = None) -> None:
+        """Restart in process; with ``settings``, come back with those (a config reload)."""
+        self.send.send_nowait(("restart", why, settings))
 
 
 def _lock(state_dir: Path) -> int:
@@ -163,13 +169,19 @@ async def run_gateway(
     *,
     control: Control | None = None,
     handle_signals: bool = True,
+    resolve_again: Callable[[], GatewaySettings] | None = None,
     task_status: trio.TaskStatus[Control] = trio.TASK_STATUS_IGNORED,
 ) -> int:
-    """Serve until stopped; returns the process exit status (0 on a clean stop)."""
+    """Serve until stopped; returns the process exit status (0 on a clean stop).
+
+    With ``resolve_again`` (how ``gateway run`` resolves its settings), the config file is
+    watched and changes are hot-applied or restart the gateway in process (see reloader.py).
+    """
     control = control or Control.new()
     state_dir = settings.paths.state_dir
     lock_fd = _lock(state_dir)
     ref = GatewayRef()
+    state = ReloadState(settings)
     started = time.monotonic()
     try:
         log.info("gateway", "starting...")
@@ -181,8 +193,10 @@ async def run_gateway(
         async with trio.open_nursery() as outer:
             if handle_signals:
                 outer.start_soon(_signals, control)
+            if resolve_again is not None:
+                outer.start_soon(watch_config, state, resolve_again, ref, control)
             while True:
-                gw = Gateway(settings, log, restart_count=restarts)
+                gw = Gateway(state.settings, log, restart_count=restarts, reload_state=state)
                 ref.gateway = gw
                 async with trio.open_nursery() as nursery:
                     log.info("gateway", "starting HTTP server...")
@@ -203,13 +217,13 @@ async def run_gateway(
                         task_status.started(control)
                         reported = True
                     nursery.start_soon(gw.ticker)
-                    action, why = await control.receive.receive()
+                    action, why, new_settings = await control.receive.receive()
                     t0 = time.monotonic()
                     restart = action == "restart"
                     log.info("admission", f"closed: {action} ({why})")
                     if restart:
                         log.info("gateway", f"received {why}; restarting")
-                        log.info("gateway", "restart mode: in-process restart (unmanaged: keep the process and port)")
+                        log.info("gateway", "restart mode: in-process restart (unmanaged: keep the process)")
                     else:
                         log.info("gateway", f"received {why}; shutting down")
                     log.info(
@@ -237,6 +251,20 @@ async def run_gateway(
                 if not restart:
                     break
                 restarts += 1
+                target = new_settings or state.settings
+                if (target.port, target.hosts) != (settings.port, settings.hosts) and target.port_source in PINNED:
+                    log.warn(
+                        "reload",
+                        f"gateway.port/bind changed in the config, but the port is pinned by {target.port_source}; "
+                        f"keeping {port}",
+                    )
+                elif (target.port, target.hosts) != (port, settings.hosts):
+                    for s in sockets:
+                        s.close()
+                    sockets, port = bind_sockets(target.hosts, target.port)
+                    control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
+                    settings = target
+                    log.info("gateway", f"rebinding on port {port} (bind {target.bind})")
             outer.cancel_scope.cancel()
         for s in sockets:
             s.close()

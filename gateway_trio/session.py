@@ -128,6 +128,8 @@ class Session:
         self._scope = trio.CancelScope()
         self.admitted = False
         self.preauth_counted = False
+        #: The shared secret this client authenticated with (None for device tokens / none mode).
+        self.auth_secret: str | None = None
         self.subscriptions: set[str] = set()
         self._inflight: dict[str, tuple[str, float]] = {}
 

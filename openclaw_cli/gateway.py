@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
 gateway_app = App(name="gateway", help="Run the gateway in the foreground (same as `gateway run`).")
+
+
+def _keep_runtime_token(resolve_settings: Any, first: Any) -> Any:
+    """Re-resolution for reloads; a generated runtime token stays the same for the process."""
+
+    def again() -> Any:
+        new = resolve_settings()
+        if new.runtime_token and first.runtime_token:
+            new.token = first.token
+        return new
+
+    return again
 
 
 @gateway_app.default
@@ -59,20 +72,24 @@ def run(
 
             for line in ensure_dev(paths, reset=reset):
                 print(line)
-        settings = resolve(
-            paths=paths,
-            port=port,
-            bind=bind,
-            auth=auth,
-            token=token,
-            password=password,
-            password_file=password_file,
-            allow_unconfigured=allow_unconfigured,
-            dev=dev,
-            verbose=verbose,
-            ws_log="compact" if compact else ws_log,
-            new_token=_runtime.new_token,
-        )
+
+        def resolve_settings() -> Any:
+            return resolve(
+                paths=paths,
+                port=port,
+                bind=bind,
+                auth=auth,
+                token=token,
+                password=password,
+                password_file=password_file,
+                allow_unconfigured=allow_unconfigured,
+                dev=dev,
+                verbose=verbose,
+                ws_log="compact" if compact else ws_log,
+                new_token=_runtime.new_token,
+            )
+
+        settings = resolve_settings()
     except StartupError as exc:
         print(exc.message, file=sys.stderr)
         return exc.exit_code
@@ -100,7 +117,7 @@ def run(
         atomic_write(token_file, (settings.token + "\n").encode(), mode=0o600)
         log.info("gateway", f"runtime token for this process written to {token_file} (mode 0600)")
     try:
-        return trio.run(run_gateway, settings, log)
+        return trio.run(partial(run_gateway, settings, log, resolve_again=_keep_runtime_token(resolve_settings, settings)))
     except StartupError as exc:
         log.error("gateway", exc.message.splitlines()[0])
         print(exc.message, file=sys.stderr)

@@ -1,0 +1,133 @@
+"""Config hot reload: watch the file, validate the new version, plan with ``plan_reload``, apply.
+
+The watcher (watchfiles, 300 ms debounce) lives across in-process restarts. For every change:
+read and parse the file (JSON5) and resolve it as ``gateway run`` would (same flags); an invalid
+edit is logged and the gateway keeps its last good config. Otherwise the pure planner decides:
+no-op and hot paths are applied in place (log levels; a rotated token/password takes effect at
+once and closes the connections that authenticated with the old secret, 4001 ``gateway auth
+changed``), and a restart-class change triggers the in-process restart (port re-read from the
+file unless pinned by ``--port`` or the environment).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import watchfiles
+
+from gateway_core.auth import SharedSecret
+from gateway_core.reload import RELOAD_MODES, plan_reload
+
+from .settings import GatewaySettings, StartupError
+
+if TYPE_CHECKING:
+    from .server import Control
+    from .wsserver import GatewayRef
+
+DEBOUNCE_MS = 300
+
+
+class ReloadState:
+    """The last good settings, and the status ``health.configReload`` reports."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.status = "active"
+        self.last_error: str | None = None
+        self.last_reload_ms: int | None = None
+
+    def health(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"hotReloadStatus": self.status, "mode": reload_mode(self.settings.config)}
+        if self.last_error:
+            out["lastError"] = self.last_error
+        return out
+
+
+def reload_mode(config: dict[str, Any] | None) -> str:
+    mode = ((config or {}).get("gateway") or {}).get("reload", {})
+    value = mode.get("mode") if isinstance(mode, dict) else None
+    return value if value in RELOAD_MODES else "hybrid"
+
+
+async def watch_config(
+    state: ReloadState,
+    resolve_again: Callable[[], GatewaySettings],
+    ref: GatewayRef,
+    control: Control,
+) -> None:
+    """Run forever: every settled change of the config file is evaluated and applied."""
+    path = state.settings.paths.config_path
+    path.parent.mkdir(parents=True, exist_ok=True)
+
+    def only_config(_change: watchfiles.Change, changed: str) -> bool:
+        return Path(changed).name == path.name
+
+    try:
+        async for _changes in watchfiles.awatch(
+            path.parent, watch_filter=only_config, debounce=DEBOUNCE_MS, step=50, recursive=False
+        ):
+            apply_change(state, resolve_again, ref, control)
+    except (OSError, RuntimeError) as exc:
+        state.status = "disabled"
+        state.last_error = f"watcher failed: {exc}"
+        gw = ref.gateway
+        if gw is not None:
+            gw.log.error("reload", f"config hot-reload disabled: watcher failed: {exc}")
+
+
+def apply_change(
+    state: ReloadState,
+    resolve_again: Callable[[], GatewaySettings],
+    ref: GatewayRef,
+    control: Control,
+) -> None:
+    """Evaluate the file as it is now against the last good settings, and act on the plan."""
+    gw = ref.gateway
+    if gw is None:
+        return
+    log = gw.log
+    try:
+        new = resolve_again()
+    except StartupError as exc:
+        text = " ".join(exc.message.removeprefix("Gateway failed to start: ").split())
+        state.last_error = text
+        log.warn("reload", f"config reload skipped (invalid config): {text}")
+        return
+    old = state.settings
+    mode = reload_mode(new.config)
+    plan = plan_reload(old.config or {}, new.config or {}, mode)
+    if not plan.changes:
+        return
+    state.last_error = None
+    log.info("reload", f"config change detected; evaluating reload ({', '.join(c.path for c in plan.changes)})")
+    if mode == "off":
+        log.info("reload", "config reload disabled (gateway.reload.mode=off)")
+        return
+    applied = set(plan.apply)
+    # In place: logging and the shared secret (the rest of the hot set has no live consumer yet).
+    if any(p.startswith("logging") for p in applied):
+        gw.log.set_levels(new.log_level, new.console_level)
+    rotated = [p for p in applied if p in ("gateway.auth.token", "gateway.auth.password")]
+    if rotated:
+        secret = SharedSecret(mode=new.auth_mode, token=new.token, password=new.password)  # type: ignore[arg-type]
+        closed = gw.rotate_secret(secret)
+        log.info("reload", f"config hot reload applied ({', '.join(rotated)}); closed {closed} connection(s)")
+    state.settings = new
+    if plan.deferred:
+        log.warn(
+            "reload",
+            f"config change requires gateway restart ({', '.join(plan.deferred)}) — not applied in mode {mode}; "
+            "restart the gateway to apply it",
+        )
+    if "gateway.port" in plan.restart_reasons and new.port_source in ("--port", "OPENCLAW_GATEWAY_PORT"):
+        log.warn("reload", f"gateway.port changed in the config, but the port is pinned by {new.port_source}")
+    if plan.restart:
+        log.warn("reload", f"config change requires gateway restart ({', '.join(plan.restart_reasons) or 'mode restart'}) — preparing")
+        control.restart(f"config reload: {', '.join(plan.restart_reasons or plan.hot_paths)}", settings=new)
+    elif applied and not rotated:
+        log.info("reload", f"config change applied (dynamic reads: {', '.join(sorted(applied))})")
+
+
+__all__ = ["ReloadState", "apply_change", "reload_mode", "watch_config"]

@@ -78,9 +78,9 @@ def _is_number(value: Any) -> bool:
 
 
 class _Walker:
-    def __init__(self) -> None:
+    def __init__(self, every_unknown: bool = False) -> None:
         self.errors: list[_Err] = []
-        self._cache: dict[type, mi.Type] = {}
+        self.every_unknown = every_unknown
 
     def walk(self, value: Any, t: mi.Type, path: str, any_of: bool = False) -> None:
         if isinstance(t, mi.Metadata):
@@ -163,7 +163,7 @@ class _Walker:
     def _union(self, value: Any, types: list[mi.Type], path: str) -> None:
         collected: list[_Err] = []
         for branch in types:
-            sub = _Walker()
+            sub = _Walker(self.every_unknown)
             sub.walk(value, branch, path)
             if not sub.errors:
                 return
@@ -186,10 +186,14 @@ class _Walker:
         if t.forbid_unknown_fields:
             known = {name for name, _, _ in declared}
             extras = [k for k in value if k not in known]
-            for k in extras:
-                self.errors.append(_Err(f"{path}/{_escape(str(k))}", "schema is false", "hidden", owner=path))
-            if extras:
-                self.errors.append(_Err(path, f"unexpected property '{extras[0]}'", "additional", owner=path))
+            if self.every_unknown:
+                for k in extras:
+                    self.errors.append(_Err(f"{path}/{_escape(str(k))}", "unknown key", "unknown", owner=path))
+            else:
+                for k in extras:
+                    self.errors.append(_Err(f"{path}/{_escape(str(k))}", "schema is false", "hidden", owner=path))
+                if extras:
+                    self.errors.append(_Err(path, f"unexpected property '{extras[0]}'", "additional", owner=path))
         for name, ftype, _required in declared:
             if name not in value:
                 continue
@@ -232,6 +236,25 @@ def schema_errors(value: Any, schema: Any) -> str | None:
     return _render(walker.errors) if walker.errors else None
 
 
+def all_errors(value: Any, schema: Any) -> list[tuple[str, str]]:
+    """Every problem, uncapped, as ``(dotted.path, message)``; each unknown key reported on its own.
+
+    For configuration files, where an operator wants the whole list at once.
+    """
+    t = _TYPE_INFO.get(schema)
+    if t is None:
+        t = _TYPE_INFO[schema] = mi.type_info(schema)
+    walker = _Walker(every_unknown=True)
+    walker.walk(value, t, "")
+    out: list[tuple[str, str]] = []
+    for e in walker.errors:
+        dotted = ".".join(part.replace("~1", "/").replace("~0", "~") for part in e.path.split("/")[1:])
+        item = (dotted, e.text)
+        if item not in out:
+            out.append(item)
+    return out
+
+
 class SchemaError(ValueError):
     """A value failed a schema; ``text`` is the wire wording (without any "invalid X:" lead)."""
 
@@ -257,4 +280,4 @@ def _fallback(err: msgspec.ValidationError) -> str:
     return message
 
 
-__all__ = ["MAX_ERRORS", "SchemaError", "convert", "schema_errors"]
+__all__ = ["MAX_ERRORS", "SchemaError", "all_errors", "convert", "schema_errors"]

@@ -15,6 +15,8 @@ from typing import Any
 
 import pyjson5
 
+from gateway_core.config import validate_config, warnings_for
+
 DEFAULT_PORT = 18789
 DEV_PORT = 19001
 EXIT_CONFIG = 78
@@ -167,6 +169,21 @@ def resolve(
         raise StartupError("Use either --password or --password-file.")
     cfg = load_config(paths.config_path)
     warnings: list[str] = []
+    if cfg is not None:
+        issues = validate_config(cfg)
+        if any(issue.path == "gateway.port" for issue in issues):
+            raise StartupError(
+                "Invalid gateway.port in config. Set gateway.port to a number from 1 to 65535, or pass --port 18789.",
+                EXIT_CONFIG,
+            )
+        if issues:
+            raise StartupError(
+                f"Gateway failed to start: Invalid config at {paths.config_path}:\n"
+                + "\n".join(f"  {issue}" for issue in issues)
+                + '\nFix these keys (`openclaw config validate` lists them), then retry.',
+                EXIT_CONFIG,
+            )
+        warnings.extend(warnings_for(cfg))
 
     # Port: --port → OPENCLAW_GATEWAY_PORT → gateway.port → profile hash → 18789.
     source = "--port"

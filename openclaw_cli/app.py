@@ -28,6 +28,7 @@ app = App(
 
 
 app.command("openclaw_cli.gateway:gateway_app", name="gateway")
+app.command("openclaw_cli.config_cmd:config_app", name="config")
 
 
 @app.command(name="conformance")

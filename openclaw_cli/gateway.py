@@ -117,7 +117,9 @@ def run(
         atomic_write(token_file, (settings.token + "\n").encode(), mode=0o600)
         log.info("gateway", f"runtime token for this process written to {token_file} (mode 0600)")
     try:
-        return trio.run(partial(run_gateway, settings, log, resolve_again=_keep_runtime_token(resolve_settings, settings)))
+        return trio.run(
+            partial(run_gateway, settings, log, resolve_again=_keep_runtime_token(resolve_settings, settings))
+        )
     except StartupError as exc:
         log.error("gateway", exc.message.splitlines()[0])
         print(exc.message, file=sys.stderr)

@@ -1,0 +1,253 @@
+"""The config file's schema (runtime-cli.md §2, §9) as msgspec Structs, and its validation.
+
+Pure: the caller reads and parses the file (JSON5); :func:`validate_config` returns every problem,
+each naming its dotted path (``gateway.bogus: unknown key``, ``gateway.port: must be <= 65535``).
+Keys this gateway does not interpret yet (``agents``, ``models``, ``channels``, …) are accepted as
+objects and passed through untouched; keys nobody knows are errors, as in the published gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Port = Annotated[int, Meta(ge=1, le=65535)]
+PositiveInt = Annotated[int, Meta(ge=1)]
+NonNegInt = Annotated[int, Meta(ge=0)]
+Obj = dict[str, Any]
+
+
+class _C(Struct, forbid_unknown_fields=True, omit_defaults=True, rename="camel", kw_only=True):
+    """Base: closed, camelCase keys."""
+
+
+class SecretRef(_C, kw_only=True):
+    """``{source, provider, id}`` (runtime-cli.md §4)."""
+
+    source: Literal["env", "file", "exec", "store"]
+    provider: Annotated[str, Meta(pattern=r"^[a-z][a-z0-9_-]{0,63}$")] = "default"
+    id: Annotated[str, Meta(min_length=1)]
+
+
+SecretInput = str | SecretRef
+
+
+class RateLimit(_C):
+    max_attempts: PositiveInt | UnsetType = UNSET
+    window_ms: PositiveInt | UnsetType = UNSET
+    lockout_ms: NonNegInt | UnsetType = UNSET
+    exempt_loopback: bool | UnsetType = UNSET
+
+
+class DeviceAutoApprove(_C):
+    enabled: bool | UnsetType = UNSET
+    scopes: list[str] | UnsetType = UNSET
+
+
+class TrustedProxy(_C):
+    user_header: str | UnsetType = UNSET
+    required_headers: list[str] | UnsetType = UNSET
+    allow_users: list[str] | UnsetType = UNSET
+    allow_loopback: bool | UnsetType = UNSET
+    cloudflare_access_oidc: Obj | UnsetType = UNSET
+    device_auto_approve: DeviceAutoApprove | UnsetType = UNSET
+
+
+class GatewayAuth(_C):
+    mode: Literal["none", "token", "password", "trusted-proxy"] | UnsetType = UNSET
+    token: SecretInput | UnsetType = UNSET
+    password: SecretInput | UnsetType = UNSET
+    allow_tailscale: bool | UnsetType = UNSET
+    identity_scopes: dict[str, list[str]] | UnsetType = UNSET
+    rate_limit: RateLimit | UnsetType = UNSET
+    trusted_proxy: TrustedProxy | UnsetType = UNSET
+
+
+class GatewayReload(_C):
+    mode: Literal["off", "hot", "restart", "hybrid"] | UnsetType = UNSET
+
+
+class ControlUiEnvironment(_C):
+    label: str | UnsetType = UNSET
+    color: str | UnsetType = UNSET
+
+
+class ControlUiGithub(_C):
+    token: SecretInput | UnsetType = UNSET
+
+
+class ControlUiExperimental(_C):
+    custom_plugins: bool | UnsetType = UNSET
+
+
+class ControlUi(_C):
+    enabled: bool | UnsetType = UNSET
+    base_path: str | UnsetType = UNSET
+    root: str | UnsetType = UNSET
+    allowed_origins: list[str] | UnsetType = UNSET
+    dangerously_allow_host_header_origin_fallback: bool | UnsetType = UNSET
+    dangerously_disable_device_auth: bool | UnsetType = UNSET
+    environment: ControlUiEnvironment | UnsetType = UNSET
+    community_invite: bool | UnsetType = UNSET
+    github: ControlUiGithub | UnsetType = UNSET
+    session_observer: bool | UnsetType = UNSET
+    embed_sandbox: str | UnsetType = UNSET
+    allow_external_embed_urls: bool | UnsetType = UNSET
+    automatically_fetch_favicons: bool | UnsetType = UNSET
+    experimental: ControlUiExperimental | UnsetType = UNSET
+
+
+class Endpoint(_C):
+    enabled: bool | UnsetType = UNSET
+    images: Obj | UnsetType = UNSET
+    files: Obj | UnsetType = UNSET
+    max_url_parts: NonNegInt | UnsetType = UNSET
+
+
+class HttpEndpoints(_C):
+    chat_completions: Endpoint | UnsetType = UNSET
+    responses: Endpoint | UnsetType = UNSET
+
+
+class SecurityHeaders(_C):
+    strict_transport_security: str | bool | UnsetType = UNSET  # a header value, or false
+
+
+class GatewayHttp(_C):
+    endpoints: HttpEndpoints | UnsetType = UNSET
+    security_headers: SecurityHeaders | UnsetType = UNSET
+
+
+class GatewayRemote(_C):
+    url: str | UnsetType = UNSET
+    transport: Literal["ssh", "direct"] | UnsetType = UNSET
+    remote_port: Port | UnsetType = UNSET
+    token: SecretInput | UnsetType = UNSET
+    password: SecretInput | UnsetType = UNSET
+    edge_auth: Obj | UnsetType = UNSET
+    tls_fingerprint: str | UnsetType = UNSET
+    ssh_target: str | UnsetType = UNSET
+    ssh_identity: str | UnsetType = UNSET
+    ssh_host_key_policy: Literal["strict", "openssh"] | UnsetType = UNSET
+
+
+class GatewayTailscale(_C):
+    mode: Literal["off", "serve", "funnel"] | UnsetType = UNSET
+    preserve_funnel: bool | UnsetType = UNSET
+
+
+class GatewayConfig(_C):
+    mode: Literal["local", "remote"] | UnsetType = UNSET
+    port: Port | UnsetType = UNSET
+    bind: Literal["auto", "lan", "loopback", "custom", "tailnet"] | UnsetType = UNSET
+    custom_bind_host: str | UnsetType = UNSET
+    public_origin: str | UnsetType = UNSET
+    auth: GatewayAuth | UnsetType = UNSET
+    reload: GatewayReload | UnsetType = UNSET
+    control_ui: ControlUi | UnsetType = UNSET
+    http: GatewayHttp | UnsetType = UNSET
+    trusted_proxies: list[str] | UnsetType = UNSET
+    allow_real_ip_fallback: bool | UnsetType = UNSET
+    remote: GatewayRemote | UnsetType = UNSET
+    tailscale: GatewayTailscale | UnsetType = UNSET
+    # Accepted and kept for later work (validated as objects only).
+    tools: Obj | UnsetType = UNSET
+    cli_agents: Obj | UnsetType = UNSET
+    terminal: Obj | UnsetType = UNSET
+    tls: Obj | UnsetType = UNSET
+    push: Obj | UnsetType = UNSET
+    nodes: Obj | UnsetType = UNSET
+    portals: Obj | UnsetType = UNSET
+    roles: Obj | UnsetType = UNSET
+
+
+class LoggingConfig(_C):
+    level: Literal["silent", "fatal", "error", "warn", "info", "debug", "trace"] | UnsetType = UNSET
+    console_level: Literal["silent", "fatal", "error", "warn", "info", "debug", "trace"] | UnsetType = UNSET
+    file: str | UnsetType = UNSET
+    max_file_bytes: PositiveInt | UnsetType = UNSET
+    console_style: Literal["pretty", "json"] | UnsetType = UNSET
+    redact_patterns: list[str] | UnsetType = UNSET
+
+
+class OpenClawConfig(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """The root of ``openclaw.json``. Unknown root keys are errors."""
+
+    schema_: str | UnsetType = msgspec.field(default=UNSET, name="$schema")
+    gateway: GatewayConfig | UnsetType = UNSET
+    logging: LoggingConfig | UnsetType = UNSET
+    # Validated pass-through for later work: each must be an object.
+    meta: Obj | UnsetType = UNSET
+    agents: Obj | UnsetType = UNSET
+    agent: Obj | UnsetType = UNSET
+    models: Obj | UnsetType = UNSET
+    channels: Obj | UnsetType = UNSET
+    plugins: Obj | UnsetType = UNSET
+    hooks: Obj | UnsetType = UNSET
+    session: Obj | UnsetType = UNSET
+    messages: Obj | UnsetType = UNSET
+    commands: Obj | UnsetType = UNSET
+    skills: Obj | UnsetType = UNSET
+    tools: Obj | UnsetType = UNSET
+    secrets: Obj | UnsetType = UNSET
+    discovery: Obj | UnsetType = UNSET
+    env: Obj | UnsetType = UNSET
+    cron: Obj | UnsetType = UNSET
+    ui: Obj | UnsetType = UNSET
+    talk: Obj | UnsetType = UNSET
+    memory: Obj | UnsetType = UNSET
+    identity: Obj | UnsetType = UNSET
+    wizard: Obj | UnsetType = UNSET
+    bindings: Obj | list[Any] | UnsetType = UNSET
+    routing: Obj | UnsetType = UNSET
+    audio: Obj | UnsetType = UNSET
+    tui: Obj | UnsetType = UNSET
+    approvals: Obj | UnsetType = UNSET
+    auth: Obj | UnsetType = UNSET
+    broadcast: Obj | UnsetType = UNSET
+    diagnostics: Obj | UnsetType = UNSET
+    update: Obj | UnsetType = UNSET
+    telemetry: Obj | UnsetType = UNSET
+    security: Obj | UnsetType = UNSET
+    transcripts: Obj | UnsetType = UNSET
+    mcp: Obj | UnsetType = UNSET
+    acp: Obj | UnsetType = UNSET
+    attachments: Obj | UnsetType = UNSET
+
+
+class Issue(Struct, frozen=True):
+    """One problem in a config: the dotted path and what is wrong there."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path or '<root>'}: {self.message}"
+
+
+def validate_config(value: Any) -> list[Issue]:
+    """Every schema problem in ``value`` (empty when valid). Unknown keys are each reported."""
+    from .validation import all_errors
+
+    issues = [Issue(path, message) for path, message in all_errors(value, OpenClawConfig)]
+    if isinstance(value, dict):
+        auth = (value.get("gateway") or {}).get("auth") if isinstance(value.get("gateway"), dict) else None
+        if isinstance(auth, dict) and auth.get("mode") is None and auth.get("token") and auth.get("password"):
+            issues.append(Issue("gateway.auth", "both token and password are set: set gateway.auth.mode"))
+    return issues
+
+
+def warnings_for(value: Any) -> list[str]:
+    """Accepted but not acted on by this gateway (said clearly instead of silently ignored)."""
+    out: list[str] = []
+    gateway = value.get("gateway") if isinstance(value, dict) else None
+    if isinstance(gateway, dict):
+        tailscale = gateway.get("tailscale")
+        if isinstance(tailscale, dict) and tailscale.get("mode") not in (None, "off"):
+            out.append("gateway.tailscale: Tailscale serve/funnel is not supported by this gateway; ignored")
+    return out
+
+
+__all__ = ["Issue", "OpenClawConfig", "SecretRef", "validate_config", "warnings_for"]

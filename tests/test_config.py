@@ -1,0 +1,90 @@
+"""The config schema, ``openclaw config …`` and the start-up refusal of an invalid config."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from gateway_proc import make_home, run_cli
+
+from gateway_core.config import validate_config
+from openclaw_cli.app import app
+
+
+def test_validate_config_names_every_problem() -> None:
+    cfg = {
+        "gateway": {"mode": "local", "bogus": 1, "port": 70000, "reload": {"mode": "sometimes"}},
+        "logging": {"level": "loud"},
+        "nope": {},
+        "agents": {"anything": {"goes": True}},
+    }
+    assert [str(i) for i in validate_config(cfg)] == [
+        "nope: unknown key",
+        "gateway.bogus: unknown key",
+        "gateway.port: must be <= 65535",
+        "gateway.reload.mode: must be equal to one of the allowed values",
+        "logging.level: must be equal to one of the allowed values",
+    ]
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"$schema": "https://example/schema.json", "gateway": {"mode": "local", "port": 1, "bind": "lan"}},
+        {"gateway": {"auth": {"mode": "token", "token": {"source": "env", "id": "OPENCLAW_TOKEN"}}}},
+        {"gateway": {"reload": {"mode": "off"}}},
+        {"gateway": {"reload": {"mode": "hot"}}},
+        {"gateway": {"reload": {"mode": "restart"}}},
+        {"gateway": {"reload": {"mode": "hybrid"}}},
+        {"logging": {"level": "debug", "file": "/tmp/x.log", "maxFileBytes": 1000}},
+    ],
+)
+def test_valid_configs(cfg: dict) -> None:
+    assert validate_config(cfg) == []
+
+
+def test_unknown_key_refuses_to_start_with_78(tmp_path: Path) -> None:
+    home = make_home(tmp_path, {"gateway": {"mode": "local", "controlUi": {"bogusKey": True}}}, log_file=False)
+    out = run_cli(home, "--port", "19999")
+    assert out.returncode == 78
+    assert "gateway.controlUi.bogusKey: unknown key" in out.stderr
+
+
+def _run(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], *args: str
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH", "OPENCLAW_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    rc = app(["config", *args], result_action="return_value")
+    out = capsys.readouterr()
+    return rc, out.out, out.err
+
+
+def test_config_cli_round_trip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    home = tmp_path / "home"
+    path = home / ".openclaw" / "openclaw.json"
+    assert _run(home, monkeypatch, capsys, "file")[1].strip() == str(path)
+    assert _run(home, monkeypatch, capsys, "set", "gateway.mode", "local")[0] == 0
+    assert _run(home, monkeypatch, capsys, "set", "gateway.port", "19999")[0] == 0
+    assert _run(home, monkeypatch, capsys, "set", "gateway.auth.token", "s3cret-token")[0] == 0
+    assert json.loads(path.read_text()) == {
+        "gateway": {"mode": "local", "port": 19999, "auth": {"token": "s3cret-token"}}
+    }
+    rc, out, _ = _run(home, monkeypatch, capsys, "get", "gateway")
+    assert rc == 0 and "__OPENCLAW_REDACTED__" in out and "s3cret" not in out
+    rc, _, err = _run(home, monkeypatch, capsys, "set", "gateway.port", "70000")
+    assert rc == 1 and "gateway.port: must be <= 65535" in err
+    assert json.loads(path.read_text())["gateway"]["port"] == 19999  # nothing written
+    assert (path.with_name("openclaw.json.bak")).exists()
+    assert _run(home, monkeypatch, capsys, "unset", "gateway.port")[0] == 0
+    assert "port" not in json.loads(path.read_text())["gateway"]
+    rc, out, _ = _run(home, monkeypatch, capsys, "validate", "--json")
+    assert rc == 0 and json.loads(out)["valid"] is True
+    path.write_text("{gateway: {bogus: 1}}")
+    rc, out, _ = _run(home, monkeypatch, capsys, "validate")
+    assert rc == 1 and "gateway.bogus: unknown key" in out

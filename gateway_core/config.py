@@ -239,6 +239,42 @@ def validate_config(value: Any) -> list[Issue]:
     return issues
 
 
+_SCHEMA: dict[str, Any] | None = None
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of ``openclaw.json`` (generated from the Structs once)."""
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = msgspec.json.schema(OpenClawConfig)
+    return _SCHEMA
+
+
+def schema_lookup(path: str) -> dict[str, Any] | None:
+    """The sub-schema at dotted ``path`` (``gateway.auth.mode``), or ``None`` when there is none."""
+    schema = config_json_schema()
+    defs = schema.get("$defs", {})
+
+    def deref(node: dict[str, Any]) -> dict[str, Any]:
+        while "$ref" in node:
+            node = defs[node["$ref"].rsplit("/", 1)[-1]]
+        return node
+
+    node = deref(schema)
+    for part in [p for p in path.split(".") if p]:
+        candidates = [deref(n) for n in node.get("anyOf", [node])]
+        found = None
+        for candidate in candidates:
+            props = candidate.get("properties", {})
+            if part in props:
+                found = deref(props[part])
+                break
+        if found is None:
+            return None
+        node = found
+    return node
+
+
 def warnings_for(value: Any) -> list[str]:
     """Accepted but not acted on by this gateway (said clearly instead of silently ignored)."""
     out: list[str] = []
@@ -250,4 +286,4 @@ def warnings_for(value: Any) -> list[str]:
     return out
 
 
-__all__ = ["Issue", "OpenClawConfig", "SecretRef", "validate_config", "warnings_for"]
+__all__ = ["Issue", "OpenClawConfig", "SecretRef", "config_json_schema", "schema_lookup", "validate_config", "warnings_for"]

@@ -25,6 +25,7 @@ from msgspec import UNSET
 
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret, Snapshot, StateVersion
 from gateway_core import errors as E
+from gateway_core.config import config_json_schema, schema_lookup, validate_config
 from gateway_core.events import HandshakeFailed, Principal
 from gateway_core.frames import PresenceEntry
 from gateway_core.idempotency import Final, IdempotencyLedger
@@ -69,6 +70,8 @@ IMPLEMENTED = frozenset(
         "config.set",
         "config.patch",
         "config.apply",
+        "config.schema",
+        "config.schema.lookup",
     }
 )
 
@@ -711,7 +714,7 @@ class Gateway:
         digest = hashlib.sha256(raw.encode()).hexdigest()
         try:
             parsed = pyjson5.decode(raw) if raw.strip() else {}
-            issues: list[Any] = []
+            issues: list[Any] = [{"path": i.path, "message": i.message} for i in validate_config(parsed)]
         except Exception as exc:  # noqa: BLE001
             parsed, issues = None, [{"path": "", "message": str(exc)}]
         return {
@@ -724,6 +727,24 @@ class Gateway:
             "issues": issues,
             "warnings": [],
         }
+
+    def applied_config(self) -> dict[str, Any]:
+        """The config the gateway runs with (the last good one; may differ from the file)."""
+        settings = self.reload_state.settings if self.reload_state is not None else self.settings
+        return settings.config or {}
+
+    def applied_config_hash(self) -> str:
+        return hashlib.sha256(json.dumps(self.applied_config(), sort_keys=True).encode()).hexdigest()
+
+    def m_config_schema(self, s: Session, ev: RequestReceived) -> None:
+        s.respond(ev.request_id, config_json_schema())
+
+    def m_config_schema_lookup(self, s: Session, ev: RequestReceived) -> None:
+        found = schema_lookup(ev.params.path)
+        if found is None:
+            s.respond_error(ev.request_id, E.invalid_request("config schema path not found"))
+        else:
+            s.respond(ev.request_id, {"path": ev.params.path, "schema": found})
 
     def _secrets(self) -> set[str]:
         return {v for v in (self.secret.token, self.secret.password) if v}
@@ -750,14 +771,14 @@ class Gateway:
                 "sourceConfig": parsed,
                 "resolved": parsed,
                 "valid": st["valid"],
-                "runtimeConfig": parsed,
+                "runtimeConfig": _redact(self.applied_config(), secrets),
                 "config": parsed,
                 "hash": st["hash"],
                 "issues": st["issues"],
                 "warnings": st["warnings"],
                 "legacyIssues": [],
                 "configRevisionHash": st["hash"],
-                "appliedConfigHash": None,
+                "appliedConfigHash": self.applied_config_hash(),
             },
         )
 
@@ -770,6 +791,11 @@ class Gateway:
             raise E.RemoteProtocolError(
                 E.invalid_request("config changed since last load; re-run config.get and retry"), 0
             )
+
+    def _check_schema(self, value: Any) -> None:
+        issues = validate_config(value)
+        if issues:
+            raise E.RemoteProtocolError(E.invalid_request("invalid config: " + "; ".join(str(i) for i in issues)), 0)
 
     def _write_config(self, value: Any) -> dict[str, Any]:
         path = self.settings.paths.config_path
@@ -792,6 +818,8 @@ class Gateway:
                 raise E.RemoteProtocolError(E.invalid_request(f"invalid config: {exc}"), 0) from None
             if not isinstance(incoming, dict):
                 raise E.RemoteProtocolError(E.invalid_request("invalid config: the root must be an object"), 0)
+            if not patch:
+                self._check_schema(incoming)
             if patch:
                 if not st["valid"]:
                     issues = "; ".join(i["message"] for i in st["issues"])
@@ -812,6 +840,7 @@ class Gateway:
                         },
                     )
                     return
+                self._check_schema(merged)
                 result = self._write_config(merged)
                 result["changedPaths"] = sorted(incoming)
             else:

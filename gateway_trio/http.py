@@ -25,13 +25,23 @@ PROBES = frozenset({"/health", "/healthz", "/ready", "/readyz", "/startup", "/st
 
 def _json(status: int, body: dict[str, Any], head: bool) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     data = json.dumps(body, separators=(",", ":")).encode()
-    headers = [*BASE_HEADERS, (b"content-type", b"application/json; charset=utf-8"), (b"content-length", str(len(data)).encode())]
+    headers = [
+        *BASE_HEADERS,
+        (b"content-type", b"application/json; charset=utf-8"),
+        (b"content-length", str(len(data)).encode()),
+    ]
     return status, headers, b"" if head else data
 
 
-def plain(status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def plain(
+    status: int, text: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     data = text.encode()
-    headers = [*BASE_HEADERS, (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(data)).encode())]
+    headers = [
+        *BASE_HEADERS,
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(data)).encode()),
+    ]
     return status, headers + (extra or []), data
 
 

@@ -124,7 +124,10 @@ def apply_change(
     if "gateway.port" in plan.restart_reasons and new.port_source in ("--port", "OPENCLAW_GATEWAY_PORT"):
         log.warn("reload", f"gateway.port changed in the config, but the port is pinned by {new.port_source}")
     if plan.restart:
-        log.warn("reload", f"config change requires gateway restart ({', '.join(plan.restart_reasons) or 'mode restart'}) — preparing")
+        log.warn(
+            "reload",
+            f"config change requires gateway restart ({', '.join(plan.restart_reasons) or 'mode restart'}) — preparing",
+        )
         control.restart(f"config reload: {', '.join(plan.restart_reasons or plan.hot_paths)}", settings=new)
     elif applied and not rotated:
         log.info("reload", f"config change applied (dynamic reads: {', '.join(sorted(applied))})")

@@ -86,9 +86,23 @@ def _lock(state_dir: Path) -> int:
                     1,
                 ) from None
             time.sleep(0.1)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    record_port(fd, None)
     return fd
+
+
+def record_port(fd: int, port: int | None) -> None:
+    """The lock file says who holds it and on which port (CLI commands find the running gateway)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n{port or ''}\n".encode(), 0)
+
+
+def running_port(state_dir: Path) -> int | None:
+    """The port of the gateway holding ``state_dir``'s lock, if one is running."""
+    try:
+        lines = (state_dir / "gateway.lock").read_text().split("\n")
+    except OSError:
+        return None
+    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
 
 
 def _unlock(fd: int, state_dir: Path) -> None:
@@ -187,6 +201,7 @@ async def run_gateway(
         log.info("gateway", "starting...")
         sockets, port = bind_sockets(settings.hosts, settings.port)
         control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
+        record_port(lock_fd, port)
         restarts = 0
         reported = False
         exit_code = 0
@@ -263,6 +278,7 @@ async def run_gateway(
                         s.close()
                     sockets, port = bind_sockets(target.hosts, target.port)
                     control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
+                    record_port(lock_fd, port)
                     settings = target
                     log.info("gateway", f"rebinding on port {port} (bind {target.bind})")
             outer.cancel_scope.cancel()

@@ -304,7 +304,9 @@ class Session:
         if self.congested:
             self.abort()
             return
-        self.core.begin_shutdown(now=_runtime.now(), wall_ms=_runtime.wall_ms(), restart_expected_ms=restart_expected_ms)
+        self.core.begin_shutdown(
+            now=_runtime.now(), wall_ms=_runtime.wall_ms(), restart_expected_ms=restart_expected_ms
+        )
         self.pump()
 
     def close(self, code: int, reason: str) -> None:

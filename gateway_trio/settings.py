@@ -180,7 +180,7 @@ def resolve(
             raise StartupError(
                 f"Gateway failed to start: Invalid config at {paths.config_path}:\n"
                 + "\n".join(f"  {issue}" for issue in issues)
-                + '\nFix these keys (`openclaw config validate` lists them), then retry.',
+                + "\nFix these keys (`openclaw config validate` lists them), then retry.",
                 EXIT_CONFIG,
             )
         warnings.extend(warnings_for(cfg))

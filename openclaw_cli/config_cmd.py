@@ -221,3 +221,87 @@ def validate(
         for warning in warnings:
             print(f"warning: {warning}", file=sys.stderr)
     return 1 if issues else 0
+
+
+@config_app.command
+@_reported
+def plan(
+    *,
+    url: Annotated[str | None, Parameter(help="Gateway URL (default: the local gateway's port).")] = None,
+    token: Annotated[
+        str | None, Parameter(help="Gateway token (default: config, then OPENCLAW_GATEWAY_TOKEN).")
+    ] = None,
+    password: Annotated[str | None, Parameter(help="Gateway password.")] = None,
+    json_: Annotated[bool, Parameter(name="--json", help="Print the plan as JSON.")] = False,
+    profile: ProfileOpt = None,
+) -> int:
+    """Compare the file on disk with the running gateway's applied config: per changed key, whether
+    it would hot-apply or need a restart, and why."""
+    import os
+
+    from gateway_core.reload import plan_reload
+    from gateway_trio.client import RpcError, call_sync
+    from gateway_trio.reloader import reload_mode
+
+    paths = _paths(profile)
+    disk = _load(paths.config_path)
+    gateway = disk.get("gateway") if isinstance(disk.get("gateway"), dict) else {}
+    if url is None:
+        from gateway_trio.server import running_port
+
+        port = running_port(paths.state_dir) or os.environ.get("OPENCLAW_GATEWAY_PORT") or gateway.get("port") or 18789
+        url = f"ws://127.0.0.1:{str(port).rsplit(':', 1)[-1]}"
+        auth = gateway.get("auth") if isinstance(gateway.get("auth"), dict) else {}
+        token = (
+            token
+            or (auth.get("token") if isinstance(auth.get("token"), str) else None)
+            or os.environ.get("OPENCLAW_GATEWAY_TOKEN")
+        )
+        password = (
+            password
+            or (auth.get("password") if isinstance(auth.get("password"), str) else None)
+            or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
+        )
+        runtime = paths.state_dir / "gateway.runtime-token"
+        if not (token or password) and runtime.exists():
+            token = runtime.read_text().strip()
+    elif not (token or password):
+        print(
+            "gateway url override requires explicit credentials\nFix: pass --token or --password with --url.",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        answer = call_sync(url, "config.get", {}, token=token, password=password, scopes=["operator.read"])
+    except RpcError as exc:
+        print(f"cannot read the running gateway's config: {exc}", file=sys.stderr)
+        return 1
+    applied = answer.get("runtimeConfig") or {}
+    result = plan_reload(applied, _redact(disk), reload_mode(disk))
+    doc = {
+        "path": str(paths.config_path),
+        "gateway": url,
+        "mode": result.mode,
+        "restart": result.restart,
+        "changes": [{"path": c.path, "effect": c.effect.value, "reason": c.reason} for c in result.changes],
+        "note": "secrets are redacted by the gateway and are not compared",
+    }
+    if json_:
+        print(json.dumps(doc, indent=2))
+        return 0
+    if not result.changes:
+        print(f"No difference between {paths.config_path} and the running gateway's config.")
+        return 0
+    width = max(len(c.path) for c in result.changes)
+    print(f"Reload mode: {result.mode}")
+    for c in result.changes:
+        print(f"  {c.path:<{width}}  {c.effect.value:<7}  {c.reason}")
+    if result.mode == "off":
+        print("gateway.reload.mode is off: nothing is applied until the gateway restarts or the mode changes.")
+    elif result.restart:
+        print(f"Applying this restarts the gateway ({', '.join(result.restart_reasons) or 'mode restart'}).")
+    elif result.deferred:
+        print(f"Not applied in mode {result.mode} until a restart: {', '.join(result.deferred)}.")
+    else:
+        print("Applies in place; no restart needed.")
+    return 0

@@ -88,3 +88,36 @@ def test_config_cli_round_trip(
     path.write_text("{gateway: {bogus: 1}}")
     rc, out, _ = _run(home, monkeypatch, capsys, "validate")
     assert rc == 1 and "gateway.bogus: unknown key" in out
+
+
+def test_config_plan_against_a_running_gateway(tmp_path: Path) -> None:
+    """With reload off the edit stays unapplied, so ``config plan`` shows it: port → restart, logging → none."""
+    import subprocess
+    import sys
+
+    from gateway_proc import GatewayProcess, child_env, free_port, local_config
+
+    port, other = free_port(), free_port()
+    cfg = local_config(port=port)
+    cfg["gateway"]["reload"] = {"mode": "off"}
+    home = make_home(tmp_path, cfg)
+    with GatewayProcess(tmp_path, home) as gw:
+        gw.wait_ready(port)
+        path = home / ".openclaw" / "openclaw.json"
+        edited = json.loads(path.read_text())
+        edited["gateway"]["port"] = other
+        edited.setdefault("logging", {})["level"] = "debug"
+        path.write_text(json.dumps(edited))
+        out = subprocess.run(
+            [sys.executable, "-m", "openclaw_cli", "config", "plan", "--json"],
+            env=child_env(home),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert out.returncode == 0, out.stderr
+        doc = json.loads(out.stdout)
+        effects = {c["path"]: c["effect"] for c in doc["changes"]}
+        assert effects == {"gateway.port": "restart", "logging.level": "none"}
+        assert doc["gateway"] == f"ws://127.0.0.1:{port}"  # the running gateway, not the edited port

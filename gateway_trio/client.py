@@ -1,0 +1,95 @@
+"""A one-shot RPC client for the CLI: connect, call one method, close (trio-websocket + the core's
+ClientConnection, so the handshake rules live in one place)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from msgspec import UNSET
+from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
+
+from gateway_core import ClientConnection, CloseTransport, ConnectAuth, ConnectParams, SendText
+from gateway_core.events import ConnectFailed, ConnectionTerminated, HelloReceived, ResponseReceived
+from gateway_core.frames import ClientInfo
+
+from . import _runtime
+
+
+class RpcError(Exception):
+    """The call failed: ``kind`` is transport|connect|request; ``code`` the gateway's error code."""
+
+    def __init__(self, kind: str, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.code = code
+
+
+async def call(
+    url: str,
+    method: str,
+    params: Any = None,
+    *,
+    token: str | None = None,
+    password: str | None = None,
+    scopes: list[str] | None = None,
+    timeout: float = 30.0,
+    version: str = "0.1.0",
+) -> Any:
+    """Call ``method`` on the gateway at ``url`` and return the final payload (raises RpcError)."""
+    auth = ConnectAuth(token=token or UNSET, password=password or UNSET) if (token or password) else UNSET
+    connect = ConnectParams(
+        min_protocol=4,
+        max_protocol=4,
+        client=ClientInfo(id="cli", version=version, platform="linux", mode="cli"),
+        role="operator",
+        scopes=scopes or ["operator.read"],
+        auth=auth,
+    )
+    core = ClientConnection(connect, connect_id="connect", now=_runtime.now())
+    try:
+        with trio.fail_after(timeout):
+            async with open_websocket_url(url) as ws:
+
+                async def flush() -> None:
+                    for action in core.actions():
+                        if isinstance(action, SendText):
+                            await ws.send_message(action.text)
+                        elif isinstance(action, CloseTransport):
+                            await ws.aclose(action.code, action.reason or None)
+
+                while True:
+                    await flush()
+                    for event in core.events():
+                        if isinstance(event, HelloReceived):
+                            core.request(method, params if params is not None else {}, request_id="1")
+                        elif isinstance(event, ConnectFailed):
+                            raise RpcError("connect", event.error.message, event.error.code)
+                        elif isinstance(event, ResponseReceived) and event.final:
+                            if not event.ok:
+                                err = event.error
+                                raise RpcError(
+                                    "request", err.message if err else "request failed", err.code if err else None
+                                )
+                            return event.payload
+                        elif isinstance(event, ConnectionTerminated):
+                            raise RpcError("transport", f"connection closed ({event.code} {event.reason})")
+                    await flush()
+                    try:
+                        message = await ws.get_message()
+                    except ConnectionClosed as exc:
+                        core.receive_closed(exc.reason.code, exc.reason.reason or "", now=_runtime.now())
+                        continue
+                    core.receive_text(message, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+    except trio.TooSlowError:
+        raise RpcError("transport", f"no answer from {url} within {timeout:.0f}s") from None
+    except (HandshakeError, OSError) as exc:
+        raise RpcError("transport", f"Gateway not reachable at {url} ({exc or type(exc).__name__})") from None
+
+
+def call_sync(url: str, method: str, params: Any = None, **kw: Any) -> Any:
+    """:func:`call` from synchronous code."""
+    return trio.run(lambda: call(url, method, params, **kw))
+
+
+__all__ = ["RpcError", "call", "call_sync"]

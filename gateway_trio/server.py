@@ -77,7 +77,7 @@ def _lock(state_dir: Path) -> int:
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 try:
-                    owner = os.pread(fd, 32, 0).decode().strip() or "?"
+                    owner = os.pread(fd, 64, 0).decode().split("\n", 1)[0].strip() or "?"
                 finally:
                     os.close(fd)
                 raise StartupError(

@@ -539,6 +539,23 @@ class Gateway:
         s.respond(ev.request_id, {"subscribed": True, "list": self._sessions_list()} if raw else {"subscribed": True})
 
     def m_secrets_reload(self, s: Session, ev: RequestReceived) -> None:
+        """Re-resolve the credentials (SecretRefs, env) now; a changed secret takes effect at once."""
+        resolver = self.reload_state.resolve_again if self.reload_state is not None else None
+        if resolver is not None:
+            try:
+                new = resolver()
+            except Exception as exc:  # noqa: BLE001 - any resolution failure keeps the old snapshot
+                self.log.warn("secrets", f"secrets.reload failed: {getattr(exc, 'message', exc)}")
+                s.respond_error(ev.request_id, E.unavailable("secrets.reload failed"))
+                return
+            changed = (new.auth_mode, new.token, new.password) != (self.secret.mode, self.secret.token, self.secret.password)
+            s.respond(ev.request_id, {"ok": True, "warningCount": 0})  # answered before any 4001 close
+            if changed:
+                closed = self.rotate_secret(
+                    SharedSecret(mode=new.auth_mode, token=new.token, password=new.password)  # type: ignore[arg-type]
+                )
+                self.log.info("secrets", f"secrets reloaded: gateway credential changed; closed {closed} connection(s)")
+            return
         s.respond(ev.request_id, {"ok": True, "warningCount": 0})
 
     def m_wake(self, s: Session, ev: RequestReceived) -> None:

@@ -37,6 +37,8 @@ class ReloadState:
         self.status = "active"
         self.last_error: str | None = None
         self.last_reload_ms: int | None = None
+        #: How ``gateway run`` resolves its settings (set when the config is watched).
+        self.resolve_again: Callable[[], GatewaySettings] | None = None
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"hotReloadStatus": self.status, "mode": reload_mode(self.settings.config)}

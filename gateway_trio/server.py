@@ -196,6 +196,7 @@ async def run_gateway(
     lock_fd = _lock(state_dir)
     ref = GatewayRef()
     state = ReloadState(settings)
+    state.resolve_again = resolve_again
     started = time.monotonic()
     try:
         log.info("gateway", "starting...")

@@ -17,6 +17,8 @@ import pyjson5
 
 from gateway_core.config import validate_config, warnings_for
 
+from .secrets import SecretError, resolve_secret
+
 DEFAULT_PORT = 18789
 DEV_PORT = 19001
 EXIT_CONFIG = 78
@@ -247,12 +249,13 @@ def resolve(
             "Warning: --password can be exposed via process listings. "
             "Prefer --password-file or OPENCLAW_GATEWAY_PASSWORD."
         )
-    cfg_token = _get(cfg, "gateway.auth.token")
-    cfg_password = _get(cfg, "gateway.auth.password")
-    token = token or (cfg_token if isinstance(cfg_token, str) else None) or _env("OPENCLAW_GATEWAY_TOKEN")
-    password = (
-        password or (cfg_password if isinstance(cfg_password, str) else None) or _env("OPENCLAW_GATEWAY_PASSWORD")
-    )
+    try:
+        cfg_token = None if token else resolve_secret(_get(cfg, "gateway.auth.token"), cfg or {})
+        cfg_password = None if password else resolve_secret(_get(cfg, "gateway.auth.password"), cfg or {})
+    except SecretError as exc:
+        raise StartupError(f"Gateway failed to start: {exc}", EXIT_CONFIG) from None
+    token = token or cfg_token or _env("OPENCLAW_GATEWAY_TOKEN")
+    password = password or cfg_password or _env("OPENCLAW_GATEWAY_PASSWORD")
     mode = auth or _get(cfg, "gateway.auth.mode") or ("password" if password else "token")
     if mode not in AUTH_MODES:
         raise StartupError(f'Invalid gateway.auth.mode in config: "{mode}".', EXIT_CONFIG)

@@ -25,6 +25,7 @@ from msgspec import UNSET
 
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret, Snapshot, StateVersion
 from gateway_core import errors as E
+from gateway_core.auth import RateLimitPolicy
 from gateway_core.config import config_json_schema, schema_lookup, validate_config
 from gateway_core.events import HandshakeFailed, Principal
 from gateway_core.frames import PresenceEntry
@@ -112,6 +113,23 @@ def _merge_patch(target: Any, patch: Any) -> Any:
     return out
 
 
+def rate_limit_policy(config: dict[str, Any] | None) -> RateLimitPolicy:
+    """``gateway.auth.rateLimit`` over the §6.5 defaults."""
+    raw = (((config or {}).get("gateway") or {}).get("auth") or {}).get("rateLimit") or {}
+    defaults = RateLimitPolicy()
+    return RateLimitPolicy(
+        max_attempts=raw.get("maxAttempts", defaults.max_attempts),
+        window_ms=raw.get("windowMs", defaults.window_ms),
+        lockout_ms=raw.get("lockoutMs", defaults.lockout_ms),
+        exempt_loopback=raw.get("exemptLoopback", defaults.exempt_loopback),
+    )
+
+
+def allowed_origins(config: dict[str, Any] | None) -> tuple[str, ...]:
+    """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides same-origin)."""
+    return tuple((((config or {}).get("gateway") or {}).get("controlUi") or {}).get("allowedOrigins") or ())
+
+
 class Gateway:
     """Application state shared by every session of one server run."""
 
@@ -126,7 +144,9 @@ class Gateway:
             token=settings.token,
             password=settings.password,
         )
-        self.services = PersistentServices(settings.paths.state_dir, lambda: self.secret)
+        self.services = PersistentServices(
+            settings.paths.state_dir, lambda: self.secret, rate_limit=rate_limit_policy(settings.config)
+        )
         self.identity = GatewayIdentity(settings.paths.state_dir)
         self.boot_id = _runtime.new_uuid()
         self.policy = ServerPolicy(
@@ -135,6 +155,7 @@ class Gateway:
             auto_tick=False,
             implemented_methods=IMPLEMENTED,
             handshake_timeout_ms=int(os.environ.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS") or 15_000),
+            allowed_origins=allowed_origins(settings.config),
         )
         self.sessions: dict[str, Session] = {}
         self.started = _runtime.now()
@@ -203,6 +224,17 @@ class Gateway:
             row.reason = "disconnect"
             row.ts = _runtime.wall_ms()
             self.broadcast_presence()
+
+    def apply_hot(self, paths: set[str], config: dict[str, Any] | None) -> list[str]:
+        """Apply hot-class config paths that have a live consumer; returns the ones applied."""
+        done: list[str] = []
+        if any(p.startswith("gateway.auth.rateLimit") for p in paths):
+            self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
+            done.append("gateway.auth.rateLimit")
+        if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
+            self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
+            done.append("gateway.controlUi.allowedOrigins")
+        return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
         """Use ``secret`` from now on; close clients admitted with the old one (4001). Returns how many."""
@@ -813,6 +845,20 @@ class Gateway:
         issues = validate_config(value)
         if issues:
             raise E.RemoteProtocolError(E.invalid_request("invalid config: " + "; ".join(str(i) for i in issues)), 0)
+        # Security (design.md §5): a remote config write may not point the gateway at programs to run.
+        before = ((self.applied_config().get("secrets") or {}).get("providers") or {}) if self.applied_config() else {}
+        after = ((value.get("secrets") or {}).get("providers") or {}) if isinstance(value.get("secrets"), dict) else {}
+        for alias, provider in (after.items() if isinstance(after, dict) else ()):
+            if isinstance(provider, dict) and provider.get("source") == "exec":
+                old = before.get(alias) if isinstance(before, dict) else None
+                if not isinstance(old, dict) or (old.get("command"), old.get("args")) != (provider.get("command"), provider.get("args")):
+                    raise E.RemoteProtocolError(
+                        E.invalid_request(
+                            f"config writes over RPC may not set executable paths (secrets.providers.{alias}.command); "
+                            "edit the file on the gateway host instead"
+                        ),
+                        0,
+                    )
 
     def _write_config(self, value: Any) -> dict[str, Any]:
         path = self.settings.paths.config_path

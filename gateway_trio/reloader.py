@@ -111,6 +111,9 @@ def apply_change(
     # In place: logging and the shared secret (the rest of the hot set has no live consumer yet).
     if any(p.startswith("logging") for p in applied):
         gw.log.set_levels(new.log_level, new.console_level)
+    live = gw.apply_hot(applied, new.config)
+    if live:
+        log.info("reload", f"config hot reload applied ({', '.join(live)})")
     rotated = [p for p in applied if p in ("gateway.auth.token", "gateway.auth.password")]
     if rotated:
         secret = SharedSecret(mode=new.auth_mode, token=new.token, password=new.password)  # type: ignore[arg-type]
@@ -131,7 +134,7 @@ def apply_change(
             f"config change requires gateway restart ({', '.join(plan.restart_reasons) or 'mode restart'}) — preparing",
         )
         control.restart(f"config reload: {', '.join(plan.restart_reasons or plan.hot_paths)}", settings=new)
-    elif applied and not rotated:
+    elif applied and not rotated and not live:
         log.info("reload", f"config change applied (dynamic reads: {', '.join(sorted(applied))})")
 
 

@@ -68,6 +68,7 @@ class Paths:
 
     @classmethod
     def resolve(cls, profile: str | None = None) -> Paths:
+        profile = profile or _env("OPENCLAW_PROFILE")
         if profile is not None and not PROFILE_RE.match(profile):
             raise StartupError('Invalid --profile (use letters, numbers, "_", "-" only)', 2)
         named = profile if profile and profile.lower() != "default" else None

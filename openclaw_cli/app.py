@@ -29,6 +29,7 @@ app = App(
 
 app.command("openclaw_cli.gateway:gateway_app", name="gateway")
 app.command("openclaw_cli.config_cmd:config_app", name="config")
+app.command("openclaw_cli.setup_cmd:setup", name="setup")
 
 
 @app.command(name="conformance")
@@ -45,9 +46,50 @@ def conformance(*args: Annotated[str, Parameter(allow_leading_hyphen=True)]) -> 
     return run(list(args))
 
 
+def apply_root_options(argv: list[str]) -> list[str]:
+    """Root ``--profile NAME`` / ``--dev`` (before the command): set the profile's state dir, config
+    path and (dev) port in the environment, as runtime-cli.md §1.2 describes; returns the rest."""
+    import os
+    import re
+
+    from gateway_trio.settings import home_dir
+
+    profile = None
+    dev = False
+    rest = list(argv)
+    while rest and rest[0] in ("--profile", "--dev") or (rest and rest[0].startswith("--profile=")):
+        opt = rest.pop(0)
+        if opt == "--dev":
+            dev = True
+        elif opt.startswith("--profile="):
+            profile = opt.split("=", 1)[1]
+        elif rest:
+            profile = rest.pop(0)
+        else:
+            print("--profile needs a NAME", file=sys.stderr)
+            raise SystemExit(2)
+    if dev and profile:
+        print("[openclaw] Cannot combine --dev with --profile", file=sys.stderr)
+        raise SystemExit(2)
+    if dev:
+        profile = "dev"
+    if profile is None:
+        return rest
+    if not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", profile, re.IGNORECASE):
+        print('Invalid --profile (use letters, numbers, "_", "-" only)', file=sys.stderr)
+        raise SystemExit(2)
+    if profile.lower() != "default":
+        os.environ["OPENCLAW_PROFILE"] = profile
+        os.environ.setdefault("OPENCLAW_STATE_DIR", str(home_dir() / f".openclaw-{profile}"))
+        os.environ.setdefault("OPENCLAW_CONFIG_PATH", os.path.join(os.environ["OPENCLAW_STATE_DIR"], "openclaw.json"))
+        if profile == "dev" and not os.environ.get("OPENCLAW_GATEWAY_PORT"):
+            os.environ["OPENCLAW_GATEWAY_PORT"] = "19001"
+    return rest
+
+
 def main() -> None:
     """Console-script entry point."""
-    result = app()
+    result = app(apply_root_options(sys.argv[1:]))
     if isinstance(result, int):
         sys.exit(result)
 

@@ -121,3 +121,51 @@ def test_config_plan_against_a_running_gateway(tmp_path: Path) -> None:
         effects = {c["path"]: c["effect"] for c in doc["changes"]}
         assert effects == {"gateway.port": "restart", "logging.level": "none"}
         assert doc["gateway"] == f"ws://127.0.0.1:{port}"  # the running gateway, not the edited port
+
+
+def test_rpc_config_write_may_not_add_an_executable(tmp_path: Path) -> None:
+    import trio
+    from gateway_proc import Client, GatewayProcess, free_port, local_config, open_ws
+
+    port = free_port()
+    home = make_home(tmp_path, local_config(port=port))
+    with GatewayProcess(tmp_path, home) as gw:
+        gw.wait_ready(port)
+
+        async def main() -> None:
+            with trio.fail_after(15):
+                async with trio.open_nursery() as nursery:
+                    admin = Client(await open_ws(nursery, port))
+                    await admin.handshake()
+                    current = (await admin.call("config.get", {}))["payload"]
+                    cfg = json.loads(current["raw"].replace("__OPENCLAW_REDACTED__", "T0123"))
+                    cfg["secrets"] = {"providers": {"evil": {"source": "exec", "command": "/bin/sh"}}}
+                    res = await admin.call("config.set", {"raw": json.dumps(cfg), "baseHash": current["hash"]})
+                    assert res["ok"] is False
+                    assert "may not set executable paths" in res["error"]["message"]
+                    bad = await admin.call(
+                        "config.set", {"raw": '{"gateway": {"bogus": 1}}', "baseHash": current["hash"]}
+                    )
+                    assert bad["ok"] is False and "gateway.bogus: unknown key" in bad["error"]["message"]
+                    schema = await admin.call("config.schema.lookup", {"path": "gateway.reload.mode"})
+                    assert schema["payload"]["schema"]["enum"] == ["hybrid", "hot", "off", "restart"] or set(
+                        schema["payload"]["schema"]["enum"]
+                    ) == {"off", "hot", "restart", "hybrid"}
+                    missing = await admin.call("config.schema.lookup", {"path": "gateway.nope"})
+                    assert missing["error"]["message"] == "config schema path not found"
+                    nursery.cancel_scope.cancel()
+
+        trio.run(main)
+
+
+def test_setup_baseline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for var in ("OPENCLAW_STATE_DIR", "OPENCLAW_CONFIG_PATH", "OPENCLAW_HOME", "OPENCLAW_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    assert app(["setup", "--baseline"], result_action="return_value") == 0
+    cfg = json.loads((home / ".openclaw" / "openclaw.json").read_text())
+    assert cfg["gateway"]["mode"] == "local" and len(cfg["gateway"]["auth"]["token"]) >= 24
+    assert validate_config(cfg) == []
+    assert (home / ".openclaw" / "workspace" / "BOOTSTRAP.md").exists()
+    assert "Setup complete" in capsys.readouterr().out

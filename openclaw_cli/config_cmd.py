@@ -295,7 +295,8 @@ def plan(
     width = max(len(c.path) for c in result.changes)
     print(f"Reload mode: {result.mode}")
     for c in result.changes:
-        print(f"  {c.path:<{width}}  {c.effect.value:<7}  {c.reason}")
+        label = "restart" if c.effect.value == "restart" else "hot"
+        print(f"  {c.path:<{width}}  {label:<7}  {c.reason}")
     if result.mode == "off":
         print("gateway.reload.mode is off: nothing is applied until the gateway restarts or the mode changes.")
     elif result.restart:

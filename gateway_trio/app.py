@@ -580,7 +580,11 @@ class Gateway:
                 self.log.warn("secrets", f"secrets.reload failed: {getattr(exc, 'message', exc)}")
                 s.respond_error(ev.request_id, E.unavailable("secrets.reload failed"))
                 return
-            changed = (new.auth_mode, new.token, new.password) != (self.secret.mode, self.secret.token, self.secret.password)
+            changed = (new.auth_mode, new.token, new.password) != (
+                self.secret.mode,
+                self.secret.token,
+                self.secret.password,
+            )
             s.respond(ev.request_id, {"ok": True, "warningCount": 0})  # answered before any 4001 close
             if changed:
                 closed = self.rotate_secret(
@@ -848,10 +852,13 @@ class Gateway:
         # Security (design.md §5): a remote config write may not point the gateway at programs to run.
         before = ((self.applied_config().get("secrets") or {}).get("providers") or {}) if self.applied_config() else {}
         after = ((value.get("secrets") or {}).get("providers") or {}) if isinstance(value.get("secrets"), dict) else {}
-        for alias, provider in (after.items() if isinstance(after, dict) else ()):
+        for alias, provider in after.items() if isinstance(after, dict) else ():
             if isinstance(provider, dict) and provider.get("source") == "exec":
                 old = before.get(alias) if isinstance(before, dict) else None
-                if not isinstance(old, dict) or (old.get("command"), old.get("args")) != (provider.get("command"), provider.get("args")):
+                if not isinstance(old, dict) or (old.get("command"), old.get("args")) != (
+                    provider.get("command"),
+                    provider.get("args"),
+                ):
                     raise E.RemoteProtocolError(
                         E.invalid_request(
                             f"config writes over RPC may not set executable paths (secrets.providers.{alias}.command); "

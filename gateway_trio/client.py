@@ -27,16 +27,20 @@ class RpcError(Exception):
 
 async def call(
     url: str,
-    method: str,
+    method: str | None,
     params: Any = None,
     *,
+    expect_final: bool = False,
     token: str | None = None,
     password: str | None = None,
     scopes: list[str] | None = None,
     timeout: float = 30.0,
     version: str = "0.1.0",
 ) -> Any:
-    """Call ``method`` on the gateway at ``url`` and return the final payload (raises RpcError)."""
+    """Call ``method`` on the gateway at ``url`` and return the final payload (raises RpcError).
+
+    With ``method=None`` only the handshake runs and the hello-ok payload is returned.
+    """
     auth = ConnectAuth(token=token or UNSET, password=password or UNSET) if (token or password) else UNSET
     connect = ConnectParams(
         min_protocol=4,
@@ -62,7 +66,11 @@ async def call(
                     await flush()
                     for event in core.events():
                         if isinstance(event, HelloReceived):
-                            core.request(method, params if params is not None else {}, request_id="1")
+                            if method is None:  # a connect-only probe: the hello is the answer
+                                return event.hello
+                            core.request(
+                                method, params if params is not None else {}, request_id="1", expect_final=expect_final
+                            )
                         elif isinstance(event, ConnectFailed):
                             raise RpcError("connect", event.error.message, event.error.code)
                         elif isinstance(event, ResponseReceived) and event.final:
@@ -84,10 +92,20 @@ async def call(
     except trio.TooSlowError:
         raise RpcError("transport", f"no answer from {url} within {timeout:.0f}s") from None
     except (HandshakeError, OSError) as exc:
-        raise RpcError("transport", f"Gateway not reachable at {url} ({exc or type(exc).__name__})") from None
+        raise RpcError("transport", f"Gateway not reachable at {url} ({_why(exc, url)})") from None
 
 
-def call_sync(url: str, method: str, params: Any = None, **kw: Any) -> Any:
+def _why(exc: BaseException, url: str) -> str:
+    """A short cause: ``connect ECONNREFUSED 127.0.0.1:18789`` style when the chain shows one."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ConnectionRefusedError) or "Connection refused" in str(seen) or "all attempts to connect" in str(seen):
+            return f"connect ECONNREFUSED {url.split('://', 1)[-1].rstrip('/')}"
+        seen = seen.__cause__ or seen.__context__
+    return str(exc) or type(exc).__name__
+
+
+def call_sync(url: str, method: str | None, params: Any = None, **kw: Any) -> Any:
     """:func:`call` from synchronous code."""
     return trio.run(lambda: call(url, method, params, **kw))
 

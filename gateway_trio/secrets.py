@@ -121,7 +121,9 @@ def resolve_secret(value: Any, config: dict[str, Any]) -> str | None:
             secret = doc["values"][ident]
         except (json.JSONDecodeError, KeyError, TypeError):
             if provider.get("jsonOnly"):
-                raise SecretError(f"SecretRef {describe(ref)}: {command} did not answer {{values:{{{ident}: …}}}}") from None
+                raise SecretError(
+                    f"SecretRef {describe(ref)}: {command} did not answer {{values:{{{ident}: …}}}}"
+                ) from None
             secret = out.stdout.strip()
         if not isinstance(secret, str) or not secret:
             raise SecretError(f"SecretRef {describe(ref)}: {command} returned no value")

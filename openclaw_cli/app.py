@@ -31,6 +31,7 @@ app.command("openclaw_cli.gateway:gateway_app", name="gateway")
 app.command("openclaw_cli.config_cmd:config_app", name="config")
 app.command("openclaw_cli.setup_cmd:setup", name="setup")
 app.command("openclaw_cli.secrets_cmd:secrets_app", name="secrets")
+app.command("openclaw_cli.rpc_cmds:health", name="health")
 
 
 @app.command(name="conformance")

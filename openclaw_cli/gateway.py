@@ -126,3 +126,8 @@ def run(
         return exc.exit_code
     finally:
         log.close()
+
+
+gateway_app.command("openclaw_cli.rpc_cmds:gateway_health", name="health")
+gateway_app.command("openclaw_cli.rpc_cmds:gateway_call", name="call")
+gateway_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status")

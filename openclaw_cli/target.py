@@ -1,0 +1,158 @@
+"""Which gateway a CLI command talks to, with which credentials (runtime-cli.md §3.2, §10.0).
+
+Target: ``--url`` → ``OPENCLAW_GATEWAY_URL`` → ``gateway.remote.url`` when ``gateway.mode=remote``
+→ ``ws://127.0.0.1:<port>`` (``--port``, the running gateway's port from its lock file,
+``OPENCLAW_GATEWAY_PORT``, ``gateway.port``, 18789), shown as "local loopback". An explicit
+``--url`` never reuses configured or environment credentials.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+from gateway_trio.server import running_port
+from gateway_trio.settings import DEFAULT_PORT, Paths, StartupError, load_config
+
+NO_CREDENTIALS_WITH_URL = (
+    "gateway url override requires explicit credentials\n"
+    "Fix: pass --token or --password with --url (or gatewayToken in tools).\n"
+    "For the default local or SSH-tunneled Gateway, remove --url to use the configured target.\n"
+    "Config: {config}"
+)
+NO_CREDENTIALS = (
+    "gateway {method} requires credentials before opening a websocket\n"
+    "Fix: configure gateway.auth token/password, pair this device, or pass --token/--password.\n"
+    "Config: {config}"
+)
+
+
+class CliFailure(Exception):
+    """A reported CLI failure: ``text`` for humans, ``envelope`` for ``--json``; exit ``code``."""
+
+    def __init__(self, text: str, envelope: dict[str, Any], code: int = 1) -> None:
+        super().__init__(text)
+        self.text = text
+        self.envelope = envelope
+        self.code = code
+
+    def report(self, json_mode: bool) -> int:
+        if json_mode:
+            print(json.dumps(self.envelope))
+        else:
+            print(self.text, file=sys.stderr)
+        return self.code
+
+
+@dataclass
+class Target:
+    url: str
+    source: str  # "cli --url" | "env OPENCLAW_GATEWAY_URL" | "config gateway.remote.url" | "local loopback"
+    token: str | None
+    password: str | None
+    config_path: str
+    bind: str
+    port: int | None
+
+    def details(self) -> str:
+        return f"Gateway target: {self.url}\nSource: {self.source}\nConfig: {self.config_path}\nBind: {self.bind}"
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def resolve_target(
+    *, url: str | None, port: int | None, token: str | None, password: str | None, method: str
+) -> Target:
+    """Resolve the target and credentials, or raise :class:`CliFailure` with the published texts."""
+    if url and port:
+        raise CliFailure(
+            "--url cannot be combined with --port",
+            {"ok": False, "error": {"type": "cli_error", "message": "--url cannot be combined with --port"}},
+            2,
+        )
+    paths = Paths.resolve(None)
+    try:
+        cfg = load_config(paths.config_path) or {}
+    except StartupError:
+        cfg = {}
+    gateway = cfg.get("gateway") if isinstance(cfg.get("gateway"), dict) else {}
+    auth = gateway.get("auth") if isinstance(gateway.get("auth"), dict) else {}
+    remote = gateway.get("remote") if isinstance(gateway.get("remote"), dict) else {}
+    bind = gateway.get("bind") or "loopback"
+    config_path = str(paths.config_path)
+    if url:
+        if not (token or password):
+            message = NO_CREDENTIALS_WITH_URL.format(config=config_path)
+            raise CliFailure(message, {"ok": False, "error": {"type": "cli_error", "message": message}})
+        return Target(url, "cli --url", token, password, config_path, f"Bind: {bind}", None)
+    env_url = os.environ.get("OPENCLAW_GATEWAY_URL")
+    if env_url and not port:
+        return Target(
+            env_url,
+            "env OPENCLAW_GATEWAY_URL",
+            token or os.environ.get("OPENCLAW_GATEWAY_TOKEN"),
+            password or os.environ.get("OPENCLAW_GATEWAY_PASSWORD"),
+            config_path,
+            bind,
+            None,
+        )
+    if gateway.get("mode") == "remote" and _str(remote.get("url")) and not port:
+        return Target(
+            remote["url"],
+            "config gateway.remote.url",
+            token or _str(remote.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(auth.get("token")),
+            password
+            or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
+            or _str(remote.get("password"))
+            or _str(auth.get("password")),
+            config_path,
+            bind,
+            None,
+        )
+    env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1]
+    resolved = (
+        port
+        or running_port(paths.state_dir)
+        or (int(env_port) if env_port.isdigit() else None)
+        or (gateway.get("port") if isinstance(gateway.get("port"), int) else None)
+        or DEFAULT_PORT
+    )
+    token = token or _str(auth.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(remote.get("token"))
+    password = (
+        password
+        or _str(auth.get("password"))
+        or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
+        or _str(remote.get("password"))
+    )
+    runtime = paths.state_dir / "gateway.runtime-token"
+    if not (token or password) and runtime.exists():
+        token = runtime.read_text().strip() or None
+    if not (token or password):
+        message = NO_CREDENTIALS.format(method=method, config=config_path)
+        raise CliFailure(message, {"ok": False, "error": {"type": "gateway_credentials_required", "message": message}})
+    return Target(f"ws://127.0.0.1:{resolved}", "local loopback", token, password, config_path, bind, resolved)
+
+
+def transport_failure(target: Target, reason: str, kind: str = "closed") -> CliFailure:
+    """The published "Gateway not reachable" text and JSON envelope."""
+    short = f"Gateway not reachable at {target.url}."
+    text = f"{short}\nStart it with `openclaw gateway run` or check `openclaw gateway status`.\n{target.details()}"
+    envelope = {
+        "ok": False,
+        "error": {"type": "gateway_transport_error", "kind": kind, "message": short, "reason": reason},
+        "gateway": {"url": target.url, "urlSource": target.source, "bindDetail": f"Bind: {target.bind}"},
+    }
+    return CliFailure(text, envelope)
+
+
+def request_failure(prefix: str, code: str | None, message: str) -> CliFailure:
+    envelope = {
+        "ok": False,
+        "error": {"type": "gateway_request_error", "code": code, "message": message, "retryable": False},
+    }
+    return CliFailure(f"{prefix}{message}", envelope)

@@ -1,0 +1,98 @@
+"""Our ``openclaw`` CLI probing and calling gateways: ours always, the published one when installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from gateway_proc import REPO, GatewayProcess, child_env, free_port, local_config, make_home
+
+TOKEN = "T0123"
+
+
+def cli(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "openclaw_cli", *args],
+        cwd=REPO,
+        env=child_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("ours")
+    port = free_port()
+    home = make_home(root, local_config(port=port))
+    with GatewayProcess(root, home) as gw:
+        gw.wait_ready(port)
+        yield f"ws://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    binary = os.environ.get("OPENCLAW_REFERENCE_BIN")
+    if not binary:
+        pytest.skip(
+            "OPENCLAW_REFERENCE_BIN is not set: install the published gateway with ../shared/tools/install-reference.sh"
+        )
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_reference_interop import _start, _stop  # noqa: PLC0415 - shared start/stop of the reference
+
+    root = tmp_path_factory.mktemp("ref")
+    proc, port = _start(root, {"mode": "token", "token": TOKEN})
+    try:
+        yield f"ws://127.0.0.1:{port}"
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(params=["ours", "reference"])
+def url(request: pytest.FixtureRequest) -> str:
+    return request.getfixturevalue(request.param)
+
+
+def test_status_require_rpc_json(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "gateway", "status", "--url", url, "--token", TOKEN, "--require-rpc", "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["rpc"]["ok"] is True and doc["rpc"]["capability"] == "read_only"
+    assert doc["gateway"]["probeUrl"] == url
+
+
+def test_health(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "gateway", "health", "--url", url, "--token", TOKEN)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:1] == ["Gateway Health"] and out.stdout.splitlines()[1].startswith("OK (")
+
+
+def test_call_status_json(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "gateway", "call", "status", "--url", url, "--token", TOKEN, "--json")
+    assert out.returncode == 0, out.stderr
+    assert "runtimeVersion" in json.loads(out.stdout)
+    bad = cli(tmp_path, "gateway", "call", "no.such.method", "--url", url, "--token", TOKEN)
+    assert bad.returncode == 1 and "Gateway call failed: unknown method: no.such.method" in bad.stderr
+
+
+def test_status_against_a_closed_port(tmp_path: Path) -> None:
+    url = f"ws://127.0.0.1:{free_port()}"
+    plain = cli(tmp_path, "gateway", "status", "--url", url, "--token", TOKEN)
+    assert plain.returncode == 0
+    assert "Connectivity probe: failed" in plain.stderr and "ECONNREFUSED" in plain.stderr
+    strict = cli(tmp_path, "gateway", "status", "--url", url, "--token", TOKEN, "--require-rpc")
+    assert strict.returncode == 1 and "Read probe: failed" in strict.stderr
+    refused = cli(tmp_path, "gateway", "status", "--no-probe", "--require-rpc")
+    assert refused.returncode == 1 and "--require-rpc needs probing enabled" in refused.stderr
+
+
+def test_url_needs_explicit_credentials(tmp_path: Path) -> None:
+    out = cli(tmp_path, "gateway", "health", "--url", "ws://127.0.0.1:9")
+    assert out.returncode == 1 and out.stderr.startswith("gateway url override requires explicit credentials")

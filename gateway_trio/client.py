@@ -105,9 +105,75 @@ def _why(exc: BaseException, url: str) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def exchange(
+    url: str,
+    calls: list[tuple[str, Any]],
+    *,
+    token: str | None = None,
+    password: str | None = None,
+    scopes: list[str] | None = None,
+    timeout: float = 30.0,
+    version: str = "0.1.0",
+) -> tuple[dict[str, Any], list[tuple[bool, Any, Any]]]:
+    """Handshake, then send every ``(method, params)`` at once; returns the hello and, per call,
+    ``(ok, payload, error)`` with ``error`` as ``{"code","message","details"}`` (raises RpcError for
+    transport and connect failures)."""
+    results: dict[str, tuple[bool, Any, Any]] = {}
+    hello: dict[str, Any] = {}
+    auth = ConnectAuth(token=token or UNSET, password=password or UNSET) if (token or password) else UNSET
+    connect = ConnectParams(
+        min_protocol=4,
+        max_protocol=4,
+        client=ClientInfo(id="cli", version=version, platform="linux", mode="cli"),
+        role="operator",
+        scopes=scopes or ["operator.read"],
+        auth=auth,
+    )
+    core = ClientConnection(connect, connect_id="connect", now=_runtime.now())
+    try:
+        with trio.fail_after(timeout):
+            async with open_websocket_url(url) as ws:
+                while True:
+                    for action in core.actions():
+                        if isinstance(action, SendText):
+                            await ws.send_message(action.text)
+                    for event in core.events():
+                        if isinstance(event, HelloReceived):
+                            hello = event.hello
+                            for i, (method, params) in enumerate(calls):
+                                core.request(method, params if params is not None else {}, request_id=str(i))
+                        elif isinstance(event, ConnectFailed):
+                            raise RpcError("connect", event.error.message, event.error.code)
+                        elif isinstance(event, ResponseReceived) and event.final:
+                            err = event.error
+                            results[event.request_id] = (
+                                event.ok,
+                                event.payload,
+                                None if err is None else {"code": err.code, "message": err.message,
+                                                          "details": err.details if err.details is not UNSET else None},
+                            )
+                        elif isinstance(event, ConnectionTerminated):
+                            raise RpcError("transport", f"connection closed ({event.code} {event.reason})")
+                    if hello and len(results) == len(calls):
+                        return hello, [results[str(i)] for i in range(len(calls))]
+                    for action in core.actions():
+                        if isinstance(action, SendText):
+                            await ws.send_message(action.text)
+                    try:
+                        message = await ws.get_message()
+                    except ConnectionClosed as exc:
+                        core.receive_closed(exc.reason.code, exc.reason.reason or "", now=_runtime.now())
+                        continue
+                    core.receive_text(message, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+    except trio.TooSlowError:
+        raise RpcError("transport", f"no answer from {url} within {timeout:.0f}s") from None
+    except (HandshakeError, OSError) as exc:
+        raise RpcError("transport", f"Gateway not reachable at {url} ({_why(exc, url)})") from None
+
+
 def call_sync(url: str, method: str | None, params: Any = None, **kw: Any) -> Any:
     """:func:`call` from synchronous code."""
     return trio.run(lambda: call(url, method, params, **kw))
 
 
-__all__ = ["RpcError", "call", "call_sync"]
+__all__ = ["RpcError", "call", "call_sync", "exchange"]

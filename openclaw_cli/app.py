@@ -32,6 +32,10 @@ app.command("openclaw_cli.config_cmd:config_app", name="config")
 app.command("openclaw_cli.setup_cmd:setup", name="setup")
 app.command("openclaw_cli.secrets_cmd:secrets_app", name="secrets")
 app.command("openclaw_cli.rpc_cmds:health", name="health")
+app.command("openclaw_cli.logs_cmd:logs", name="logs")
+channels_app = App(name="channels", help="Chat channels.")
+channels_app.command("openclaw_cli.rpc_cmds:channels_status", name="status")
+app.command(channels_app)
 
 
 @app.command(name="conformance")

@@ -131,3 +131,4 @@ def run(
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_health", name="health")
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_call", name="call")
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status")
+gateway_app.command("openclaw_cli.rpc_cmds:gateway_probe", name="probe")

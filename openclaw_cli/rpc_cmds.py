@@ -236,3 +236,217 @@ def gateway_status(
         for item in listening:
             print(f"Listening: pid {item['pid']} ({item['commandLine'][:60]}) on port {target.port}")
     return 1 if (failed and require_rpc) else 0
+
+
+LABELS = {
+    "admin_capable": "admin-capable",
+    "write_capable": "write-capable",
+    "read_only": "read-only",
+    "connected_no_operator_scope": "connect-only",
+    "unknown": "unknown",
+}
+READS = [("health", {}), ("status", {}), ("system-presence", {}), ("config.get", {})]
+
+
+def _probe_target(
+    target_id: str, kind: str, url: str, token: str | None, password: str | None, timeout_s: float
+) -> dict[str, Any]:
+    import trio
+
+    from gateway_trio.client import RpcError, exchange
+
+    out: dict[str, Any] = {"id": target_id, "kind": kind, "url": url, "active": True, "tunnel": None}
+    started = time.monotonic()
+    try:
+        hello, results = trio.run(
+            lambda: exchange(url, READS, token=token, password=password, scopes=["operator.read"], timeout=timeout_s)
+        )
+    except RpcError as exc:
+        out["connect"] = {
+            "ok": False,
+            "rpcOk": False,
+            "scopeLimited": False,
+            "latencyMs": int((time.monotonic() - started) * 1000),
+            "error": str(exc),
+            "close": None,
+        }
+        out["auth"] = {"capability": "pairing_pending" if exc.code == "NOT_PAIRED" else "unknown"}
+        return out
+    latency = int((time.monotonic() - started) * 1000)
+    scopes = (hello.get("auth") or {}).get("scopes") or []
+    capability = next((cap for scope, cap in CAPABILITY if scope in scopes), "connected_no_operator_scope")
+    errors = [r[2] for r in results if not r[0]]
+    missing = next((e for e in errors if (e.get("details") or {}).get("code") == "MISSING_SCOPE"), None)
+    out["connect"] = {
+        "ok": True,
+        "rpcOk": not errors,
+        "scopeLimited": missing is not None,
+        "latencyMs": latency,
+        "error": errors[0]["message"] if errors else None,
+        "close": None,
+    }
+    out["auth"] = {"role": (hello.get("auth") or {}).get("role"), "scopes": scopes, "capability": capability}
+    out["server"] = hello.get("server")
+    (health_ok, health, _), (_, status, _), (presence_ok, presence, _), (_, config, _) = results
+    self_row = (
+        next((r for r in presence or [] if isinstance(r, dict) and r.get("mode") == "gateway"), None)
+        if presence_ok
+        else None
+    )
+    if self_row:
+        out["self"] = {k: self_row.get(k) for k in ("host", "ip", "version", "platform", "instanceId")}
+    out["health"] = health if health_ok else None
+    out["summary"] = status
+    out["presence"] = presence if presence_ok else None
+    out["config"] = (
+        {
+            "path": (config or {}).get("path"),
+            "exists": (config or {}).get("exists"),
+            "valid": (config or {}).get("valid"),
+        }
+        if config
+        else None
+    )
+    return out
+
+
+def gateway_probe(
+    *,
+    url: Url = None,
+    port: Port = None,
+    token: Token = None,
+    password: Password = None,
+    timeout: Annotated[int, Parameter(help="Overall budget in milliseconds.")] = 3000,
+    json_: Json = False,
+) -> int:
+    """Probe the local loopback gateway (and --url, and the configured remote): reachability, capability,
+    read RPCs. Exit 1 only when nothing is reachable."""
+    started = time.monotonic()
+    targets: list[tuple[str, str, str, str | None, str | None]] = []
+    try:
+        if url:
+            explicit = resolve_target(url=url, port=None, token=token, password=password, method="probe")
+            targets.append(("explicit", "explicit", explicit.url, explicit.token, explicit.password))
+        try:
+            local = resolve_target(url=None, port=port, token=token, password=password, method="probe")
+            targets.append(("localLoopback", "localLoopback", local.url, local.token, local.password))
+        except CliFailure:
+            if not targets:
+                raise
+    except CliFailure as fail:
+        return fail.report(json_)
+    seen: set[str] = set()
+    results = []
+    for target_id, kind, target_url, tok, pw in targets:
+        if target_url in seen:
+            continue
+        seen.add(target_url)
+        results.append(_probe_target(target_id, kind, target_url, tok, pw, timeout / 1000))
+    reachable = [t for t in results if t["connect"]["ok"]]
+    order = ["admin_capable", "write_capable", "read_only", "connected_no_operator_scope", "pairing_pending", "unknown"]
+    best = min((t["auth"].get("capability", "unknown") for t in results), key=order.index, default="unknown")
+    warnings: list[dict[str, Any]] = []
+    identities = {
+        (t.get("server") or {}).get("bootId") or (t.get("self") or {}).get("instanceId") or t["url"] for t in reachable
+    }
+    if len(identities) > 1:
+        warnings.append(
+            {
+                "code": "multiple_gateways",
+                "message": "Unconventional setup: multiple reachable gateway identities detected.",
+                "targetIds": [t["id"] for t in reachable],
+            }
+        )
+    limited = [t["id"] for t in reachable if t["connect"]["scopeLimited"]]
+    if limited:
+        warnings.append(
+            {
+                "code": "probe_scope_limited",
+                "message": "Read-probe diagnostics are limited by gateway scopes (missing operator.read).",
+                "targetIds": limited,
+            }
+        )
+    if not reachable:
+        warnings.append({"code": "no_gateway_reachable", "message": "No gateway answered any probe."})
+    doc = {
+        "ok": bool(reachable),
+        "degraded": bool(warnings),
+        "capability": best,
+        "ts": int(time.time() * 1000),
+        "durationMs": int((time.monotonic() - started) * 1000),
+        "timeoutMs": timeout,
+        "primaryTargetId": reachable[0]["id"] if reachable else None,
+        "warnings": warnings,
+        "network": {
+            "localLoopbackUrl": next((t["url"] for t in results if t["kind"] == "localLoopback"), None),
+            "localTailnetUrl": None,
+            "tailnetIPv4": None,
+        },
+        "discovery": {"timeoutMs": min(1200, timeout), "count": 0, "beacons": []},
+        "targets": results,
+    }
+    if json_:
+        print(json.dumps(doc, indent=2))
+    else:
+        print("Gateway Status")
+        print(f"Reachable: {'yes' if reachable else 'no'}")
+        print(f"Capability: {best.replace('_', '-')}")
+        print(f"Probe budget: {timeout}ms")
+        if warnings:
+            print("\nWarning:")
+            for w in warnings:
+                print(f"- {w['message']}")
+        print("\nTargets")
+        for t in results:
+            name = {"explicit": "URL (explicit)", "localLoopback": "Local loopback"}.get(t["kind"], t["kind"])
+            c = t["connect"]
+            print(f"{name} {t['url']}")
+            if c["ok"]:
+                read = (
+                    "ok"
+                    if c["rpcOk"]
+                    else (f"limited - {c['error']}" if c["scopeLimited"] else f"failed - {c['error']}")
+                )
+                print(
+                    f"  Connect: ok ({c['latencyMs']}ms) · Capability: {LABELS.get(t['auth']['capability'], 'unknown')} · Read probe: {read}"
+                )
+            else:
+                print(f"  Connect: failed - {c['error']}")
+    return 0 if reachable else 1
+
+
+def channels_status(
+    *,
+    probe: Annotated[bool, Parameter(help="Ask each channel account for a live check.")] = False,
+    url: Url = None,
+    port: Port = None,
+    token: Token = None,
+    password: Password = None,
+    timeout: Timeout = 10000,
+    json_: Json = False,
+) -> int:
+    """Status of the configured chat channels (RPC ``channels.status``)."""
+    try:
+        target = resolve_target(url=url, port=port, token=token, password=password, method="channels.status")
+        payload = _rpc(
+            target,
+            "channels.status",
+            {"probe": probe} if probe else {},
+            scopes=["operator.read"],
+            timeout_ms=timeout,
+            prefix="Channels status failed: ",
+        )
+    except CliFailure as fail:
+        return fail.report(json_)
+    if json_:
+        print(json.dumps(payload, indent=2))
+        return 0
+    order = payload.get("channelOrder") or []
+    if not order:
+        print("No channels configured.")
+        return 0
+    labels = payload.get("channelLabels") or {}
+    for channel_id in order:
+        accounts = (payload.get("channelAccounts") or {}).get(channel_id) or []
+        print(f"{labels.get(channel_id, channel_id)}: {len(accounts)} account(s)")
+    return 0

@@ -96,3 +96,45 @@ def test_status_against_a_closed_port(tmp_path: Path) -> None:
 def test_url_needs_explicit_credentials(tmp_path: Path) -> None:
     out = cli(tmp_path, "gateway", "health", "--url", "ws://127.0.0.1:9")
     assert out.returncode == 1 and out.stderr.startswith("gateway url override requires explicit credentials")
+
+
+def test_probe_json(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "gateway", "probe", "--url", url, "--token", TOKEN, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is True
+    explicit = next(t for t in doc["targets"] if t["id"] == "explicit")
+    assert explicit["connect"]["ok"] is True and explicit["connect"]["rpcOk"] is True
+    assert explicit["connect"]["scopeLimited"] is False and explicit["auth"]["capability"] == "read_only"
+
+
+def test_probe_nothing_reachable(tmp_path: Path) -> None:
+    out = cli(
+        tmp_path,
+        "gateway",
+        "probe",
+        "--url",
+        f"ws://127.0.0.1:{free_port()}",
+        "--token",
+        TOKEN,
+        "--port",
+        str(free_port()),
+    )
+    assert out.returncode == 1
+    assert "Reachable: no" in out.stdout and "ECONNREFUSED" in out.stdout
+
+
+def test_logs_limit(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "logs", "--url", url, "--token", TOKEN, "--limit", "5", "--plain")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.strip().splitlines()
+    assert lines[0].startswith("Log file: ") and 1 <= len(lines) - 1 <= 5
+    js = cli(tmp_path, "logs", "--url", url, "--token", TOKEN, "--limit", "2", "--json")
+    records = [json.loads(line) for line in js.stdout.splitlines()]
+    assert records[0]["type"] == "meta" and any(r["type"] in ("log", "raw") for r in records)
+
+
+def test_channels_status_probe(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "channels", "status", "--probe", "--url", url, "--token", TOKEN)
+    assert out.returncode == 0, out.stderr
+    assert "No channels configured." in out.stdout

@@ -94,7 +94,7 @@ def test_launchd_plist_and_windows_task() -> None:
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["python3", "-m", "openclaw_cli", "gateway", *args],
+        [sys.executable, "-m", "openclaw_cli", "gateway", *args],
         cwd=REPO,
         env=child_env(home),
         capture_output=True,

@@ -34,6 +34,7 @@ app.command("openclaw_cli.secrets_cmd:secrets_app", name="secrets")
 app.command("openclaw_cli.rpc_cmds:health", name="health")
 app.command("openclaw_cli.logs_cmd:logs", name="logs")
 app.command("openclaw_cli.doctor:doctor", name="doctor")
+app.command("openclaw_cli.rpc_cmds:status", name="status")
 channels_app = App(name="channels", help="Chat channels.")
 channels_app.command("openclaw_cli.rpc_cmds:channels_status", name="status")
 app.command(channels_app)
@@ -64,8 +65,15 @@ def apply_root_options(argv: list[str]) -> list[str]:
     profile = None
     dev = False
     rest = list(argv)
-    while rest and rest[0] in ("--profile", "--dev") or (rest and rest[0].startswith("--profile=")):
+    while rest and (rest[0] in ("--profile", "--dev", "--no-color", "--log-level") or rest[0].startswith("--profile=")):
         opt = rest.pop(0)
+        if opt == "--no-color":
+            os.environ["NO_COLOR"] = "1"  # human output is styled on a TTY only, never with NO_COLOR
+            continue
+        if opt == "--log-level":
+            if rest:
+                os.environ["OPENCLAW_LOG_LEVEL"] = rest.pop(0)
+            continue
         if opt == "--dev":
             dev = True
         elif opt.startswith("--profile="):

@@ -450,3 +450,63 @@ def channels_status(
         accounts = (payload.get("channelAccounts") or {}).get(channel_id) or []
         print(f"{labels.get(channel_id, channel_id)}: {len(accounts)} account(s)")
     return 0
+
+
+def status(
+    *,
+    json_: Json = False,
+    timeout: Timeout = 10000,
+    url: Url = None,
+    token: Token = None,
+    password: Password = None,
+) -> int:
+    """Overview of the local OpenClaw: the gateway (reachable? auth), agents, heartbeat, channels, sessions.
+
+    Exit 0 even when the gateway is unreachable.
+    """
+    import platform as _platform
+
+    try:
+        target = resolve_target(url=url, port=None, token=token, password=password, method="status")
+    except CliFailure as fail:
+        return fail.report(json_)
+    started = time.monotonic()
+    gateway: dict[str, Any] = {"mode": "local", "url": target.url, "urlSource": target.source, "reachable": False}
+    payload: dict[str, Any] = {}
+    try:
+        payload = _rpc(target, "status", {}, scopes=["operator.read"], timeout_ms=timeout) or {}
+        gateway.update(reachable=True, connectLatencyMs=int((time.monotonic() - started) * 1000))
+    except CliFailure as fail:
+        gateway["error"] = fail.envelope["error"].get("message")
+    doc = {**payload, "os": {"platform": sys.platform, "release": _platform.release()}, "gateway": gateway}
+    if json_:
+        print(json.dumps(doc, indent=2))
+        return 0
+    print("OpenClaw status")
+    print()
+    print("Overview")
+    print(f"  OS              {sys.platform} {_platform.release()}")
+    if gateway["reachable"]:
+        auth = "token" if target.token else "password" if target.password else "none"
+        print(
+            f"  Gateway         local · {target.url} ({target.source}) · reachable {gateway['connectLatencyMs']}ms · auth {auth}"
+        )
+        hb = payload.get("heartbeat") or {}
+        agents = [a.get("agentId") for a in hb.get("agents") or []]
+        print(f"  Agents          {', '.join(agents) or 'none'}")
+        print(
+            "  Heartbeat       "
+            + (
+                ", ".join(f"{a.get('every')} ({a.get('agentId')})" for a in hb.get("agents") or [] if a.get("enabled"))
+                or "off"
+            )
+        )
+        print(f"  Sessions        {(payload.get('sessions') or {}).get('count', 0)}")
+        print(f"  Channels        {len(payload.get('channelSummary') or [])}")
+    else:
+        print(f"  Gateway         local · {target.url} ({target.source}) · unreachable")
+    print()
+    print("Next steps:")
+    print("  Need to debug live? openclaw logs --follow")
+    print("  Fix reachability first: openclaw gateway probe")
+    return 0

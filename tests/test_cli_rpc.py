@@ -138,3 +138,12 @@ def test_channels_status_probe(url: str, tmp_path: Path) -> None:
     out = cli(tmp_path, "channels", "status", "--probe", "--url", url, "--token", TOKEN)
     assert out.returncode == 0, out.stderr
     assert "No channels configured." in out.stdout
+
+
+def test_status_overview(url: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "--no-color", "status", "--url", url, "--token", TOKEN, "--json")
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert doc["gateway"]["reachable"] is True and "runtimeVersion" in doc
+    down = cli(tmp_path, "status", "--url", f"ws://127.0.0.1:{free_port()}", "--token", TOKEN)
+    assert down.returncode == 0 and "unreachable" in down.stdout

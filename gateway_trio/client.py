@@ -9,7 +9,7 @@ import trio
 from msgspec import UNSET
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
-from gateway_core import ClientConnection, CloseTransport, ConnectAuth, ConnectParams, SendText
+from gateway_core import ClientConnection, ConnectAuth, ConnectParams, SendText
 from gateway_core.events import ConnectFailed, ConnectionTerminated, HelloReceived, ResponseReceived
 from gateway_core.frames import ClientInfo
 
@@ -41,65 +41,34 @@ async def call(
 
     With ``method=None`` only the handshake runs and the hello-ok payload is returned.
     """
-    auth = ConnectAuth(token=token or UNSET, password=password or UNSET) if (token or password) else UNSET
-    connect = ConnectParams(
-        min_protocol=4,
-        max_protocol=4,
-        client=ClientInfo(id="cli", version=version, platform="linux", mode="cli"),
-        role="operator",
-        scopes=scopes or ["operator.read"],
-        auth=auth,
+    calls = [] if method is None else [(method, params)]
+    hello, results = await exchange(
+        url,
+        calls,
+        token=token,
+        password=password,
+        scopes=scopes,
+        timeout=timeout,
+        version=version,
+        expect_final=expect_final,
     )
-    core = ClientConnection(connect, connect_id="connect", now=_runtime.now())
-    try:
-        with trio.fail_after(timeout):
-            async with open_websocket_url(url) as ws:
-
-                async def flush() -> None:
-                    for action in core.actions():
-                        if isinstance(action, SendText):
-                            await ws.send_message(action.text)
-                        elif isinstance(action, CloseTransport):
-                            await ws.aclose(action.code, action.reason or None)
-
-                while True:
-                    await flush()
-                    for event in core.events():
-                        if isinstance(event, HelloReceived):
-                            if method is None:  # a connect-only probe: the hello is the answer
-                                return event.hello
-                            core.request(
-                                method, params if params is not None else {}, request_id="1", expect_final=expect_final
-                            )
-                        elif isinstance(event, ConnectFailed):
-                            raise RpcError("connect", event.error.message, event.error.code)
-                        elif isinstance(event, ResponseReceived) and event.final:
-                            if not event.ok:
-                                err = event.error
-                                raise RpcError(
-                                    "request", err.message if err else "request failed", err.code if err else None
-                                )
-                            return event.payload
-                        elif isinstance(event, ConnectionTerminated):
-                            raise RpcError("transport", f"connection closed ({event.code} {event.reason})")
-                    await flush()
-                    try:
-                        message = await ws.get_message()
-                    except ConnectionClosed as exc:
-                        core.receive_closed(exc.reason.code, exc.reason.reason or "", now=_runtime.now())
-                        continue
-                    core.receive_text(message, now=_runtime.now(), wall_ms=_runtime.wall_ms())
-    except trio.TooSlowError:
-        raise RpcError("transport", f"no answer from {url} within {timeout:.0f}s") from None
-    except (HandshakeError, OSError) as exc:
-        raise RpcError("transport", f"Gateway not reachable at {url} ({_why(exc, url)})") from None
+    if method is None:
+        return hello
+    ok, payload, err = results[0]
+    if not ok:
+        raise RpcError("request", err["message"] if err else "request failed", err["code"] if err else None)
+    return payload
 
 
 def _why(exc: BaseException, url: str) -> str:
     """A short cause: ``connect ECONNREFUSED 127.0.0.1:18789`` style when the chain shows one."""
     seen: BaseException | None = exc
     while seen is not None:
-        if isinstance(seen, ConnectionRefusedError) or "Connection refused" in str(seen) or "all attempts to connect" in str(seen):
+        if (
+            isinstance(seen, ConnectionRefusedError)
+            or "Connection refused" in str(seen)
+            or "all attempts to connect" in str(seen)
+        ):
             return f"connect ECONNREFUSED {url.split('://', 1)[-1].rstrip('/')}"
         seen = seen.__cause__ or seen.__context__
     return str(exc) or type(exc).__name__
@@ -114,6 +83,7 @@ async def exchange(
     scopes: list[str] | None = None,
     timeout: float = 30.0,
     version: str = "0.1.0",
+    expect_final: bool = False,
 ) -> tuple[dict[str, Any], list[tuple[bool, Any, Any]]]:
     """Handshake, then send every ``(method, params)`` at once; returns the hello and, per call,
     ``(ok, payload, error)`` with ``error`` as ``{"code","message","details"}`` (raises RpcError for
@@ -141,7 +111,12 @@ async def exchange(
                         if isinstance(event, HelloReceived):
                             hello = event.hello
                             for i, (method, params) in enumerate(calls):
-                                core.request(method, params if params is not None else {}, request_id=str(i))
+                                core.request(
+                                    method,
+                                    params if params is not None else {},
+                                    request_id=str(i),
+                                    expect_final=expect_final,
+                                )
                         elif isinstance(event, ConnectFailed):
                             raise RpcError("connect", event.error.message, event.error.code)
                         elif isinstance(event, ResponseReceived) and event.final:
@@ -149,8 +124,13 @@ async def exchange(
                             results[event.request_id] = (
                                 event.ok,
                                 event.payload,
-                                None if err is None else {"code": err.code, "message": err.message,
-                                                          "details": err.details if err.details is not UNSET else None},
+                                None
+                                if err is None
+                                else {
+                                    "code": err.code,
+                                    "message": err.message,
+                                    "details": err.details if err.details is not UNSET else None,
+                                },
                             )
                         elif isinstance(event, ConnectionTerminated):
                             raise RpcError("transport", f"connection closed ({event.code} {event.reason})")

@@ -237,45 +237,26 @@ def plan(
 ) -> int:
     """Compare the file on disk with the running gateway's applied config: per changed key, whether
     it would hot-apply or need a restart, and why."""
-    import os
-
     from gateway_core.reload import plan_reload
     from gateway_trio.client import RpcError, call_sync
     from gateway_trio.reloader import reload_mode
 
+    from .target import CliFailure, resolve_target
+
     paths = _paths(profile)
     disk = _load(paths.config_path)
-    gateway = disk.get("gateway") if isinstance(disk.get("gateway"), dict) else {}
-    if url is None:
-        from gateway_trio.server import running_port
-
-        port = running_port(paths.state_dir) or os.environ.get("OPENCLAW_GATEWAY_PORT") or gateway.get("port") or 18789
-        url = f"ws://127.0.0.1:{str(port).rsplit(':', 1)[-1]}"
-        auth = gateway.get("auth") if isinstance(gateway.get("auth"), dict) else {}
-        token = (
-            token
-            or (auth.get("token") if isinstance(auth.get("token"), str) else None)
-            or os.environ.get("OPENCLAW_GATEWAY_TOKEN")
-        )
-        password = (
-            password
-            or (auth.get("password") if isinstance(auth.get("password"), str) else None)
-            or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
-        )
-        runtime = paths.state_dir / "gateway.runtime-token"
-        if not (token or password) and runtime.exists():
-            token = runtime.read_text().strip()
-    elif not (token or password):
-        print(
-            "gateway url override requires explicit credentials\nFix: pass --token or --password with --url.",
-            file=sys.stderr,
-        )
-        return 1
     try:
-        answer = call_sync(url, "config.get", {}, token=token, password=password, scopes=["operator.read"])
+        target = resolve_target(url=url, port=None, token=token, password=password, method="config.get")
+    except CliFailure as fail:
+        return fail.report(json_)
+    try:
+        answer = call_sync(
+            target.url, "config.get", {}, token=target.token, password=target.password, scopes=["operator.read"]
+        )
     except RpcError as exc:
         print(f"cannot read the running gateway's config: {exc}", file=sys.stderr)
         return 1
+    url = target.url
     applied = answer.get("runtimeConfig") or {}
     result = plan_reload(applied, _redact(disk), reload_mode(disk))
     doc = {

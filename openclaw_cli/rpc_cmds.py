@@ -193,7 +193,24 @@ def gateway_status(
     listening = (
         [] if target.port is None else [{"pid": pid, "commandLine": cmd} for pid, cmd in listeners(target.port).items()]
     )
+    extra: list[dict[str, Any]] = []
+    if deep:
+        from pathlib import Path
+
+        from .doctor import _gateway_processes
+
+        extra = [{"kind": "process", "pid": pid, "commandLine": cmd} for pid, cmd in _gateway_processes().items()]
+        for unit_dir in (
+            Path("/etc/systemd/system"),
+            Path("/lib/systemd/system"),
+            Path.home() / ".config/systemd/user",
+        ):
+            if unit_dir.is_dir():
+                extra += [
+                    {"kind": "systemd-unit", "path": str(u)} for u in sorted(unit_dir.glob("openclaw-gateway*.service"))
+                ]
     doc = {
+        "extraServices": extra,
         "logFile": str(rolling_log_path(None)),
         "service": {
             "loaded": False,
@@ -235,6 +252,13 @@ def gateway_status(
                 print(f"{label}: failed\nProbe target: {target.url}\n  {error}", file=sys.stderr)
         for item in listening:
             print(f"Listening: pid {item['pid']} ({item['commandLine'][:60]}) on port {target.port}")
+        if deep:
+            if extra:
+                print("Other gateway-like services detected (best effort):")
+                for item in extra:
+                    print(f"  - {item.get('path') or 'pid ' + str(item['pid']) + ' ' + item['commandLine'][:70]}")
+            else:
+                print("No other gateway-like services detected.")
     return 1 if (failed and require_rpc) else 0
 
 

@@ -147,3 +147,10 @@ def test_status_overview(url: str, tmp_path: Path) -> None:
     assert doc["gateway"]["reachable"] is True and "runtimeVersion" in doc
     down = cli(tmp_path, "status", "--url", f"ws://127.0.0.1:{free_port()}", "--token", TOKEN)
     assert down.returncode == 0 and "unreachable" in down.stdout
+
+
+def test_status_deep_lists_gateway_processes(ours: str, tmp_path: Path) -> None:
+    out = cli(tmp_path, "gateway", "status", "--url", ours, "--token", TOKEN, "--deep", "--json")
+    assert out.returncode == 0, out.stderr
+    extra = json.loads(out.stdout)["extraServices"]
+    assert any(e["kind"] == "process" and "gateway run" in e["commandLine"] for e in extra)

@@ -12,6 +12,7 @@ line-buffered appends, so ``logs.tail`` (which reads the same file) sees every c
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import os
 import socket
@@ -42,6 +43,7 @@ def _color_wanted(stream: TextIO) -> bool:
         return False
 
 
+@functools.lru_cache(maxsize=1)
 def default_log_dir() -> Path:
     """``<tmp>/openclaw`` when safe (ours, not world-writable, not a symlink), else a per-uid dir."""
     base = Path(tempfile.gettempdir())

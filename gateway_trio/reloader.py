@@ -36,7 +36,6 @@ class ReloadState:
         self.settings = settings
         self.status = "active"
         self.last_error: str | None = None
-        self.last_reload_ms: int | None = None
         #: How ``gateway run`` resolves its settings (set when the config is watched).
         self.resolve_again: Callable[[], GatewaySettings] | None = None
 

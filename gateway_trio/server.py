@@ -26,7 +26,7 @@ import trio
 
 from gateway_core.services import Admission
 
-from .app import VERSION, Gateway
+from .app import Gateway
 from .filelog import FileLog
 from .reloader import ReloadState, watch_config
 from .settings import GatewaySettings, StartupError
@@ -313,10 +313,6 @@ def _dup(sock: socket.socket) -> socket.socket:
     dup = sock.dup()
     dup.setblocking(False)
     return dup
-
-
-def banner() -> str:
-    return f"OpenClaw {VERSION} (python gateway)"
 
 
 __all__ = ["Control", "bind_sockets", "run_gateway"]

@@ -17,7 +17,6 @@ from cyclopts import App, Parameter
 config_app = App(name="config", help="Read, edit and validate the config file (~/.openclaw/openclaw.json).")
 
 ProfileOpt = Annotated[str | None, Parameter(help="Use profile NAME's config (~/.openclaw-NAME).")]
-JsonOpt = Annotated[bool, Parameter(help="Machine-readable output.")]
 
 SECRET_KEYS = ("token", "password")
 

@@ -133,6 +133,29 @@ def run_cli(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
+def openclaw(home: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+    """Run our ``openclaw ARGS`` to completion with HOME=``home`` (bounded)."""
+    return subprocess.run(
+        [sys.executable, "-m", "openclaw_cli", *args],
+        cwd=REPO,
+        env=child_env(home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM the process group, then SIGKILL if it does not exit within 20 s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+
+
 def _kill_group(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         try:

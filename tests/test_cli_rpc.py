@@ -10,21 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_proc import REPO, GatewayProcess, child_env, free_port, local_config, make_home
+from gateway_proc import GatewayProcess, free_port, local_config, make_home, openclaw, stop_process
 
 TOKEN = "T0123"
 
 
 def cli(home: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", *args],
-        cwd=REPO,
-        env=child_env(home),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
+    return openclaw(home, *args, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -45,14 +37,14 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             "OPENCLAW_REFERENCE_BIN is not set: install the published gateway with ../shared/tools/install-reference.sh"
         )
     sys.path.insert(0, str(Path(__file__).parent))
-    from test_reference_interop import _start, _stop  # noqa: PLC0415 - shared start/stop of the reference
+    from test_reference_interop import _start  # noqa: PLC0415 - shared start of the reference
 
     root = tmp_path_factory.mktemp("ref")
     proc, port = _start(root, {"mode": "token", "token": TOKEN})
     try:
         yield f"ws://127.0.0.1:{port}"
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @pytest.fixture(params=["ours", "reference"])

@@ -8,27 +8,15 @@ import sys
 import time
 from pathlib import Path
 
-from gateway_proc import REPO, _kill_group, child_env, free_port
-
-
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", *args],
-        cwd=REPO,
-        env=child_env(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from gateway_proc import _kill_group, free_port, openclaw
 
 
 def test_doctor_finds_and_fixes(tmp_path: Path) -> None:
     home = tmp_path / "home"
     port = free_port()
-    assert _cli(home, "setup", "--baseline").returncode == 0
-    assert _cli(home, "config", "set", "gateway.port", str(port)).returncode == 0
-    _cli(home, "gateway", "install", "--port", str(port + 1))  # a unit whose port differs from the config
+    assert openclaw(home, "setup", "--baseline").returncode == 0
+    assert openclaw(home, "config", "set", "gateway.port", str(port)).returncode == 0
+    openclaw(home, "gateway", "install", "--port", str(port + 1))  # a unit whose port differs from the config
     (home / ".openclaw" / "gateway.lock").write_text("99999\n")  # nobody holds it: stale
     squatter = subprocess.Popen(
         [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
@@ -46,13 +34,13 @@ def test_doctor_finds_and_fixes(tmp_path: Path) -> None:
                 break
             except OSError:
                 time.sleep(0.05)
-        found = _cli(home, "doctor", "--json")
+        found = openclaw(home, "doctor", "--json")
         assert found.returncode == 1
         checks = {c["check"]: c for c in json.loads(found.stdout)["checks"]}
         assert not checks["lock"]["ok"] and "stale" in checks["lock"]["message"]
         assert not checks["port"]["ok"] and f"pid {squatter.pid}" in checks["port"]["message"]
         assert not checks["service"]["ok"] and f"port {port + 1} (config says {port})" in checks["service"]["message"]
-        fixed = _cli(home, "doctor", "--fix", "--json")
+        fixed = openclaw(home, "doctor", "--fix", "--json")
         checks = {c["check"]: c for c in json.loads(fixed.stdout)["checks"]}
         assert checks["service"].get("fixed") and checks["lock"].get("fixed")
         unit = (home / ".config" / "systemd" / "user" / "openclaw-gateway.service").read_text()

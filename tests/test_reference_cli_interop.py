@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gateway_proc import free_port, stop_process
 
 REFERENCE = os.environ.get("OPENCLAW_REFERENCE_BIN")
 pytestmark = pytest.mark.skipif(
@@ -30,22 +30,6 @@ pytestmark = pytest.mark.skipif(
 TOKEN = "interop-token-0123456789"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=5)
-
-
 @pytest.fixture(scope="module")
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
     tmp = tmp_path_factory.mktemp("ours")
@@ -54,7 +38,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
     log = tmp / "gateway.log"
     config = {"gateway": {"mode": "local", "auth": {"mode": "token", "token": TOKEN}}, "logging": {"file": str(log)}}
     (home / ".openclaw" / "openclaw.json").write_text(json.dumps(config))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "openclaw_cli", "gateway", "run", "--port", str(port)],
         env={**os.environ, "HOME": str(home)},
@@ -75,7 +59,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
                 time.sleep(0.1)
         yield f"ws://127.0.0.1:{port}", log
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _cli(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -157,9 +141,18 @@ def test_logs_follow_shows_new_lines(gateway: tuple[str, Path], tmp_path: Path) 
                     await ws.get_message()
                     await ws.send_message(
                         json.dumps(
-                            {"type": "req", "id": "c", "method": "connect", "params": {"minProtocol": 4, "maxProtocol": 4,
-                             "client": {"id": "test", "version": "1", "platform": "linux", "mode": "test"},
-                             "role": marker, "auth": {"token": TOKEN}}}
+                            {
+                                "type": "req",
+                                "id": "c",
+                                "method": "connect",
+                                "params": {
+                                    "minProtocol": 4,
+                                    "maxProtocol": 4,
+                                    "client": {"id": "test", "version": "1", "platform": "linux", "mode": "test"},
+                                    "role": marker,
+                                    "auth": {"token": TOKEN},
+                                },
+                            }
                         )
                     )
                     await ws.get_message()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from gateway_proc import free_port, stop_process
 
 REFERENCE = os.environ.get("OPENCLAW_REFERENCE_BIN")
 pytestmark = pytest.mark.skipif(
@@ -29,12 +29,6 @@ pytestmark = pytest.mark.skipif(
 
 #: A case per auth mode whose pass means "the gateway admits clients" (startup sidecars done).
 READY_CASE = {"token": "23", "password": "p01", "none": "78"}
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_ready(port: int, proc: subprocess.Popen[bytes], creds: list[str], case: str, timeout: float = 90.0) -> None:
@@ -69,7 +63,7 @@ def _start(tmp: Path, auth: dict[str, str]) -> tuple[subprocess.Popen[bytes], in
     home = tmp / "home"
     (home / ".openclaw").mkdir(parents=True)
     (home / ".openclaw" / "openclaw.json").write_text(json.dumps({"gateway": {"mode": "local", "auth": auth}}))
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "HOME": str(home)}
     log = open(tmp / "gateway.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
@@ -82,19 +76,9 @@ def _start(tmp: Path, auth: dict[str, str]) -> tuple[subprocess.Popen[bytes], in
     try:
         _wait_ready(port, proc, creds, READY_CASE[auth["mode"]])
     except BaseException:
-        _stop(proc)
+        stop_process(proc)
         raise
     return proc, port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -103,7 +87,7 @@ def token_gateway(tmp_path: Path) -> Iterator[int]:
     try:
         yield port
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _run(*args: str) -> dict:
@@ -128,7 +112,7 @@ def test_password_mode_cases_against_reference(tmp_path: Path) -> None:
         doc = _run("--url", f"ws://127.0.0.1:{port}", "--password", "conformance-password-0123", "--only", "p0")
         assert doc["passed"] >= 1
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def test_auth_none_cases_against_reference(tmp_path: Path) -> None:
@@ -137,4 +121,4 @@ def test_auth_none_cases_against_reference(tmp_path: Path) -> None:
         doc = _run("--url", f"ws://127.0.0.1:{port}", "--only", "78")
         assert doc["passed"] == 1
     finally:
-        _stop(proc)
+        stop_process(proc)

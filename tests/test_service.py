@@ -6,13 +6,20 @@ import plistlib
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from gateway_proc import REPO, child_env
+from gateway_proc import openclaw
 
-from openclaw_cli.service import render_launchd_plist, render_systemd_unit, render_windows_task, service_environment
+from openclaw_cli.service import (
+    launchd_label,
+    render_launchd_plist,
+    render_systemd_unit,
+    render_windows_task,
+    service_environment,
+    unit_name,
+    windows_task,
+)
 
 EXPECTED_UNIT = """[Unit]
 Description=OpenClaw Gateway (profile: work)
@@ -66,6 +73,13 @@ def test_systemd_unit_text(monkeypatch: pytest.MonkeyPatch) -> None:
     assert text == EXPECTED_UNIT
 
 
+def test_service_names_per_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENCLAW_SYSTEMD_UNIT", raising=False)
+    assert (unit_name(None), unit_name("work")) == ("openclaw-gateway.service", "openclaw-gateway-work.service")
+    assert (launchd_label(None), launchd_label("work")) == ("ai.openclaw.gateway", "ai.openclaw.work")
+    assert (windows_task(None), windows_task("work")) == ("OpenClaw Gateway", "OpenClaw Gateway (work)")
+
+
 def test_launchd_plist_and_windows_task() -> None:
     plist = plistlib.loads(
         render_launchd_plist(
@@ -93,15 +107,7 @@ def test_launchd_plist_and_windows_task() -> None:
 
 
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", "gateway", *args],
-        cwd=REPO,
-        env=child_env(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return openclaw(home, "gateway", *args)
 
 
 def test_install_in_a_throwaway_home(tmp_path: Path) -> None:

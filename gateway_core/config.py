@@ -172,12 +172,24 @@ class LoggingConfig(_C):
     redact_patterns: list[str] | UnsetType = UNSET
 
 
+class MdnsConfig(_C):
+    mode: Literal["minimal", "full", "off"] | UnsetType = UNSET
+
+
+class DiscoveryConfig(_C):
+    """``discovery.*``: mDNS advertising (``gateway_core.discovery``); wide-area DNS-SD passes through."""
+
+    mdns: MdnsConfig | UnsetType = UNSET
+    wide_area: Obj | UnsetType = UNSET
+
+
 class OpenClawConfig(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """The root of ``openclaw.json``. Unknown root keys are errors."""
 
     schema_: str | UnsetType = msgspec.field(default=UNSET, name="$schema")
     gateway: GatewayConfig | UnsetType = UNSET
     logging: LoggingConfig | UnsetType = UNSET
+    discovery: DiscoveryConfig | UnsetType = UNSET
     # Validated pass-through for later work: each must be an object.
     meta: Obj | UnsetType = UNSET
     agents: Obj | UnsetType = UNSET
@@ -192,7 +204,6 @@ class OpenClawConfig(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_
     skills: Obj | UnsetType = UNSET
     tools: Obj | UnsetType = UNSET
     secrets: Obj | UnsetType = UNSET
-    discovery: Obj | UnsetType = UNSET
     env: Obj | UnsetType = UNSET
     cron: Obj | UnsetType = UNSET
     ui: Obj | UnsetType = UNSET

@@ -38,6 +38,8 @@ class ReloadState:
         self.last_error: str | None = None
         #: How ``gateway run`` resolves its settings (set when the config is watched).
         self.resolve_again: Callable[[], GatewaySettings] | None = None
+        #: Told about settings applied without a restart (the mDNS advertiser follows them).
+        self.on_applied: Callable[[GatewaySettings], None] | None = None
 
     def health(self) -> dict[str, Any]:
         out: dict[str, Any] = {"hotReloadStatus": self.status, "mode": reload_mode(self.settings.config)}
@@ -119,6 +121,8 @@ def apply_change(
         closed = gw.rotate_secret(secret)
         log.info("reload", f"config hot reload applied ({', '.join(rotated)}); closed {closed} connection(s)")
     state.settings = new
+    if state.on_applied is not None and not plan.restart:
+        state.on_applied(new)
     if plan.deferred:
         log.warn(
             "reload",

@@ -27,6 +27,7 @@ import trio
 from gateway_core.services import Admission
 
 from .app import Gateway
+from .discovery import Advertiser
 from .filelog import FileLog
 from .reloader import ReloadState, watch_config
 from .settings import GatewaySettings, StartupError
@@ -211,6 +212,9 @@ async def run_gateway(
                 outer.start_soon(_signals, control)
             if resolve_again is not None:
                 outer.start_soon(watch_config, state, resolve_again, ref, control)
+            advertiser = Advertiser(log)
+            outer.start_soon(advertiser.run)
+            state.on_applied = lambda applied: advertiser.want(applied, control.port)
             while True:
                 gw = Gateway(state.settings, log, restart_count=restarts, reload_state=state)
                 ref.gateway = gw
@@ -229,6 +233,7 @@ async def run_gateway(
                     )
                     log.info("gateway", f"log file: {log.path}")
                     log.info("gateway", "ready")
+                    advertiser.want(state.settings, port)
                     if not reported:
                         task_status.started(control)
                         reported = True

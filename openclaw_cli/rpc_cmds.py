@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Annotated, Any
 
 from cyclopts import Parameter
 
+from .style import Style
 from .target import CliFailure, Target, request_failure, resolve_target, transport_failure
 
 Url = Annotated[str | None, Parameter(help="Gateway WebSocket URL (needs --token or --password).")]
@@ -334,42 +336,181 @@ def _probe_target(
     return out
 
 
+NO_GATEWAY = (
+    "No gateway answered any probe and Bonjour discovery returned no local gateways. Run `openclaw gateway status "
+    "--deep --require-rpc` to inspect service state, config paths, listener owners, and logs; include `ss -ltnp` or "
+    "`lsof -nP -iTCP:{port} -sTCP:LISTEN` for the configured port when filing a report."
+)
+TARGET_NAMES = {"explicit": "URL (explicit)", "sshTunnel": "SSH tunnel", "localLoopback": "Local loopback"}
+CAPABILITY_ORDER = [
+    "admin_capable",
+    "write_capable",
+    "read_only",
+    "connected_no_operator_scope",
+    "pairing_pending",
+    "unknown",
+]
+
+
+def _discovery(budget_ms: int) -> dict[str, Any]:
+    """The probe's ``discovery`` section: a Bonjour browse of ``budget_ms`` (skipped when disabled)."""
+    from gateway_core.discovery import env_flag
+
+    out: dict[str, Any] = {"timeoutMs": budget_ms, "count": 0, "beacons": []}
+    if env_flag(os.environ.get("OPENCLAW_DISABLE_BONJOUR")):
+        out["skipped"] = "OPENCLAW_DISABLE_BONJOUR is set"
+        return out
+    from .discover_cmd import browse
+
+    try:
+        beacons = browse(budget_ms)
+    except (OSError, ImportError) as exc:
+        out["error"] = str(exc)
+        return out
+    out.update(count=len(beacons), beacons=beacons)
+    return out
+
+
+def _ssh_from_beacons(beacons: list[dict[str, Any]]) -> str | None:
+    """``--ssh-auto``: the first beacon that offers SSH, as ``$USER@host:sshPort``."""
+    import getpass
+
+    for b in beacons:
+        host = next(iter(b.get("addresses") or []), None) or b.get("host")
+        if host and b.get("sshPort"):
+            return f"{getpass.getuser()}@{f'[{host}]' if ':' in host else host}:{b['sshPort']}"
+    return None
+
+
 def gateway_probe(
     *,
-    url: Url = None,
-    port: Port = None,
-    token: Token = None,
-    password: Password = None,
+    url: Annotated[str | None, Parameter(help="An explicit gateway URL, probed in addition to localhost.")] = None,
+    port: Annotated[int | None, Parameter(help="Local loopback port, and the remote port of the SSH tunnel.")] = None,
+    token: Annotated[str | None, Parameter(help="Gateway token (applies to every target).")] = None,
+    password: Annotated[str | None, Parameter(help="Gateway password (applies to every target).")] = None,
     timeout: Annotated[int, Parameter(help="Overall budget in milliseconds.")] = 3000,
+    ssh: Annotated[
+        str | None, Parameter(help="user@host[:port]: also probe through an `ssh -N -L` tunnel to that host.")
+    ] = None,
+    ssh_identity: Annotated[str | None, Parameter(help="SSH identity file for --ssh.")] = None,
+    ssh_auto: Annotated[bool, Parameter(help="Derive the SSH target from Bonjour discovery.")] = False,
     json_: Json = False,
 ) -> int:
-    """Probe the local loopback gateway (and --url, and the configured remote): reachability, capability,
-    read RPCs. Exit 1 only when nothing is reachable."""
+    """Probe every gateway this CLI can reach: the explicit --url, an SSH tunnel (--ssh, or
+    gateway.remote.sshTarget), the configured remote (gateway.remote.url) and the local loopback
+    gateway; for each, connect, derive the capability and run the read RPCs. Also browses Bonjour for
+    gateways on this network. Exit 1 only when no target is reachable."""
+    import contextlib
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .ssh_tunnel import SshTarget, TunnelError, open_tunnel
+    from .target import local_port, read_config, section
+
     started = time.monotonic()
-    targets: list[tuple[str, str, str, str | None, str | None]] = []
-    try:
-        if url:
-            explicit = resolve_target(url=url, port=None, token=token, password=password, method="probe")
-            targets.append(("explicit", "explicit", explicit.url, explicit.token, explicit.password))
-        try:
-            local = resolve_target(url=None, port=port, token=token, password=password, method="probe")
-            targets.append(("localLoopback", "localLoopback", local.url, local.token, local.password))
-        except CliFailure:
-            if not targets:
-                raise
-    except CliFailure as fail:
-        return fail.report(json_)
-    seen: set[str] = set()
-    results = []
-    for target_id, kind, target_url, tok, pw in targets:
-        if target_url in seen:
-            continue
-        seen.add(target_url)
-        results.append(_probe_target(target_id, kind, target_url, tok, pw, timeout / 1000))
-    reachable = [t for t in results if t["connect"]["ok"]]
-    order = ["admin_capable", "write_capable", "read_only", "connected_no_operator_scope", "pairing_pending", "unknown"]
-    best = min((t["auth"].get("capability", "unknown") for t in results), key=order.index, default="unknown")
+    paths, cfg = read_config()
+    gw = section(cfg, "gateway")
+    remote = section(gw, "remote")
     warnings: list[dict[str, Any]] = []
+    plan: list[dict[str, Any]] = []
+    env_token, env_password = os.environ.get("OPENCLAW_GATEWAY_TOKEN"), os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
+    remote_token = token or (None if password else (_s(remote.get("token")) or env_token))
+    remote_password = password or (None if token else (_s(remote.get("password")) or env_password))
+    with ThreadPoolExecutor(1) as pool, contextlib.ExitStack() as stack:
+        pending = pool.submit(_discovery, min(1200, timeout))
+        try:
+            if url:
+                explicit = resolve_target(url=url, port=None, token=token, password=password, method="probe")
+                plan.append(
+                    {
+                        "id": "explicit",
+                        "kind": "explicit",
+                        "url": explicit.url,
+                        "token": explicit.token,
+                        "password": explicit.password,
+                        "active": True,
+                        "tunnel": None,
+                    }
+                )
+        except CliFailure as fail:
+            return fail.report(json_)
+        ssh_target = ssh or _s(remote.get("sshTarget"))
+        if ssh_target is None and ssh_auto:
+            ssh_target = _ssh_from_beacons(pending.result()["beacons"])
+        if ssh_target:
+            remote_url = _s(remote.get("url")) or ""
+            tail = remote_url.rsplit(":", 1)[-1].split("/")[0]
+            remote_port = (
+                port
+                or (int(tail) if tail.isdigit() else None)
+                or (gw.get("port") if isinstance(gw.get("port"), int) else None)
+                or 18789
+            )
+            try:
+                target = SshTarget.parse(ssh_target)
+                local = stack.enter_context(
+                    open_tunnel(
+                        target,
+                        remote_port,
+                        identity=ssh_identity or _s(remote.get("sshIdentity")),
+                        timeout_ms=min(1500, timeout),
+                    )
+                )
+                plan.append(
+                    {
+                        "id": "sshTunnel",
+                        "kind": "sshTunnel",
+                        "url": f"ws://127.0.0.1:{local}",
+                        "token": remote_token or _s(section(gw, "auth").get("token")),
+                        "password": remote_password or _s(section(gw, "auth").get("password")),
+                        "active": True,
+                        "tunnel": {"kind": "ssh", "target": ssh_target, "localPort": local, "remotePort": remote_port},
+                    }
+                )
+            except TunnelError as exc:
+                warnings.append({"code": "ssh_tunnel_failed", "message": f"SSH tunnel failed: {exc}"})
+        if _s(remote.get("url")) and remote.get("url") != url:
+            plan.append(
+                {
+                    "id": "configRemote",
+                    "kind": "configRemote",
+                    "url": remote["url"],
+                    "token": remote_token,
+                    "password": remote_password,
+                    "active": gw.get("mode") == "remote",
+                    "tunnel": None,
+                }
+            )
+        try:
+            loop = resolve_target(
+                url=None, port=port or local_port(paths, gw), token=token, password=password, method="probe"
+            )
+            plan.append(
+                {
+                    "id": "localLoopback",
+                    "kind": "localLoopback",
+                    "url": loop.url,
+                    "token": loop.token,
+                    "password": loop.password,
+                    "active": True,
+                    "tunnel": None,
+                }
+            )
+        except CliFailure as fail:
+            if not plan:
+                return fail.report(json_)
+        results = []
+        seen: set[str] = set()
+        for entry in plan:
+            if entry["url"] in seen:
+                continue
+            seen.add(entry["url"])
+            left = max(timeout / 1000 - (time.monotonic() - started), 0.2)
+            result = _probe_target(entry["id"], entry["kind"], entry["url"], entry["token"], entry["password"], left)
+            result["active"], result["tunnel"] = entry["active"], entry["tunnel"]
+            results.append(result)
+        discovery = pending.result()
+    reachable = [t for t in results if t["connect"]["ok"]]
+    best = min((t["auth"].get("capability", "unknown") for t in results), key=CAPABILITY_ORDER.index, default="unknown")
     identities = {
         (t.get("server") or {}).get("bootId") or (t.get("self") or {}).get("instanceId") or t["url"] for t in reachable
     }
@@ -377,7 +518,9 @@ def gateway_probe(
         warnings.append(
             {
                 "code": "multiple_gateways",
-                "message": "Unconventional setup: multiple reachable gateway identities detected.",
+                "message": "Unconventional setup: multiple reachable gateway identities detected. Usually one gateway "
+                "per network is recommended unless you intentionally run isolated profiles, like a rescue bot "
+                "(see docs: /gateway#multiple-gateways-same-host).",
                 "targetIds": [t["id"] for t in reachable],
             }
         )
@@ -386,12 +529,15 @@ def gateway_probe(
         warnings.append(
             {
                 "code": "probe_scope_limited",
-                "message": "Read-probe diagnostics are limited by gateway scopes (missing operator.read).",
+                "message": "Read-probe diagnostics are limited by gateway scopes (missing operator.read). Connection "
+                "succeeded, but read-only status calls are incomplete. Hint: pair device identity or use credentials "
+                "with operator.read.",
                 "targetIds": limited,
             }
         )
     if not reachable:
-        warnings.append({"code": "no_gateway_reachable", "message": "No gateway answered any probe."})
+        shown_port = port or local_port(paths, gw)
+        warnings.append({"code": "no_gateway_reachable", "message": NO_GATEWAY.format(port=shown_port)})
     doc = {
         "ok": bool(reachable),
         "degraded": bool(warnings),
@@ -406,37 +552,54 @@ def gateway_probe(
             "localTailnetUrl": None,
             "tailnetIPv4": None,
         },
-        "discovery": {"timeoutMs": min(1200, timeout), "count": 0, "beacons": []},
+        "discovery": discovery,
         "targets": results,
     }
     if json_:
         print(json.dumps(doc, indent=2))
+        return 0 if reachable else 1
+    st = Style.for_stdout()
+    print(st.heading("Gateway Status"))
+    print(f"Reachable: {st.status('yes' if reachable else 'no', bool(reachable))}")
+    print(f"Capability: {best.replace('_', '-')}")
+    print(f"Probe budget: {timeout}ms")
+    if warnings:
+        print("\n" + st.warn("Warning:"))
+        for w in warnings:
+            print(f"- {w['message']}")
+    print("\n" + st.heading("Discovery (this machine)"))
+    if discovery.get("skipped"):
+        print(f"Bonjour discovery skipped ({discovery['skipped']})")
+    elif discovery.get("error"):
+        print(f"Bonjour discovery failed: {discovery['error']}")
     else:
-        print("Gateway Status")
-        print(f"Reachable: {'yes' if reachable else 'no'}")
-        print(f"Capability: {best.replace('_', '-')}")
-        print(f"Probe budget: {timeout}ms")
-        if warnings:
-            print("\nWarning:")
-            for w in warnings:
-                print(f"- {w['message']}")
-        print("\nTargets")
-        for t in results:
-            name = {"explicit": "URL (explicit)", "localLoopback": "Local loopback"}.get(t["kind"], t["kind"])
-            c = t["connect"]
-            print(f"{name} {t['url']}")
-            if c["ok"]:
-                read = (
-                    "ok"
-                    if c["rpcOk"]
-                    else (f"limited - {c['error']}" if c["scopeLimited"] else f"failed - {c['error']}")
-                )
-                print(
-                    f"  Connect: ok ({c['latencyMs']}ms) · Capability: {LABELS.get(t['auth']['capability'], 'unknown')} · Read probe: {read}"
-                )
-            else:
-                print(f"  Connect: failed - {c['error']}")
+        print(f"Found {discovery['count']} gateways via Bonjour (local.)")
+        for b in discovery["beacons"]:
+            print(f"- {b.get('displayName') or b['instanceName']} {b.get('wsUrl') or ''}".rstrip())
+    if not discovery["count"]:
+        print(
+            "Tip: if the gateway is remote, mDNS won’t cross networks; use Wide-Area Bonjour (split DNS) or SSH tunnels."
+        )
+    print("\n" + st.heading("Targets"))
+    for t in results:
+        name = TARGET_NAMES.get(t["kind"]) or (
+            "Remote (configured)" if t["active"] else "Remote (configured, inactive)"
+        )
+        c = t["connect"]
+        print(f"{name} {t['url']}")
+        if c["ok"]:
+            read = (
+                "ok" if c["rpcOk"] else (f"limited - {c['error']}" if c["scopeLimited"] else f"failed - {c['error']}")
+            )
+            label = LABELS.get(t["auth"]["capability"], "unknown")
+            print(f"  Connect: {st.ok('ok')} ({c['latencyMs']}ms) · Capability: {label} · Read probe: {read}")
+        else:
+            print(f"  Connect: {st.error('failed')} - {c['error']}")
     return 0 if reachable else 1
+
+
+def _s(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def channels_status(

@@ -65,6 +65,34 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+def read_config() -> tuple[Paths, dict[str, Any]]:
+    """The CLI's paths and config (empty when missing or unreadable)."""
+    paths = Paths.resolve(None)
+    try:
+        return paths, load_config(paths.config_path) or {}
+    except StartupError:
+        return paths, {}
+
+
+def section(cfg: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``cfg[k1][k2]…`` when every step is an object, else ``{}``."""
+    node: Any = cfg
+    for key in keys:
+        node = node.get(key) if isinstance(node, dict) else None
+    return node if isinstance(node, dict) else {}
+
+
+def local_port(paths: Paths, gateway: dict[str, Any]) -> int:
+    """The local gateway's port: the running one (lock file), ``OPENCLAW_GATEWAY_PORT``, ``gateway.port``, 18789."""
+    env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1]
+    return (
+        running_port(paths.state_dir)
+        or (int(env_port) if env_port.isdigit() else None)
+        or (gateway.get("port") if isinstance(gateway.get("port"), int) else None)
+        or DEFAULT_PORT
+    )
+
+
 def resolve_target(
     *, url: str | None, port: int | None, token: str | None, password: str | None, method: str
 ) -> Target:
@@ -75,14 +103,10 @@ def resolve_target(
             {"ok": False, "error": {"type": "cli_error", "message": "--url cannot be combined with --port"}},
             2,
         )
-    paths = Paths.resolve(None)
-    try:
-        cfg = load_config(paths.config_path) or {}
-    except StartupError:
-        cfg = {}
-    gateway = cfg.get("gateway") if isinstance(cfg.get("gateway"), dict) else {}
-    auth = gateway.get("auth") if isinstance(gateway.get("auth"), dict) else {}
-    remote = gateway.get("remote") if isinstance(gateway.get("remote"), dict) else {}
+    paths, cfg = read_config()
+    gateway = section(cfg, "gateway")
+    auth = section(gateway, "auth")
+    remote = section(gateway, "remote")
     bind = gateway.get("bind") or "loopback"
     config_path = str(paths.config_path)
     if url:
@@ -114,14 +138,7 @@ def resolve_target(
             bind,
             None,
         )
-    env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1]
-    resolved = (
-        port
-        or running_port(paths.state_dir)
-        or (int(env_port) if env_port.isdigit() else None)
-        or (gateway.get("port") if isinstance(gateway.get("port"), int) else None)
-        or DEFAULT_PORT
-    )
+    resolved = port or local_port(paths, gateway)
     token = token or _str(auth.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(remote.get("token"))
     password = (
         password

@@ -95,9 +95,10 @@ def local_config(**gateway: Any) -> dict[str, Any]:
 
 
 def child_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The test's environment minus every ``OPENCLAW_*`` variable, with HOME set."""
+    """The test's environment minus every ``OPENCLAW_*`` variable, with HOME set and mDNS off."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}
     env["HOME"] = str(home)
+    env["OPENCLAW_DISABLE_BONJOUR"] = "1"  # no mDNS from tests (see conftest.py)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     env.update(extra or {})

@@ -132,5 +132,6 @@ gateway_app.command("openclaw_cli.rpc_cmds:gateway_health", name="health")
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_call", name="call")
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status")
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_probe", name="probe")
+gateway_app.command("openclaw_cli.discover_cmd:gateway_discover", name="discover")
 for _name in ("install", "start", "stop", "restart", "uninstall"):
     gateway_app.command(f"openclaw_cli.service:{_name}", name=_name)

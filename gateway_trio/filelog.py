@@ -249,3 +249,27 @@ def tail(path: Path, *, cursor: int | None, limit: int, max_bytes: int) -> dict[
     out["lines"] = lines
     out.setdefault("truncated", False)
     return out
+
+
+def last_error(path: Path, *, max_bytes: int = 262_144) -> dict[str, str] | None:
+    """The newest ERROR/FATAL record in the last ``max_bytes`` of ``path``: ``{time, subsystem, message}``.
+
+    ``gateway status`` shows it when the probe fails, so an operator sees why a supervised gateway
+    keeps exiting (a config refusal, a busy port) without opening the log.
+    """
+    found = None
+    for line in tail(path, cursor=None, limit=100_000, max_bytes=max_bytes)["lines"]:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        meta = record.get("_meta") if isinstance(record, dict) else None
+        if not isinstance(meta, dict) or meta.get("logLevelName") not in ("ERROR", "FATAL"):
+            continue
+        try:
+            subsystem = json.loads(record.get("0", "{}")).get("subsystem", "")
+        except (ValueError, AttributeError):
+            subsystem = ""
+        message = str(record.get("message", ""))
+        found = {"time": str(record.get("time", "")), "subsystem": str(subsystem), "message": message.removeprefix(f"{subsystem} ")}
+    return found

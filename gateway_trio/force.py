@@ -27,6 +27,31 @@ def _listening_inodes(port: int) -> set[str]:
     return inodes
 
 
+def _decode_address(hex_addr: str) -> str:
+    """``0100007F`` → ``127.0.0.1``; the 32-digit IPv6 form → its compressed text (/proc byte order)."""
+    raw = bytes.fromhex(hex_addr)
+    words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+    family = socket.AF_INET if len(raw) == 4 else socket.AF_INET6
+    return socket.inet_ntop(family, words)
+
+
+def listening_addresses(port: int) -> list[str]:
+    """``host:port`` of every listening socket on ``port`` (``[v6]:port`` for IPv6), Linux /proc."""
+    found: list[str] = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            host, _, hex_port = parts[1].rpartition(":")
+            if parts[3] == "0A" and int(hex_port, 16) == port:
+                addr = _decode_address(host)
+                found.append(f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}")
+    return sorted(set(found), key=lambda a: (a.startswith("["), a))
+
+
 def listeners(port: int) -> dict[int, str]:
     """pid → command line of the processes listening on ``port`` (Linux /proc)."""
     inodes = _listening_inodes(port)

@@ -24,6 +24,27 @@ def _keep_runtime_token(resolve_settings: Any, first: Any) -> Any:
     return again
 
 
+def _log_refusal(message: str, paths: Any) -> None:
+    """A start refusal also goes to the rolling file log (a supervised gateway has no terminal), so
+    ``gateway status`` can show it as the last gateway error. Best effort."""
+    from gateway_trio.filelog import FileLog
+    from gateway_trio.settings import StartupError, load_config
+
+    target = None
+    try:
+        cfg = load_config(paths.config_path) if paths is not None else None
+        configured = ((cfg or {}).get("logging") or {}).get("file")
+        target = Path(configured).expanduser() if isinstance(configured, str) and configured else None
+    except (StartupError, AttributeError, OSError):
+        pass
+    try:
+        log = FileLog(target, profile=getattr(paths, "profile", None), console_enabled=False)
+        log.error("gateway", message.splitlines()[0])
+        log.close()
+    except OSError:
+        pass
+
+
 @gateway_app.default
 @gateway_app.command(name="run")
 def run(
@@ -92,6 +113,7 @@ def run(
         settings = resolve_settings()
     except StartupError as exc:
         print(exc.message, file=sys.stderr)
+        _log_refusal(exc.message, locals().get("paths"))
         return exc.exit_code
     if force:
         from gateway_trio.force import free_port

@@ -74,8 +74,9 @@ def gateway_health(
     if json_:
         print(json.dumps(payload, indent=2))
         return 0
-    print("Gateway Health")
-    print(f"OK ({int((time.monotonic() - started) * 1000)}ms)")
+    st = Style.for_stdout()
+    print(st.heading("Gateway Health"))
+    print(f"{st.ok('OK')} ({int((time.monotonic() - started) * 1000)}ms)")
     return 0
 
 
@@ -143,9 +144,55 @@ def gateway_call(
     if json_:
         print(json.dumps(payload, indent=2))
     else:
-        print(f"Gateway call: {method}")
+        print(Style.for_stdout().heading(f"Gateway call: {method}"))
         print(json.dumps(payload, indent=2))
     return 0
+
+
+PROBE_NOTES = {
+    "loopback": "Loopback-only gateway; only local clients can connect.",
+    "lan": "Gateway listens on all interfaces; remote clients need its token or password.",
+    "custom": "Gateway listens on a custom address; remote clients need its token or password.",
+}
+
+
+def _cli_version() -> str:
+    from .app import _version
+
+    return _version()
+
+
+def _config_valid(paths: Any) -> bool | None:
+    from gateway_trio.settings import StartupError, load_config
+
+    if not paths.config_path.exists():
+        return None
+    try:
+        load_config(paths.config_path)
+    except StartupError:
+        return False
+    return True
+
+
+def _log_file(cfg: dict[str, Any], profile: str | None) -> Any:
+    """The gateway's file log: ``logging.file`` or today's rolling file for the profile."""
+    from pathlib import Path
+
+    from gateway_trio.filelog import rolling_log_path
+
+    configured = (cfg.get("logging") or {}).get("file") if isinstance(cfg.get("logging"), dict) else None
+    return Path(configured).expanduser() if isinstance(configured, str) and configured else rolling_log_path(profile)
+
+
+def _service_view() -> dict[str, Any]:
+    """The native service as ``gateway status`` shows it (diagnostic only; never the probe target)."""
+    return {
+        "loaded": False,
+        "targetRole": "diagnostic-only",
+        "summary": "no supported service manager detected (diagnostic only, not the probe target)",
+        "runtime": {"status": "unknown", "detail": "no supported service manager detected"},
+        "runtimeText": "unknown (diagnostic only, not the probe target)",
+    }
 
 
 def gateway_status(
@@ -161,8 +208,10 @@ def gateway_status(
     json_: Json = False,
 ) -> int:
     """Service, config and connectivity status of a gateway (exit 0 even if the probe fails, unless --require-rpc)."""
-    from gateway_trio.filelog import rolling_log_path
-    from gateway_trio.force import listeners
+    from gateway_trio.filelog import last_error as last_error_in
+    from gateway_trio.force import listeners, listening_addresses
+
+    from .target import read_config, section
 
     if require_rpc and no_probe:
         print(
@@ -195,6 +244,7 @@ def gateway_status(
     listening = (
         [] if target.port is None else [{"pid": pid, "commandLine": cmd} for pid, cmd in listeners(target.port).items()]
     )
+    addresses = [] if target.port is None else listening_addresses(target.port)
     extra: list[dict[str, Any]] = []
     if deep:
         from pathlib import Path
@@ -211,56 +261,96 @@ def gateway_status(
                 extra += [
                     {"kind": "systemd-unit", "path": str(u)} for u in sorted(unit_dir.glob("openclaw-gateway*.service"))
                 ]
+    paths, cfg = read_config()
+    gw_cfg = section(cfg, "gateway")
+    bind_host = {"loopback": "127.0.0.1", "lan": "0.0.0.0", "auto": "127.0.0.1", "tailnet": "127.0.0.1"}.get(
+        target.bind, _s(gw_cfg.get("customBindHost")) or target.bind
+    )
+    log_file = _log_file(cfg, paths.profile)
+    service = _service_view()
+    failed = not no_probe and not rpc["ok"]
+    last_error = None
+    if failed:
+        from gateway_trio.filelog import rolling_log_path
+
+        found = [e for e in (last_error_in(f) for f in {log_file, rolling_log_path(paths.profile)}) if e]
+        last_error = max(found, key=lambda e: e["time"], default=None)
+    local = target.source == "local loopback"
+    http_url = target.url.replace("ws", "http", 1).rstrip("/") + "/"
     doc = {
+        "cli": {"version": _cli_version(), "entrypoint": sys.argv[0]},
         "extraServices": extra,
-        "logFile": str(rolling_log_path(None)),
-        "service": {
-            "loaded": False,
-            "targetRole": "diagnostic-only",
-            "runtime": {"status": "unknown", "detail": "no supported service manager detected"},
+        "logFile": str(log_file),
+        "service": service,
+        "config": {
+            "cli": {"path": target.config_path, "exists": paths.config_path.exists(), "valid": _config_valid(paths)}
         },
-        "config": {"cli": {"path": target.config_path}},
         "gateway": {
+            "bindMode": target.bind,
+            "bindHost": bind_host,
+            "port": target.port,
+            "portSource": "--port" if port else ("env/config" if local else None),
             "probeUrl": target.url,
             "urlSource": target.source,
-            "bindMode": target.bind,
-            "port": target.port,
+            "controlUiLinks": {"httpUrl": http_url, "wsUrl": target.url},
+            "probeNote": PROBE_NOTES.get(target.bind) if local else None,
             "version": (rpc.get("server") or {}).get("version"),
         },
-        "port": {"port": target.port, "status": "busy" if listening else "free", "listeners": listening},
+        "port": {
+            "port": target.port,
+            "status": "busy" if addresses else "free",
+            "listeners": [dict(item, address=a) for item in listening for a in addresses[:1]] or listening,
+            "addresses": addresses,
+        },
         "rpc": rpc if not no_probe else None,
+        "lastGatewayError": last_error,
     }
-    failed = not no_probe and not rpc["ok"]
     if json_:
         print(json.dumps(doc, indent=2))
-    else:
-        label = "Read probe" if require_rpc else "Connectivity probe"
-        print("Service: no supported service manager detected (diagnostic only, not the probe target)")
-        print(f"File logs: {doc['logFile']}")
-        print()
-        print(f"Config (cli): {target.config_path}")
-        print()
-        print(f"Probe target: {target.url}")
-        if doc["gateway"]["version"]:
-            print(f"Gateway version: {doc['gateway']['version']}")
-        print()
-        print("Runtime: unknown (diagnostic only, not the probe target)")
-        if not no_probe:
-            if rpc["ok"]:
-                print(f"{label}: ok")
-                print(f"Capability: {rpc['capability'].replace('_', '-')}")
-            else:
-                print("Capability: unknown")
-                print(f"{label}: failed\nProbe target: {target.url}\n  {error}", file=sys.stderr)
-        for item in listening:
-            print(f"Listening: pid {item['pid']} ({item['commandLine'][:60]}) on port {target.port}")
-        if deep:
-            if extra:
-                print("Other gateway-like services detected (best effort):")
-                for item in extra:
-                    print(f"  - {item.get('path') or 'pid ' + str(item['pid']) + ' ' + item['commandLine'][:70]}")
-            else:
-                print("No other gateway-like services detected.")
+        return 1 if (failed and require_rpc) else 0
+    st = Style.for_stdout()
+    label = "Read probe" if require_rpc else "Connectivity probe"
+    print(f"Service: {service['summary']}")
+    print(f"File logs: {log_file}")
+    print()
+    print(f"Config (cli): {target.config_path}")
+    if service.get("configPath"):
+        print(f"Config (service): {service['configPath']}")
+    print()
+    if local:
+        print(f"Gateway: bind={target.bind} ({bind_host}), port={target.port} ({doc['gateway']['portSource']})")
+    print(f"Probe target: {target.url}")
+    print(f"Dashboard: {http_url}")
+    if doc["gateway"]["probeNote"]:
+        print(f"Probe note: {doc['gateway']['probeNote']}")
+    print()
+    print(f"CLI version: {_cli_version()} ({sys.argv[0]})")
+    if doc["gateway"]["version"]:
+        print(f"Gateway version: {doc['gateway']['version']}")
+    print()
+    print(f"Runtime: {service['runtimeText']}")
+    if not no_probe:
+        if rpc["ok"]:
+            print(f"{label}: {st.ok('ok')}")
+            print(f"Capability: {rpc['capability'].replace('_', '-')}")
+        else:
+            print("Capability: unknown")
+            est = Style.for_stream(sys.stderr)
+            print(f"{label}: {est.error('failed')}\nProbe target: {target.url}\n  {error}", file=sys.stderr)
+    if last_error:
+        print(f"Last gateway error: {last_error['time']} {last_error['message']}")
+    print()
+    for address in addresses:
+        print(f"Listening: {address}")
+    if deep:
+        if extra:
+            print("Other gateway-like services detected (best effort):")
+            for item in extra:
+                print(f"  - {item.get('path') or 'pid ' + str(item['pid']) + ' ' + item['commandLine'][:70]}")
+        else:
+            print("No other gateway-like services detected.")
+    print("Troubles: run openclaw status")
+    print("Troubleshooting: https://docs.openclaw.ai/troubleshooting")
     return 1 if (failed and require_rpc) else 0
 
 
@@ -669,9 +759,10 @@ def status(
     if json_:
         print(json.dumps(doc, indent=2))
         return 0
-    print("OpenClaw status")
+    st = Style.for_stdout()
+    print(st.heading("OpenClaw status"))
     print()
-    print("Overview")
+    print(st.heading("Overview"))
     print(f"  OS              {sys.platform} {_platform.release()}")
     if gateway["reachable"]:
         auth = "token" if target.token else "password" if target.password else "none"

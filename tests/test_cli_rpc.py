@@ -146,3 +146,57 @@ def test_status_deep_lists_gateway_processes(ours: str, tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     extra = json.loads(out.stdout)["extraServices"]
     assert any(e["kind"] == "process" and "gateway run" in e["commandLine"] for e in extra)
+
+
+def test_status_human_lines(ours: str, tmp_path: Path) -> None:
+    """The lines a health check greps for, in their published form."""
+    port = int(ours.rsplit(":", 1)[1])
+    home = make_home(tmp_path, local_config(port=port))
+    out = cli(home, "gateway", "status", "--require-rpc")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert f"Gateway: bind=loopback (127.0.0.1), port={port} (env/config)" in lines
+    assert f"Probe target: ws://127.0.0.1:{port}" in lines and f"Dashboard: http://127.0.0.1:{port}/" in lines
+    assert "Read probe: ok" in lines and "Capability: read-only" in lines
+    assert f"Listening: 127.0.0.1:{port}" in lines
+    assert lines[-1] == "Troubleshooting: https://docs.openclaw.ai/troubleshooting"
+    assert "\x1b[" not in out.stdout  # not a terminal: no styling
+
+
+def test_status_shows_the_last_gateway_error(tmp_path: Path) -> None:
+    """A gateway that refuses to start leaves its reason in the file log; status shows it while the
+    port is closed."""
+    port = free_port()
+    config = local_config(port=port)
+    config["gateway"]["auth"]["token"] = {"source": "env", "provider": "default", "id": "OPENCLAW_TEST_MISSING_VAR"}
+    home = make_home(tmp_path, config)
+    run = subprocess.run(
+        [sys.executable, "-m", "openclaw_cli", "gateway", "run"],
+        env={k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")} | {"HOME": str(home)},
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert run.returncode == 78, run.stderr
+    out = cli(home, "gateway", "status", "--port", str(port), "--token", TOKEN, "--json")
+    doc = json.loads(out.stdout)
+    assert doc["rpc"]["ok"] is False
+    assert "OPENCLAW_TEST_MISSING_VAR" in doc["lastGatewayError"]["message"]
+    human = cli(home, "gateway", "status", "--port", str(port), "--token", TOKEN)
+    line = next(x for x in human.stdout.splitlines() if x.startswith("Last gateway error: "))
+    assert "Gateway failed to start: SecretRef env:default:OPENCLAW_TEST_MISSING_VAR" in line
+
+
+def test_probe_includes_the_configured_remote(ours: str, tmp_path: Path) -> None:
+    """gateway.remote.url is probed as "Remote (configured, inactive)" while the mode is local."""
+    port = free_port()
+    config = local_config(port=port)
+    config["gateway"]["remote"] = {"url": ours, "token": TOKEN}
+    home = make_home(tmp_path, config)
+    out = cli(home, "gateway", "probe", "--json")
+    doc = json.loads(out.stdout)
+    assert out.returncode == 0, out.stdout
+    remote = next(t for t in doc["targets"] if t["id"] == "configRemote")
+    assert remote["active"] is False and remote["connect"]["ok"] is True and remote["connect"]["rpcOk"] is True
+    assert doc["primaryTargetId"] == "configRemote"
+    assert [t["id"] for t in doc["targets"]] == ["configRemote", "localLoopback"]
+    human = cli(home, "gateway", "probe")
+    assert f"Remote (configured, inactive) {ours}" in human.stdout.splitlines()

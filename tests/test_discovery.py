@@ -191,6 +191,7 @@ for i in 1 2 3 4 5 6 7 8 9 10; do grep -q "bonjour: advertised" "$OUT/gw.log" 2>
 "$PY" -m openclaw_cli gateway discover --json --timeout 1500 > "$OUT/discover1.json"
 "$PY" -m openclaw_cli gateway discover --timeout 1500 > "$OUT/discover1.txt"
 "$PY" -m openclaw_cli gateway probe --json > "$OUT/probe.json"
+"$PY" -m openclaw_cli gateway probe --ssh-auto --json --timeout 3000 > "$OUT/probe_auto.json"
 "$PY" - <<EOF
 import json, pathlib
 p = pathlib.Path("$HOME/.openclaw/openclaw.json")
@@ -244,6 +245,11 @@ def test_advertise_discover_and_withdraw_in_a_private_netns(tmp_path: Path) -> N
     assert f"  ws: ws://127.0.0.1:{port}\n" in text and "\x1b[" not in text
     probe = json.loads((tmp_path / "probe.json").read_text())
     assert probe["ok"] is True and probe["discovery"]["count"] == 1, probe["discovery"]
+    # --ssh-auto takes the SSH target from the beacon (sshPort 22); no sshd listens in the netns.
+    auto = json.loads((tmp_path / "probe_auto.json").read_text())
+    failed = [w for w in auto["warnings"] if w["code"] == "ssh_tunnel_failed"]
+    assert failed and "Connection refused" in failed[0]["message"], auto["warnings"]
+    assert auto["ok"] is True
     second = json.loads((tmp_path / "discover2.json").read_text())
     assert second["count"] == 0, (second, diag)
     assert (tmp_path / "gw.rc").read_text().strip() == "0", diag

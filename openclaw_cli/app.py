@@ -23,19 +23,23 @@ def _version() -> str:
 app = App(
     name="openclaw",
     help="Drive an OpenClaw-compatible gateway: run it, probe it, call it.",
+    help_epilogue="Docs: https://docs.openclaw.ai/cli",
+    # Flags are positive only (`--deep`, never `--no-deep`), as in the published CLI.
+    default_parameter=Parameter(negative=()),
     version=_version,
 )
 
 
 app.command("openclaw_cli.gateway:gateway_app", name="gateway")
 app.command("openclaw_cli.config_cmd:config_app", name="config")
-app.command("openclaw_cli.setup_cmd:setup", name="setup")
+app.command("openclaw_cli.setup_cmd:setup", name="setup", help_epilogue="Docs: https://docs.openclaw.ai/cli/setup")
 app.command("openclaw_cli.secrets_cmd:secrets_app", name="secrets")
-app.command("openclaw_cli.rpc_cmds:health", name="health")
-app.command("openclaw_cli.logs_cmd:logs", name="logs")
-app.command("openclaw_cli.doctor:doctor", name="doctor")
-app.command("openclaw_cli.rpc_cmds:status", name="status")
-channels_app = App(name="channels", help="Chat channels.")
+app.command("openclaw_cli.rpc_cmds:health", name="health", help_epilogue="Docs: https://docs.openclaw.ai/cli/health")
+app.command("openclaw_cli.logs_cmd:logs", name="logs", help_epilogue="Docs: https://docs.openclaw.ai/cli/logs")
+app.command("openclaw_cli.doctor:doctor", name="doctor", help_epilogue="Docs: https://docs.openclaw.ai/cli/doctor")
+app.command("openclaw_cli.service:daemon_app", name="daemon")
+app.command("openclaw_cli.rpc_cmds:status", name="status", help_epilogue="Docs: https://docs.openclaw.ai/cli/status")
+channels_app = App(name="channels", help="Chat channels.", help_epilogue="Docs: https://docs.openclaw.ai/cli/channels")
 channels_app.command("openclaw_cli.rpc_cmds:channels_status", name="status")
 app.command(channels_app)
 
@@ -103,8 +107,33 @@ def apply_root_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    result = app(apply_root_options(sys.argv[1:]))
+    """Console-script entry point: exit with the command's code; a closed pipe (``| head``) ends
+    quietly; any other uncaught error is reported in the published form (exit 1)."""
+    import os
+
+    try:
+        result = app(apply_root_options(sys.argv[1:]))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away: point stdout at /dev/null so the interpreter's final flush is silent.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:  # noqa: BLE001 - the last line of defence, as the published CLI does
+        if os.environ.get("OPENCLAW_DEBUG") == "1":
+            import traceback
+
+            traceback.print_exc()
+        for line in (
+            "The CLI command failed.",
+            f"Reason: {exc}",
+            *(() if os.environ.get("OPENCLAW_DEBUG") == "1" else ("Debug: set OPENCLAW_DEBUG=1 to include the stack trace.",)),
+            "Try: openclaw doctor",
+            "Help: openclaw --help",
+        ):
+            print(f"[openclaw] {line}", file=sys.stderr)
+        sys.exit(1)
     if isinstance(result, int):
         sys.exit(result)
 

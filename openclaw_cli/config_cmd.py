@@ -14,7 +14,11 @@ from typing import Annotated, Any
 
 from cyclopts import App, Parameter
 
-config_app = App(name="config", help="Read, edit and validate the config file (~/.openclaw/openclaw.json).")
+config_app = App(
+    name="config",
+    help="Read, edit and validate the config file (~/.openclaw/openclaw.json).",
+    help_epilogue="Docs: https://docs.openclaw.ai/cli/config",
+)
 
 ProfileOpt = Annotated[str | None, Parameter(help="Use profile NAME's config (~/.openclaw-NAME).")]
 

@@ -1,27 +1,51 @@
 """``openclaw doctor [--fix]``: find what keeps a gateway from running well, repair what is safe.
 
-Checks: config validity; the state dir's owner and permissions; the gateway port (free, ours, or
-held by another process); a stale state-dir lock; the service unit against the config (port,
-token source, program); several gateway-like processes. ``--fix`` tightens state-dir permissions,
-removes a stale lock and rewrites a drifted user unit, and says what it did. It never installs a
-user unit when a system unit already serves the profile, nor anything under
-``OPENCLAW_SERVICE_REPAIR_POLICY=external``.
+Checks (runtime-cli.md §10.11): config validity; the state dir's owner and permissions; the gateway
+port (free, ours, or held by another process, and by whom); a stale state-dir lock; the service
+definition against the config (port, token source, program path); the system-unit ownership rules
+of §11.2; other gateway-like services and processes. ``--fix`` tightens state-dir permissions,
+removes a stale lock and rewrites a drifted service definition (then reloads the manager and
+restarts a running service), and says what it did. It never installs or rewrites a user unit when a
+system unit owns the profile, and touches no service at all under
+``OPENCLAW_SERVICE_REPAIR_POLICY=external`` (or ``OPENCLAW_SUPERVISOR_MODE=external``).
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
 from cyclopts import Parameter
 
+from .service import (
+    TOKEN_KEY,
+    Backend,
+    Ctx,
+    ServiceError,
+    SystemdBackend,
+    build_spec,
+    definition_drift,
+    definition_port,
+    lock_owner,
+    mutation_refusal,
+    supervisor_external,
+    system_ownership_message,
+)
+
+EXTERNAL_REPAIR_NOTE = (
+    "Gateway service is managed externally; skipped service install/start repair. "
+    "Start or repair the gateway through your supervisor."
+)
+
 
 class Report:
+    """The checks doctor ran: ``{check, ok, message, fixed?, hint?}`` each."""
+
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
@@ -38,34 +62,13 @@ class Report:
         return [i for i in self.items if not i["ok"] and not i.get("fixed")]
 
 
-def _lock_state(state_dir: Path) -> tuple[str, str | None]:
-    """("none"|"held"|"stale", owner pid)."""
-    path = state_dir / "gateway.lock"
-    if not path.exists():
-        return "none", None
-    owner = (path.read_text(errors="replace").split("\n", 1)[0] or "").strip() or None
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return "held", owner
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return "stale", owner
-    finally:
-        os.close(fd)
-
-
-def _unit_port(text: str) -> int | None:
-    m = re.search(r"^ExecStart=.*--port (\d+)", text, re.MULTILINE) or re.search(
-        r"^Environment=OPENCLAW_GATEWAY_PORT=(\d+)", text, re.MULTILINE
-    )
-    return int(m.group(1)) if m else None
-
-
 def _gateway_processes() -> dict[int, str]:
+    """pid → command line of gateway-like processes (Linux /proc; empty elsewhere)."""
     found: dict[int, str] = {}
-    for pid_dir in Path("/proc").iterdir():
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return found
+    for pid_dir in proc.iterdir():
         if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
             continue
         try:
@@ -79,75 +82,91 @@ def _gateway_processes() -> dict[int, str]:
     return found
 
 
-def doctor(
-    *,
-    fix: Annotated[bool, Parameter(help="Repair what is safe to repair, and say what was done.")] = False,
-    json_: Annotated[bool, Parameter(name="--json", help="Machine-readable report.")] = False,
-) -> int:
-    """Diagnose the local gateway setup (exit 1 while problems remain)."""
+def repair_policy_external(env: Mapping[str, str]) -> bool:
+    """Doctor stays diagnostic-only for services (§11.2, §11.6)."""
+    policy = (env.get("OPENCLAW_SERVICE_REPAIR_POLICY") or "").strip().lower()
+    return policy == "external" or supervisor_external(env)
+
+
+def _service_definitions(ctx: Ctx) -> list[Path]:
+    """Gateway-like service definitions on this host (best effort): units and LaunchAgents."""
+    found: list[Path] = []
+    dirs: list[tuple[Path, str]] = [
+        (ctx.home / ".config" / "systemd" / "user", "openclaw-gateway*.service"),
+        (ctx.home / "Library" / "LaunchAgents", "ai.openclaw.*.plist"),
+    ]
+    if isinstance(ctx.backend, SystemdBackend):
+        dirs.append((ctx.backend.system_unit_path.parent, "openclaw-gateway*.service"))
+    for directory, pattern in dirs:
+        if directory.is_dir():
+            found += sorted(directory.glob(pattern))
+    return found
+
+
+def _check_config(report: Report, ctx: Ctx) -> None:
     from gateway_core.config import validate_config
-    from gateway_trio.force import listeners
-    from gateway_trio.server import running_port
-    from gateway_trio.settings import Paths, StartupError, load_config
 
-    from .service import _Ctx, exec_start, render_systemd_unit, service_environment
-
-    report = Report()
-    paths = Paths.resolve(None)
-    external = os.environ.get("OPENCLAW_SERVICE_REPAIR_POLICY") == "external"
-
-    # config
-    cfg: dict[str, Any] = {}
-    try:
-        cfg = load_config(paths.config_path) or {}
-        issues = validate_config(cfg) if paths.config_path.exists() else []
-        if not paths.config_path.exists():
-            report.add("config", False, f"no config at {paths.config_path}", hint="openclaw setup --baseline")
-        elif issues:
+    if ctx.warnings:
+        report.add("config", False, ctx.warnings[0].removeprefix("Gateway failed to start: "))
+    elif not ctx.config_path.exists():
+        report.add("config", False, f"no config at {ctx.config_path}", hint=ctx.cli("setup --baseline"))
+    else:
+        issues = validate_config(ctx.config)
+        if issues:
             report.add(
-                "config", False, "invalid config: " + "; ".join(map(str, issues)), hint="openclaw config validate"
+                "config", False, "invalid config: " + "; ".join(map(str, issues)), hint=ctx.cli("config validate")
             )
         else:
-            report.add("config", True, f"config valid: {paths.config_path}")
-    except StartupError as exc:
-        report.add("config", False, exc.message.removeprefix("Gateway failed to start: ").splitlines()[0])
+            report.add("config", True, f"config valid: {ctx.config_path}")
 
-    # state dir
-    state = paths.state_dir
-    if state.exists():
-        st = state.stat()
-        problems = []
-        if st.st_uid != os.getuid():
-            problems.append(f"owned by uid {st.st_uid}, not {os.getuid()}")
-        if st.st_mode & 0o022:
-            problems.append(f"writable by group/others (mode {stat.S_IMODE(st.st_mode):o})")
-        if problems:
-            fixed = None
-            if fix and st.st_uid == os.getuid():
-                state.chmod(0o700)
-                fixed = f"chmod 700 {state}"
-            report.add("state-dir", False, f"{state}: " + ", ".join(problems), fixed=fixed)
-        else:
-            report.add("state-dir", True, f"state dir ok: {state}")
 
-    # lock
-    lock, owner = _lock_state(state)
+def _check_state_dir(report: Report, ctx: Ctx, fix: bool) -> None:
+    state = ctx.state_dir
+    if not state.exists():
+        return
+    st = state.stat()
+    uid = os.getuid() if hasattr(os, "getuid") else st.st_uid
+    problems = []
+    if st.st_uid != uid:
+        problems.append(f"owned by uid {st.st_uid}, not {uid}")
+    if st.st_mode & 0o022:
+        problems.append(f"writable by group/others (mode {stat.S_IMODE(st.st_mode):o})")
+    if not problems:
+        report.add("state-dir", True, f"state dir ok: {state}")
+        return
+    fixed = None
+    if fix and st.st_uid == uid:
+        state.chmod(0o700)
+        fixed = f"chmod 700 {state}"
+    hint = None if st.st_uid == uid else f"sudo chown -R {uid} {state}"
+    report.add("state-dir", False, f"{state}: " + ", ".join(problems), fixed=fixed, hint=hint)
+
+
+def _check_lock(report: Report, ctx: Ctx, fix: bool) -> tuple[str, int | None]:
+    lock, owner = lock_owner(ctx.state_dir)
+    path = ctx.state_dir / "gateway.lock"
     if lock == "stale":
         fixed = None
         if fix:
-            (state / "gateway.lock").unlink(missing_ok=True)
-            fixed = f"removed stale lock {state / 'gateway.lock'}"
+            path.unlink(missing_ok=True)
+            fixed = f"removed stale lock {path}"
         report.add("lock", False, f"stale gateway lock (pid {owner} is not holding it)", fixed=fixed)
     elif lock == "held":
         report.add("lock", True, f"gateway running (pid {owner}) holds the state-dir lock")
+    elif lock == "unknown":
+        report.add("lock", True, f"gateway lock {path} (pid {owner}) could not be checked")
     else:
         report.add("lock", True, "no gateway lock")
+    return lock, owner
 
-    # port
-    gw = cfg.get("gateway") if isinstance(cfg.get("gateway"), dict) else {}
-    port = running_port(state) or (gw.get("port") if isinstance(gw.get("port"), int) else None) or 18789
+
+def _check_port(report: Report, ctx: Ctx, lock: str, owner: int | None) -> None:
+    from gateway_trio.force import listeners
+    from gateway_trio.server import running_port
+
+    port = running_port(ctx.state_dir) or ctx.port()
     holders = listeners(port)
-    ours = {pid for pid in holders if lock == "held" and str(pid) == owner}
+    ours = {pid for pid in holders if lock == "held" and pid == owner}
     foreign = {pid: cmd for pid, cmd in holders.items() if pid not in ours}
     if foreign:
         who = ", ".join(f"pid {pid} ({cmd[:60]})" for pid, cmd in foreign.items())
@@ -155,68 +174,134 @@ def doctor(
             "port",
             False,
             f"port {port} is in use by {who}",
-            hint="free it, or start with --port, or openclaw gateway run --force",
+            hint=f"free it, or start with --port, or {ctx.cli('gateway run --force')}",
         )
     else:
         report.add("port", True, f"port {port} " + ("served by this gateway" if ours else "is free"))
 
-    # service unit drift
-    ctx = _Ctx(None)
-    system_unit = Path("/etc/systemd/system") / ctx.unit
-    if ctx.unit_path.exists():
-        text = ctx.unit_path.read_text()
-        drift = []
-        want_port = gw.get("port") if isinstance(gw.get("port"), int) else 18789
-        have_port = _unit_port(text)
-        if have_port != want_port:
-            drift.append(f"port {have_port} (config says {want_port})")
-        if exec_start(want_port, False)[0] not in text:
-            drift.append("program path differs from this install")
-        if re.search(r"^Environment=OPENCLAW_GATEWAY_(TOKEN|PASSWORD)=", text, re.MULTILINE):
-            drift.append("a gateway secret is written in the unit (it belongs in the 0600 env file)")
-        if drift:
-            fixed = None
-            if fix and not external:
-                env = service_environment(want_port, ctx.home, ctx.profile, state, paths.config_path)
-                new_text = render_systemd_unit(
-                    argv=exec_start(want_port, "--allow-unconfigured" in text),
-                    env=env,
-                    env_file=ctx.env_file,
-                    profile=ctx.profile,
-                )
-                from gateway_trio.state import atomic_write
 
-                atomic_write(ctx.unit_path.with_name(ctx.unit_path.name + ".bak"), text.encode(), mode=0o644)
-                atomic_write(ctx.unit_path, new_text.encode(), mode=0o644)
-                fixed = f"rewrote {ctx.unit_path} (run: systemctl --user daemon-reload && systemctl --user restart {ctx.unit})"
-            report.add(
-                "service",
-                False,
-                f"{ctx.unit}: " + "; ".join(drift),
-                fixed=fixed,
-                hint="OPENCLAW_SERVICE_REPAIR_POLICY=external keeps doctor diagnostic-only" if external else None,
-            )
-        else:
-            report.add("service", True, f"{ctx.unit} matches the config")
-    elif system_unit.exists():
+def _repair(ctx: Ctx, backend: Backend, text: str) -> str:
+    """Rewrite a drifted definition for this install and config; what was done, for the report."""
+    allow = "--allow-unconfigured" in text
+    token = None
+    clear = re.search(rf"{TOKEN_KEY}=([^\s\"<]+)", text)
+    if clear and backend.stored_token() is None:
+        token = clear.group(1)  # move a token written in the definition into the owner-only file
+    spec = build_spec(ctx, backend, ctx.port(), allow, token)
+    out: list[str] = []
+    try:
+        backend.rewrite(spec, out)
+    except ServiceError as exc:
+        out.append(exc.message.splitlines()[0])
+        out += [f"then run: {hint}" for hint in exc.hints]
+    return "; ".join(out)
+
+
+def _check_service(report: Report, ctx: Ctx, fix: bool) -> None:
+    backend = ctx.backend
+    if backend is None:
+        report.add("service", True, f"no supported service manager on {ctx.platform}")
+        return
+    external = repair_policy_external(ctx.env)
+    user_path = backend.definition_path
+    system_path = backend.system_unit_path if isinstance(backend, SystemdBackend) else None
+    has_user = user_path.exists()
+    has_system = system_path is not None and system_path.exists()
+    if has_user and has_system:
+        assert system_path is not None
         report.add(
-            "service", True, f"a system unit serves this profile ({system_unit}); doctor will not install a user unit"
+            "service-scope",
+            False,
+            f"both a user-scope ({user_path}) and a system-scope ({system_path}) gateway unit are installed; "
+            "they will SIGTERM each other in a restart loop",
+            hint=f"keep the system unit: {ctx.cli('gateway uninstall')}; or remove it: "
+            f"sudo systemctl disable --now {backend.name} && sudo rm {system_path}",
         )
+    if not has_user and not has_system:
+        report.add("service", True, f"no service installed ({ctx.cli('gateway install')})")
+        return
+    path = user_path if has_user else system_path
+    assert path is not None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    drift = definition_drift(ctx, backend, text)
+    if not drift:
+        where = "" if has_user else " (system unit; doctor will not install a competing user unit)"
+        report.add("service", True, f"{backend.name} matches the config{where}")
+        return
+    message = f"{backend.name}: " + "; ".join(drift)
+    fixed = hint = None
+    if not has_user:
+        hint = (
+            f"{path} is a system unit: edit it as root, then sudo systemctl daemon-reload && sudo systemctl restart "
+            f"{backend.name}. Doctor will not install a competing user unit."
+        )
+    elif external:
+        hint = EXTERNAL_REPAIR_NOTE
+    elif has_system:
+        assert system_path is not None
+        hint = "not repaired: " + system_ownership_message(backend.name, system_path, ctx.is_root).replace("\n", " ")
+    elif fix:
+        refusal = mutation_refusal(ctx, "repair")
+        if refusal:
+            hint = f"not repaired: {refusal}"
+        else:
+            fixed = _repair(ctx, backend, text)
     else:
-        report.add("service", True, "no service installed (openclaw gateway install)")
+        hint = f"{ctx.cli('doctor --fix')} rewrites it (or {ctx.cli('gateway install --force')})"
+    report.add("service", False, message, fixed=fixed, hint=hint)
 
-    # other gateway-like processes
+
+def _check_other_services(report: Report, ctx: Ctx) -> None:
+    backend = ctx.backend
+    ours = {backend.definition_path} if backend is not None else set()
+    if isinstance(backend, SystemdBackend):
+        ours.add(backend.system_unit_path)
+    others = [p for p in _service_definitions(ctx) if p not in ours]
+    port = ctx.port()
+    clashing = [p for p in others if definition_port(_safe_read(p)) == port]
+    if clashing:
+        report.add(
+            "services",
+            False,
+            f"other gateway services use port {port} too: " + ", ".join(map(str, clashing)),
+            hint="one gateway per port: give each profile its own port, or uninstall the leftover service",
+        )
+    elif others:
+        report.add("services", True, "other gateway-like services (other ports): " + ", ".join(map(str, others)))
+    else:
+        report.add("services", True, "no other gateway-like services")
+
+
+def _safe_read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def _check_processes(report: Report, ctx: Ctx) -> None:
     procs = _gateway_processes()
     if len(procs) > 1:
         report.add(
             "processes",
             False,
             "several gateway-like processes: " + ", ".join(f"pid {p}" for p in procs),
-            hint="one gateway per state dir and port; see openclaw gateway status --deep",
+            hint=f"one gateway per state dir and port; see {ctx.cli('gateway status --deep')}",
         )
     else:
         report.add("processes", True, f"{len(procs)} gateway process(es) running")
 
+
+def run_doctor(ctx: Ctx, *, fix: bool = False, json_: bool = False) -> int:
+    """All checks for ``ctx``; exit 1 while problems remain."""
+    report = Report()
+    _check_config(report, ctx)
+    _check_state_dir(report, ctx, fix)
+    lock, owner = _check_lock(report, ctx, fix)
+    _check_port(report, ctx, lock, owner)
+    _check_service(report, ctx, fix)
+    _check_other_services(report, ctx)
+    _check_processes(report, ctx)
     remaining = report.problems
     if json_:
         print(json.dumps({"ok": not remaining, "checks": report.items}, indent=2))
@@ -232,9 +317,33 @@ def doctor(
             "No problems found."
             if not remaining
             else f"{len(remaining)} problem(s) remain."
-            + ("" if fix else " Run openclaw doctor --fix to repair what is safe.")
+            + ("" if fix else f" Run {ctx.cli('doctor --fix')} to repair what is safe.")
         )
     return 0 if not remaining else 1
 
 
-__all__ = ["doctor"]
+def doctor(
+    *,
+    fix: Annotated[bool, Parameter(negative="", alias="--repair")] = False,
+    json_: Annotated[bool, Parameter(name="--json", negative="")] = False,
+) -> int:
+    """Diagnose the local gateway setup (exit 1 while problems remain).
+
+    Checks the config, the state dir's owner and permissions, the port (in use, and by whom), a
+    stale lock, the service definition against the config (port, token source, program path), and
+    other gateway-like services and processes. With OPENCLAW_SERVICE_REPAIR_POLICY=external the
+    service is only diagnosed, never repaired; a system unit that owns the profile is never
+    competed with.
+
+    Parameters
+    ----------
+    fix
+        Repair what is safe (state-dir permissions, a stale lock, a drifted user service definition)
+        and say what was done. Processes holding the port are reported, never killed.
+    json_
+        Print the report as JSON: {"ok", "checks": [{"check", "ok", "message", "fixed"?, "hint"?}]}.
+    """
+    return run_doctor(Ctx.current(), fix=fix, json_=json_)
+
+
+__all__ = ["doctor", "run_doctor"]

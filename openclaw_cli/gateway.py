@@ -9,7 +9,11 @@ from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
-gateway_app = App(name="gateway", help="Run the gateway in the foreground (same as `gateway run`).")
+gateway_app = App(
+    name="gateway",
+    help="Run the gateway in the foreground (same as `gateway run`).",
+    help_epilogue="Docs: https://docs.openclaw.ai/cli/gateway",
+)
 
 
 def _keep_runtime_token(resolve_settings: Any, first: Any) -> Any:

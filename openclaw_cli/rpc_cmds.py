@@ -186,13 +186,65 @@ def _log_file(cfg: dict[str, Any], profile: str | None) -> Any:
 
 def _service_view() -> dict[str, Any]:
     """The native service as ``gateway status`` shows it (diagnostic only; never the probe target)."""
-    return {
+    none = {
         "loaded": False,
         "targetRole": "diagnostic-only",
         "summary": "no supported service manager detected (diagnostic only, not the probe target)",
         "runtime": {"status": "unknown", "detail": "no supported service manager detected"},
         "runtimeText": "unknown (diagnostic only, not the probe target)",
+        "lines": [],
     }
+    try:
+        from .service import Ctx
+
+        ctx = Ctx.current()
+    except Exception:  # noqa: BLE001 - the service view is diagnostic; never fail status over it
+        return none
+    backend = ctx.backend
+    if backend is None:
+        return none
+    view: dict[str, Any] = {
+        "label": backend.name,
+        "kind": backend.kind,
+        "file": str(backend.definition_path),
+        "loadedText": backend.loaded_text,
+        "notLoadedText": backend.not_loaded_text,
+        "targetRole": "diagnostic-only",
+    }
+    if not backend.installed():
+        view.update(
+            loaded=False,
+            summary=f"{backend.kind} {backend.name} not installed",
+            runtime={"status": "unknown", "detail": "service unit not found"},
+            runtimeText="unknown (no service installed; diagnostic only)",
+            lines=["Service unit not found.", f"Run: {ctx.cli('gateway install')}"],
+        )
+        return view
+    try:
+        st = backend.status()
+    except Exception as exc:  # noqa: BLE001
+        st = None
+        detail = str(exc)
+    else:
+        detail = st.detail
+    loaded = bool(st and st.loaded)
+    state = st.state if st else "unknown"
+    parts = [f"pid {st.pid}" if st and st.pid else None, f"state {detail}" if detail else None]
+    runtime_text = state + (f" ({', '.join(p for p in parts if p)})" if any(parts) else "")
+    lines = [f"Service file: {backend.definition_path}"]
+    if loaded and state == "stopped":
+        lines.append("Service is loaded but not running (likely exited immediately).")
+    if backend.kind == "systemd":
+        lines.append(f"Logs: journalctl --user -u {backend.name} -n 200 --no-pager")
+    view.update(
+        loaded=loaded,
+        summary=f"{backend.kind} ({backend.loaded_text if loaded else backend.not_loaded_text})",
+        runtime={"status": state, "pid": st.pid if st else None, "detail": detail},
+        runtimeText=runtime_text,
+        lines=lines,
+        configPath=str(ctx.config_path),
+    )
+    return view
 
 
 def gateway_status(
@@ -221,11 +273,25 @@ def gateway_status(
         return 1
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method="status")
+        missing_credentials = None
     except CliFailure as fail:
-        return fail.report(json_)
+        if url or fail.envelope["error"].get("type") != "gateway_credentials_required":
+            return fail.report(json_)
+        # No credentials for the local gateway: still show the service, config and listeners.
+        from .target import Target, local_port, read_config, section
+
+        paths, cfg = read_config()
+        gw = section(cfg, "gateway")
+        local = port or local_port(paths, gw)
+        bind = gw.get("bind") if isinstance(gw.get("bind"), str) else "loopback"
+        target = Target(f"ws://127.0.0.1:{local}", "local loopback", None, None, str(paths.config_path), bind, local)
+        missing_credentials = fail.envelope["error"]["message"].splitlines()[0]
     rpc: dict[str, Any] = {"ok": False, "kind": "read" if require_rpc else "connect", "url": target.url}
     error = None
-    if not no_probe:
+    if missing_credentials and not no_probe:
+        error = missing_credentials
+        rpc.update(error=error, capability="unknown", connectFailure={"kind": "credentials"})
+    elif not no_probe:
         try:
             hello = _rpc(target, None, None, scopes=["operator.read"], timeout_ms=timeout)
             scopes = (hello.get("auth") or {}).get("scopes") or []
@@ -328,6 +394,8 @@ def gateway_status(
     if doc["gateway"]["version"]:
         print(f"Gateway version: {doc['gateway']['version']}")
     print()
+    for line in service.get("lines", []):
+        print(line)
     print(f"Runtime: {service['runtimeText']}")
     if not no_probe:
         if rpc["ok"]:

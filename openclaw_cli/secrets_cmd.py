@@ -8,7 +8,9 @@ from typing import Annotated
 
 from cyclopts import App, Parameter
 
-secrets_app = App(name="secrets", help="Gateway secrets (SecretRefs).")
+secrets_app = App(
+    name="secrets", help="Gateway secrets (SecretRefs).", help_epilogue="Docs: https://docs.openclaw.ai/cli/secrets"
+)
 
 
 @secrets_app.command

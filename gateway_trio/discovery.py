@@ -10,6 +10,7 @@ Whether to advertise and what the record says is decided by ``gateway_core.disco
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import socket
@@ -42,8 +43,9 @@ class Advert:
     txt: tuple[tuple[str, str], ...]
 
 
+@functools.cache
 def in_container() -> bool:
-    """Docker/Podman/Kubernetes/Fly, by their sentinel files and PID 1's cgroup."""
+    """Docker/Podman/Kubernetes/Fly, by their sentinel files and PID 1's cgroup (read once per process)."""
     if os.environ.get("FLY_MACHINE_ID", "").strip() and os.environ.get("FLY_APP_NAME", "").strip():
         return True
     if any(Path(p).exists() for p in ("/.dockerenv", "/run/.containerenv", "/var/run/.containerenv")):
@@ -97,10 +99,15 @@ def host_addresses(bind_hosts: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v4 + v6)) or ("127.0.0.1",)
 
 
-def advert_for(settings: GatewaySettings, port: int, environ: Mapping[str, str] | None = None) -> Advert | None:
-    """What this gateway publishes, or None when it does not advertise."""
+def advert_for(
+    settings: GatewaySettings,
+    port: int,
+    environ: Mapping[str, str] | None = None,
+    decision: rules.Decision | None = None,
+) -> Advert | None:
+    """What this gateway publishes, or None when it does not advertise (``decision`` if already made)."""
     env = os.environ if environ is None else environ
-    decision = decision_for(settings.config, env)
+    decision = decision or decision_for(settings.config, env)
     if not decision.enabled:
         return None
     hostname = rules.mdns_hostname(socket.gethostname(), env.get("OPENCLAW_MDNS_HOSTNAME"))
@@ -138,12 +145,13 @@ class Advertiser:
     def want(self, settings: GatewaySettings, port: int) -> None:
         """Advertise ``settings`` on ``port`` (or stop advertising when it says so)."""
         try:
-            self._desired = advert_for(settings, port)
+            decision = decision_for(settings.config)
+            self._desired = advert_for(settings, port, decision=decision)
+            if self._desired is None:
+                self.log.debug("discovery", f"bonjour: not advertising ({decision.why})")
         except Exception as exc:  # noqa: BLE001 - discovery never fails the gateway
             self.log.warn("discovery", f"bonjour: not advertising: {exc}")
             self._desired = None
-        if self._desired is None:
-            self.log.debug("discovery", f"bonjour: not advertising ({decision_for(settings.config).why})")
         self._wake.set()
 
     async def run(self) -> None:

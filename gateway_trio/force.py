@@ -12,21 +12,6 @@ from pathlib import Path
 from .settings import StartupError
 
 
-def _listening_inodes(port: int) -> set[str]:
-    inodes: set[str] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            local, state, inode = parts[1], parts[3], parts[9]
-            if state == "0A" and int(local.rsplit(":", 1)[1], 16) == port:
-                inodes.add(inode)
-    return inodes
-
-
 def _decode_address(hex_addr: str) -> str:
     """``0100007F`` → ``127.0.0.1``; the 32-digit IPv6 form → its compressed text (/proc byte order)."""
     raw = bytes.fromhex(hex_addr)
@@ -35,9 +20,9 @@ def _decode_address(hex_addr: str) -> str:
     return socket.inet_ntop(family, words)
 
 
-def listening_addresses(port: int) -> list[str]:
-    """``host:port`` of every listening socket on ``port`` (``[v6]:port`` for IPv6), Linux /proc."""
-    found: list[str] = []
+def _listening_sockets(port: int) -> list[tuple[str, str]]:
+    """``(host:port, inode)`` of every listening TCP socket on ``port``, from /proc/net/tcp{,6}."""
+    found: list[tuple[str, str]] = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -48,13 +33,18 @@ def listening_addresses(port: int) -> list[str]:
             host, _, hex_port = parts[1].rpartition(":")
             if parts[3] == "0A" and int(hex_port, 16) == port:
                 addr = _decode_address(host)
-                found.append(f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}")
-    return sorted(set(found), key=lambda a: (a.startswith("["), a))
+                found.append((f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}", parts[9]))
+    return found
+
+
+def listening_addresses(port: int) -> list[str]:
+    """``host:port`` of every listening socket on ``port`` (``[v6]:port`` for IPv6), Linux /proc."""
+    return sorted({addr for addr, _ in _listening_sockets(port)}, key=lambda a: (a.startswith("["), a))
 
 
 def listeners(port: int) -> dict[int, str]:
     """pid → command line of the processes listening on ``port`` (Linux /proc)."""
-    inodes = _listening_inodes(port)
+    inodes = {inode for _, inode in _listening_sockets(port)}
     found: dict[int, str] = {}
     if not inodes:
         return found

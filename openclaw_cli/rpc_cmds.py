@@ -595,11 +595,15 @@ def gateway_probe(
         if ssh_target is None and ssh_auto:
             ssh_target = _ssh_from_beacons(pending.result()["beacons"])
         if ssh_target:
-            remote_url = _s(remote.get("url")) or ""
-            tail = remote_url.rsplit(":", 1)[-1].split("/")[0]
+            from urllib.parse import urlsplit
+
+            try:
+                url_port = urlsplit(_s(remote.get("url")) or "").port
+            except ValueError:
+                url_port = None
             remote_port = (
                 port
-                or (int(tail) if tail.isdigit() else None)
+                or url_port
                 or (gw.get("port") if isinstance(gw.get("port"), int) else None)
                 or 18789
             )

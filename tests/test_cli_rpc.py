@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from gateway_proc import GatewayProcess, free_port, local_config, make_home, openclaw, stop_process
+from gateway_proc import REPO, GatewayProcess, child_env, free_port, local_config, make_home, openclaw, stop_process
 
 TOKEN = "T0123"
 
@@ -170,17 +170,24 @@ def test_status_shows_the_last_gateway_error(tmp_path: Path) -> None:
     config = local_config(port=port)
     config["gateway"]["auth"]["token"] = {"source": "env", "provider": "default", "id": "OPENCLAW_TEST_MISSING_VAR"}
     home = make_home(tmp_path, config)
-    run = subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", "gateway", "run"],
-        env={k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")} | {"HOME": str(home)},
-        capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    # A private temp dir: the rolling log under <tmp>/openclaw is shared with every other gateway here.
+    private_tmp = tmp_path / "tmp"
+    private_tmp.mkdir()
+    env = child_env(home) | {"TMPDIR": str(private_tmp)}
+
+    def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "openclaw_cli", *args], cwd=REPO, env=env,
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    run = run_cli("gateway", "run")
     assert run.returncode == 78, run.stderr
-    out = cli(home, "gateway", "status", "--port", str(port), "--token", TOKEN, "--json")
+    out = run_cli("gateway", "status", "--port", str(port), "--token", TOKEN, "--json")
     doc = json.loads(out.stdout)
     assert doc["rpc"]["ok"] is False
     assert "OPENCLAW_TEST_MISSING_VAR" in doc["lastGatewayError"]["message"]
-    human = cli(home, "gateway", "status", "--port", str(port), "--token", TOKEN)
+    human = run_cli("gateway", "status", "--port", str(port), "--token", TOKEN)
     line = next(x for x in human.stdout.splitlines() if x.startswith("Last gateway error: "))
     assert "Gateway failed to start: SecretRef env:default:OPENCLAW_TEST_MISSING_VAR" in line
 

@@ -1,16 +1,15 @@
 """Core mode: transcripts replayed against gateway_core in memory, on a virtual clock.
 
-No sockets, no event loop, no sleeping. :class:`SimulatedGateway` plays the application around the
-core's :class:`ServerConnection` objects: it accepts authenticated clients with a snapshot, answers
-the core methods from small in-memory state, fans out broadcasts, and runs a gateway-wide clock.
-The method handlers are deliberately modest (a real gateway reads files and talks to providers);
-what is under test here is the protocol: framing, the handshake, validation, authorization,
-sequencing, two-stage responses, idempotency, deadlines and close codes.
+No sockets, no event loop, no sleeping. :class:`SimHost` hosts the gateway's real application
+layer (:class:`gateway_core.app.GatewayApp` with the real method handlers) around many
+:class:`ServerConnection` objects, and plays the part the Trio shell plays in the live gateway:
+it carries the core's actions to an inbox per connection, tells the app what happened, fans out
+its broadcasts, and performs the effects its handlers yield — against an in-memory file system,
+an in-memory log and a virtual clock — instead of against the disk and the network.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import json
 import uuid
@@ -18,42 +17,53 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from msgspec import UNSET
-
 from gateway_core import (
     Admission,
     CloseTransport,
     ConnectionTerminated,
     HandshakeAuthenticated,
-    IdempotencyLedger,
     MemoryServices,
     PeerInfo,
+    PongReceived,
     RequestReceived,
     SendPing,
     SendText,
     ServerConnection,
     ServerPolicy,
     SharedSecret,
-    Snapshot,
-    StateVersion,
     Terminate,
 )
-from gateway_core import errors as E
+from gateway_core.app import (
+    CloseConnection,
+    EffectFailed,
+    GatewayApp,
+    HostFacts,
+    Job,
+    LogLine,
+    Publish,
+    ReadFile,
+    Reply,
+    ResolveSecrets,
+    RunSettled,
+    Sleep,
+    Spawn,
+    TailLog,
+    WaitRun,
+    WriteFile,
+    default_router,
+)
 from gateway_core.auth import is_loopback
-from gateway_core.events import Principal
-from gateway_core.frames import PresenceEntry
-from gateway_core.idempotency import Final
-from gateway_core.server import ConnState
 
 from .runner import Item
 
 WALL0 = 1_800_000_000_000  # the virtual wall clock's epoch ms at t=0
 VERSION = "0.1.0-core"
-REDACTED = "__OPENCLAW_REDACTED__"
+CONFIG_PATH = "/virtual/.openclaw/openclaw.json"
+LOG_PATH = "/virtual/openclaw.log"
 
 
-class SimulatedGateway:
-    """The application side of many ServerConnections, all on one virtual clock."""
+class SimHost:
+    """The host side of many ServerConnections and one GatewayApp, all on one virtual clock."""
 
     def __init__(self, auth: str, token: str, password: str) -> None:
         secret = SharedSecret(
@@ -62,20 +72,36 @@ class SimulatedGateway:
             password=password if auth == "password" else None,
         )
         self.services = MemoryServices(secret)
-        self.policy = ServerPolicy(server_version=VERSION, boot_id=str(uuid.UUID(int=7)), auto_tick=False)
         self.now = 0.0  # seconds
+        config = {"gateway": {"auth": {"mode": auth, "token": token}}}
+        self.files: dict[str, bytes] = {CONFIG_PATH: json.dumps(config, indent=2).encode()}
+        self.app = GatewayApp(
+            router=default_router(),
+            facts=HostFacts(
+                version=VERSION,
+                boot_id=str(uuid.UUID(int=7)),
+                hostname="core",
+                config_path=CONFIG_PATH,
+                state_dir="/virtual/.openclaw",
+                log_path=LOG_PATH,
+                identity={"deviceId": "core-gateway", "publicKey": "core-gateway-key"},
+            ),
+            policy=ServerPolicy(server_version=VERSION, boot_id=str(uuid.UUID(int=7)), auto_tick=False),
+            secret=secret,
+            config=config,
+            now=0.0,
+            wall_ms=WALL0,
+        )
+        self.app.refresh_health(0.0, WALL0)
         self.conns: dict[str, ServerConnection] = {}
+        self.names: dict[str, str] = {}  # conn id → transcript connection name
         self.inbox: dict[str, deque[Item]] = {}
-        self.ledger = IdempotencyLedger()
-        self.state_version = StateVersion(presence=1, health=1)
-        self.presence: dict[str, PresenceEntry] = {}
-        self.heartbeats_enabled = True
         self.log_lines: list[str] = [json.dumps({"time": WALL0, "message": f"gateway {VERSION} started"})]
-        self.config_raw = json.dumps({"gateway": {"auth": {"mode": auth, "token": token}}}, indent=2)
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = 0
         self._ids = 0
-        self.tick_at = 30.0
+        self._jobs_by_conn: dict[str, set[Job]] = {}
+        self._run_waiters: dict[str, list[Callable[[], None]]] = {}
 
     # ------------------------------------------------------------------ clock
 
@@ -88,8 +114,9 @@ class SimulatedGateway:
         candidates = [c for c in candidates if c is not None]
         if self._timers:
             candidates.append(self._timers[0][0])
-        if any(c.state is ConnState.OPEN for c in self.conns.values()):
-            candidates.append(self.tick_at)
+        app_due = self.app.next_deadline()
+        if app_due is not None:
+            candidates.append(app_due)
         return min(candidates) if candidates else None
 
     def advance_to(self, t: float) -> None:
@@ -107,19 +134,16 @@ class SimulatedGateway:
         while self._timers and self._timers[0][0] <= self.now:
             _, _, fn = heapq.heappop(self._timers)
             fn()
-        if self.tick_at <= self.now:
-            for conn in self.conns.values():
-                conn.publish("tick", {"ts": self.wall_ms})
-            self.tick_at += 30.0
+        self.app.handle_timer(self.now, self.wall_ms)
         for conn in list(self.conns.values()):
             d = conn.next_deadline()
             if d is not None and d <= self.now:
                 conn.handle_timer(now=self.now, wall_ms=self.wall_ms)
         self.pump()
 
-    def later(self, ms: float, fn: Callable[[], None]) -> None:
+    def later(self, seconds: float, fn: Callable[[], None]) -> None:
         self._timer_seq += 1
-        heapq.heappush(self._timers, (self.now + ms / 1000, self._timer_seq, fn))
+        heapq.heappush(self._timers, (self.now + seconds, self._timer_seq, fn))
 
     # ------------------------------------------------------------------ connections
 
@@ -133,8 +157,8 @@ class SimulatedGateway:
             origin=origin,
             host=(peer or {}).get("host", "127.0.0.1:18789"),
         )
-        self.conns[name] = ServerConnection(
-            policy=self.policy,
+        conn = ServerConnection(
+            policy=self.app.policy,
             services=self.services,
             now=self.now,
             wall_ms=self.wall_ms,
@@ -142,6 +166,8 @@ class SimulatedGateway:
             conn_id=str(uuid.UUID(int=0xC0000 + self._ids, version=4)),
             peer=info,
         )
+        self.conns[name] = conn
+        self.names[conn.conn_id] = name
         self.inbox[name] = deque()
         self.pump()
 
@@ -153,7 +179,7 @@ class SimulatedGateway:
             conn.receive_text(data, now=self.now, wall_ms=self.wall_ms)
 
     def pump(self) -> None:
-        """Drain every connection's actions and events until nothing moves."""
+        """Drain every connection's actions and events, and the app's outbox, until nothing moves."""
         moved = True
         while moved:
             moved = False
@@ -163,7 +189,12 @@ class SimulatedGateway:
                     self._transport(name, conn, action)
                 for event in conn.events():
                     moved = True
-                    self._application(name, conn, event)
+                    self._connection_event(conn, event)
+            outputs = self.app.take_outbox()
+            if outputs:
+                moved = True
+                for output in outputs:
+                    self._output(output)
 
     def _transport(self, name: str, conn: ServerConnection, action: Any) -> None:
         box = self.inbox[name]
@@ -179,313 +210,128 @@ class SimulatedGateway:
         elif isinstance(action, SendPing):
             conn.receive_pong(now=self.now)  # clients answer pings
 
-    # ------------------------------------------------------------------ the application
-
-    def _application(self, name: str, conn: ServerConnection, event: Any) -> None:
+    def _connection_event(self, conn: ServerConnection, event: Any) -> None:
         if isinstance(event, HandshakeAuthenticated):
-            conn.accept(self._snapshot(), now=self.now, wall_ms=self.wall_ms)
-            p = event.principal
-            if p.presence_tracked and p.role == "operator":
-                self.presence[p.conn_id] = PresenceEntry(
-                    ts=self.wall_ms,
-                    client_id=p.client.id,
-                    mode=p.client.mode,
-                    platform=p.client.platform,
-                    version=p.client.version,
-                    ip=p.client_ip,
-                    reason="connect",
-                    device_id=p.device_id or UNSET,
-                    roles=[p.role],
-                    scopes=list(p.scope_list),
-                )
-                self._broadcast_presence()
+            conn.accept(self.app.snapshot(self.now, self.wall_ms), now=self.now, wall_ms=self.wall_ms)
+            self.app.connected(conn.conn_id, event.principal, self.wall_ms)
         elif isinstance(event, RequestReceived):
-            self._handle(conn, event)
+            job = self.app.request(conn.conn_id, event, self.now, self.wall_ms)
+            if job is not None:
+                self._jobs_by_conn.setdefault(conn.conn_id, set()).add(job)
+                self._perform(job)
+        elif isinstance(event, PongReceived):
+            self.app.pong(conn.conn_id, self.wall_ms)
         elif isinstance(event, ConnectionTerminated):
-            p = conn.principal
-            if p is not None and p.conn_id in self.presence:
-                self.presence[p.conn_id].reason = "disconnect"
-                self._broadcast_presence()
+            for job in self._jobs_by_conn.pop(conn.conn_id, set()):
+                job.cancel()
+            self.app.disconnected(conn.conn_id, self.wall_ms)
 
-    def _snapshot(self) -> Snapshot:
-        return Snapshot(
-            presence=self._presence_rows(),
-            health=self._health(),
-            state_version=self.state_version,
-            uptime_ms=int(self.now * 1000),
-            config_path="/virtual/.openclaw/openclaw.json",
-            state_dir="/virtual/.openclaw",
-            auth_mode=self.services.secret.mode,
-        )
+    # ------------------------------------------------------------------ the app's outputs
 
-    def _self_row(self) -> PresenceEntry:
-        return PresenceEntry(
-            ts=self.wall_ms,
-            host="core",
-            ip="127.0.0.1",
-            version=VERSION,
-            mode="gateway",
-            reason="self",
-            text=f"Gateway: core (127.0.0.1) · app {VERSION} · mode gateway · reason self",
-        )
+    def _conn(self, conn_id: str) -> ServerConnection | None:
+        name = self.names.get(conn_id)
+        return self.conns.get(name) if name is not None else None
 
-    def _presence_rows(self) -> list[PresenceEntry]:
-        rows = [self._self_row(), *self.presence.values()]
-        return sorted(rows, key=lambda r: -r.ts)
+    def _output(self, output: Any) -> None:
+        if isinstance(output, Reply):
+            conn = self._conn(output.conn_id)
+            if conn is None:
+                return
+            if output.ok:
+                conn.respond(output.request_id, output.payload, final=output.final)
+            else:
+                assert output.error is not None
+                conn.respond_error(output.request_id, output.error, payload=output.payload, final=output.final)
+        elif isinstance(output, Publish):
+            for conn in self.conns.values():
+                if output.to is None or conn.conn_id in output.to:
+                    conn.publish(
+                        output.event, output.payload, state_version=output.state_version, drop_if_slow=output.drop_if_slow
+                    )
+        elif isinstance(output, CloseConnection):
+            conn = self._conn(output.conn_id)
+            if conn is not None:
+                conn.close(output.code, output.reason, now=self.now)
+        elif isinstance(output, LogLine):
+            self.log_lines.append(json.dumps({"time": self.wall_ms, "level": output.level, "message": output.message}))
+        elif isinstance(output, Spawn):
+            output.job.step(None, now=self.now, wall_ms=self.wall_ms)
+            self._perform(output.job)
+        elif isinstance(output, RunSettled):
+            for wake in self._run_waiters.pop(output.run_id, []):
+                wake()
 
-    def _broadcast_presence(self) -> None:
-        self.state_version = StateVersion(presence=self.state_version.presence + 1, health=self.state_version.health)
-        payload = {"presence": self._presence_rows()}
-        for conn in self.conns.values():
-            conn.publish("presence", payload, state_version=self.state_version, drop_if_slow=True)
+    # ------------------------------------------------------------------ effects, in memory
 
-    def _health(self) -> dict[str, Any]:
-        return {
-            "ok": True,
-            "ts": self.wall_ms,
-            "durationMs": 0,
-            "channels": {},
-            "channelOrder": [],
-            "channelLabels": {},
-            "heartbeatSeconds": 1800 if self.heartbeats_enabled else 0,
-            "agents": [],
-            "sessions": {"path": "/virtual/sessions", "count": 0, "recent": []},
-        }
+    def _perform(self, job: Job) -> None:
+        """Carry out ``job``'s pending effect; resume it now or when the virtual clock says."""
+        effect = job.pending
+        if effect is None or job.done:
+            return
+
+        def resume(value: Any = None, exc: BaseException | None = None) -> None:
+            if job.done:
+                return
+            job.step(value, now=self.now, wall_ms=self.wall_ms, exc=exc)
+            self._perform(job)
+
+        if isinstance(effect, Sleep):
+            self.later(effect.seconds, resume)
+        elif isinstance(effect, WaitRun):
+            fired = [False]
+
+            def settle(done: bool) -> None:
+                if not fired[0]:
+                    fired[0] = True
+                    resume(done)
+
+            self._run_waiters.setdefault(effect.run_id, []).append(lambda: settle(True))
+            self.later(effect.timeout_s, lambda: settle(False))
+        elif isinstance(effect, ReadFile):
+            resume(self.files.get(effect.path))
+        elif isinstance(effect, WriteFile):
+            if effect.backup and effect.path in self.files:
+                self.files[effect.path + ".bak"] = self.files[effect.path]
+            self.files[effect.path] = effect.data
+            resume(None)
+        elif isinstance(effect, TailLog):
+            resume(self._tail(effect))
+        elif isinstance(effect, ResolveSecrets):
+            resume(None)  # core mode has no config watcher: nothing to re-resolve
+        else:
+            resume(exc=EffectFailed("unsupported", f"{type(effect).__name__} is not simulated"))
+
+    def _tail(self, effect: TailLog) -> dict[str, Any]:
+        data = "".join(line + "\n" for line in self.log_lines).encode()
+        size = len(data)
+        out: dict[str, Any] = {"file": LOG_PATH, "cursor": size, "size": size}
+        if effect.cursor is None:
+            lines = data.decode().splitlines()[-effect.limit :]
+        elif effect.cursor > size:
+            out["reset"] = True
+            lines = data.decode().splitlines()[-effect.limit :]
+        else:
+            lines = data[effect.cursor :].decode().splitlines()[: effect.limit]
+        out["lines"] = lines
+        return out
+
+    # ------------------------------------------------------------------ gateway control
 
     def shutdown(self, restart_expected_ms: int | None) -> None:
+        self.app.begin_shutdown()
         for conn in self.conns.values():
             conn.begin_shutdown(now=self.now, wall_ms=self.wall_ms, restart_expected_ms=restart_expected_ms)
         self.services.phase = Admission.RESTARTING if restart_expected_ms is not None else Admission.ACCEPTING
         self.pump()
 
-    # ------------------------------------------------------------------ method handlers
-
-    def _handle(self, conn: ServerConnection, ev: RequestReceived) -> None:
-        rid, method, params, p = ev.request_id, ev.method, ev.params, ev.principal
-        handler = getattr(self, "m_" + method.replace(".", "_").replace("-", "_"), None)
-        if handler is None:
-            conn.respond_error(rid, E.unavailable(f"{method} is not implemented by this gateway"))
-            return
-        handler(conn, rid, params, p)
-
-    def m_health(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, self._health())
-
-    def m_status(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, {"runtimeVersion": VERSION, "channelSummary": [], "queuedSystemEvents": []})
-
-    def m_system_presence(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, self._presence_rows())
-
-    def m_system_event(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        self.presence[f"event-{self.wall_ms}"] = PresenceEntry(ts=self.wall_ms, text=params.text)
-        self._broadcast_presence()
-        conn.respond(rid, {"ok": True})
-
-    def m_last_heartbeat(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, None)
-
-    def m_set_heartbeats(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        self.heartbeats_enabled = params.enabled
-        conn.respond(rid, {"ok": True, "enabled": params.enabled})
-
-    def m_wake(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, {"ok": True})
-
-    def m_secrets_reload(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, {"ok": True, "warningCount": 0})
-
-    def m_logs_tail(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        data = "".join(line + "\n" for line in self.log_lines).encode()
-        size = len(data)
-        limit = params.limit if isinstance(params.limit, int) else 500
-        cursor = params.cursor if isinstance(params.cursor, int) else None
-        out: dict[str, Any] = {"file": "/virtual/openclaw.log", "cursor": size, "size": size}
-        if cursor is None:
-            lines = data.decode().splitlines()[-limit:]
-        elif cursor > size:
-            out["reset"] = True
-            lines = data.decode().splitlines()[-limit:]
-        else:
-            lines = data[cursor:].decode().splitlines()[:limit]
-        out["lines"] = lines
-        conn.respond(rid, out)
-
-    def _config_hash(self) -> str:
-        return hashlib.sha256(self.config_raw.encode()).hexdigest()
-
-    def m_config_get(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        raw = self.config_raw
-        secret = self.services.secret
-        for value in (secret.token, secret.password):
-            if value:
-                raw = raw.replace(json.dumps(value), json.dumps(REDACTED))
-        conn.respond(
-            rid,
-            {
-                "path": "/virtual/.openclaw/openclaw.json",
-                "exists": True,
-                "valid": True,
-                "raw": raw,
-                "hash": self._config_hash(),
-                "issues": [],
-                "warnings": [],
-            },
-        )
-
-    def _base_hash_error(self, params: Any) -> Any:
-        base = params.base_hash if isinstance(params.base_hash, str) else None
-        if base is None:
-            return E.invalid_request("config base hash required; re-run config.get and retry")
-        if base != self._config_hash():
-            return E.invalid_request("config changed since last load; re-run config.get and retry")
-        return None
-
-    def m_config_set(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        err = self._base_hash_error(params)
-        if err is not None:
-            conn.respond_error(rid, err)
-            return
-        conn.respond_error(rid, E.unavailable("config writes are not implemented by this gateway"))
-
-    m_config_patch = m_config_set
-    m_config_apply = m_config_set
-
-    def m_models_list(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, {"models": []})
-
-    def m_channels_status(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(
-            rid,
-            {
-                "ts": self.wall_ms,
-                "channelOrder": [],
-                "channelLabels": {},
-                "channels": {},
-                "channelAccounts": {},
-                "channelDefaultAccountId": {},
-            },
-        )
-
-    def m_sessions_list(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(
-            rid,
-            {
-                "ts": self.wall_ms,
-                "path": "/virtual/sessions",
-                "count": 0,
-                "totalCount": 0,
-                "limitApplied": 100,
-                "nextOffset": None,
-                "hasMore": False,
-                "owners": [],
-                "defaults": {},
-                "sessions": [],
-            },
-        )
-
-    def m_chat_abort(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        conn.respond(rid, {"ok": True, "aborted": False, "runIds": []})
-
-    def m_agent_wait(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        timeout = params.timeout_ms if isinstance(params.timeout_ms, int) else 30_000
-        entry = self.ledger.get("agent", params.run_id)
-        if entry is not None and entry.final is not None:
-            conn.respond(rid, {"runId": params.run_id, "status": "error"})
-            return
-        self.later(timeout, lambda: conn.respond(rid, {"runId": params.run_id, "status": "timeout"}))
-
-    def m_agent(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        key = params.idempotency_key
-        begin = self.ledger.begin("agent", key, self.wall_ms, {"runId": key, "status": "in_flight", "agentId": "main"})
-        if begin.status != "new":
-            answer = begin.replay()
-            if answer.ok:
-                conn.respond(rid, answer.payload)
-            else:
-                assert answer.error is not None
-                conn.respond_error(rid, answer.error, payload=answer.payload)
-            return
-        conn.respond(
-            rid, {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": self.wall_ms}, final=False
-        )
-        session_key = f"agent:main:explicit:{key}"
-        message = "No model provider is configured for this gateway."
-
-        def finish() -> None:
-            for seq, data in enumerate(
-                ({"phase": "start", "startedAt": self.wall_ms}, {"phase": "error", "error": message}), 1
-            ):
-                for c in self.conns.values():
-                    c.publish(
-                        "agent",
-                        {
-                            "runId": key,
-                            "seq": seq,
-                            "stream": "lifecycle",
-                            "ts": self.wall_ms,
-                            "data": data,
-                            "sessionKey": session_key,
-                            "agentId": "main",
-                        },
-                    )
-            for c in self.conns.values():
-                c.publish(
-                    "chat",
-                    {
-                        "runId": key,
-                        "sessionKey": session_key,
-                        "agentId": "main",
-                        "seq": 3,
-                        "state": "error",
-                        "errorMessage": message,
-                    },
-                )
-            err = E.unavailable(message)
-            payload = {"runId": key, "status": "error", "summary": message}
-            self.ledger.finish("agent", key, Final(ok=False, payload=payload, error=err), self.wall_ms)
-            conn.respond_error(rid, err, payload=payload)
-
-        self.later(50, finish)
-
-    def m_chat_send(self, conn: ServerConnection, rid: str, params: Any, p: Principal) -> None:
-        key = params.idempotency_key
-        begin = self.ledger.begin("chat", key, self.wall_ms, {"runId": key, "status": "in_flight"})
-        if begin.status != "new":
-            final = begin.entry.final
-            conn.respond(rid, final.payload if final is not None else begin.entry.in_flight_payload)
-            return
-        conn.respond(rid, {"runId": key, "status": "started"})
-        session_key = (
-            params.session_key if params.session_key.startswith("agent:") else f"agent:main:{params.session_key}"
-        )
-        message = "No model provider is configured for this gateway."
-
-        def finish() -> None:
-            for c in self.conns.values():
-                c.publish(
-                    "chat",
-                    {
-                        "runId": key,
-                        "sessionKey": session_key,
-                        "agentId": "main",
-                        "seq": 1,
-                        "state": "error",
-                        "errorMessage": message,
-                    },
-                )
-            self.ledger.finish("chat", key, Final(ok=True, payload={"runId": key, "status": "error"}), self.wall_ms)
-
-        self.later(50, finish)
-
 
 class CoreDriver:
-    """Driver over :class:`SimulatedGateway`: every coroutine completes without suspending."""
+    """Driver over :class:`SimHost`: every coroutine completes without suspending."""
 
     name = "core"
 
     def __init__(self, auth: str = "token", token: str = "T", password: str = "P") -> None:
-        self.gw = SimulatedGateway(auth, token, password)
+        self.gw = SimHost(auth, token, password)
 
     def now_ms(self) -> float:
         return self.gw.now * 1000
@@ -550,4 +396,4 @@ def run_sync(coro: Any) -> Any:
     raise RuntimeError("a core-mode coroutine tried to suspend; core mode must never wait")
 
 
-__all__ = ["CoreDriver", "SimulatedGateway", "run_sync"]
+__all__ = ["CoreDriver", "SimHost", "run_sync"]

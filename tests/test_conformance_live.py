@@ -14,7 +14,7 @@ import pytest
 import trio
 from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
 
-from conformance.core_driver import SimulatedGateway
+from conformance.core_driver import SimHost
 from conformance.live_driver import open_live_driver
 from conformance.runner import Interpreter, load_cases
 
@@ -27,10 +27,10 @@ LIVE_CASES = [
 
 
 class Harness:
-    """Serves SimulatedGateway over WebSockets, advancing its clock with trio's."""
+    """Serves the simulator host over WebSockets, advancing its clock with trio's."""
 
     def __init__(self) -> None:
-        self.gw = SimulatedGateway("token", "T", "P")
+        self.gw = SimHost("token", "T", "P")
         self.t0 = trio.current_time()
         self.sockets: dict[str, Any] = {}
         self.wake = trio.Event()

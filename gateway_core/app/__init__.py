@@ -1,0 +1,63 @@
+"""The application layer, pure: the method router, its handlers, and the state they share.
+
+``GatewayApp`` is hosted by the Trio shell (``gateway_trio.app``) and by the conformance core
+driver alike, so both run the same handlers. See ``docs/architecture.md``.
+"""
+
+from .effects import (
+    CloseConnection,
+    Effect,
+    EffectFailed,
+    LogLine,
+    Output,
+    Publish,
+    ReadFile,
+    Reply,
+    ResolveSecrets,
+    RunSettled,
+    Sleep,
+    Spawn,
+    TailLog,
+    WaitRun,
+    WriteFile,
+)
+from .gateway import ConnView, Ctx, GatewayApp, HostFacts, Job, allowed_origins, rate_limit_policy
+from .handlers import catalog, config, logs, runs, secrets, system
+from .router import LATER, Refused, Route, Router, routes
+
+
+def default_router() -> Router:
+    """Every method family this gateway implements."""
+    return Router(system.ROUTES, logs.ROUTES, config.ROUTES, secrets.ROUTES, catalog.ROUTES, runs.ROUTES)
+
+
+__all__ = [
+    "LATER",
+    "CloseConnection",
+    "ConnView",
+    "Ctx",
+    "Effect",
+    "EffectFailed",
+    "GatewayApp",
+    "HostFacts",
+    "Job",
+    "LogLine",
+    "Output",
+    "Publish",
+    "ReadFile",
+    "Refused",
+    "Reply",
+    "ResolveSecrets",
+    "Route",
+    "Router",
+    "RunSettled",
+    "Sleep",
+    "Spawn",
+    "TailLog",
+    "WaitRun",
+    "WriteFile",
+    "allowed_origins",
+    "default_router",
+    "rate_limit_policy",
+    "routes",
+]

@@ -1,0 +1,458 @@
+"""``GatewayApp``: the application side of every connection, pure.
+
+One object per gateway run. The host (``gateway_trio``'s shell, or the conformance simulator) owns
+the sockets and the clock; it tells the app what happened — a client was admitted, a request
+arrived, a connection ended, time passed — and drains what the app decided from :attr:`outbox`
+(answers, broadcasts, closes, log lines, jobs to spawn). A request whose handler needs the outside
+world becomes a :class:`Job`: the host performs each effect it yields and steps it with the result.
+
+State owned here: the connection registry (who is admitted, with which credential, subscribed to
+what), presence and ``stateVersion``, the health snapshot, heartbeats and queued system events, the
+idempotency ledger, the run table, the tick schedule and the credential in force.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, Struct
+
+from .. import errors as E
+from ..auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
+from ..events import Principal, RequestReceived
+from ..frames import ErrorShape, PresenceEntry, Snapshot
+from ..idempotency import IdempotencyLedger
+from ..server import ServerPolicy
+from .effects import CloseConnection, Effect, LogLine, Output, Publish, Reply, RunSettled, Spawn
+from .presence import PresenceTable, Versions
+from .router import LATER, Refused, Router
+from .runs import RunTable
+
+#: protocol.md §14 (health): the cached snapshot is refreshed when older than this.
+HEALTH_REFRESH_S = 60.0
+HEARTBEAT_EVERY_MS = 30 * 60_000
+SYSTEM_EVENTS_KEPT = 50
+
+
+class HostFacts(Struct, frozen=True, kw_only=True):
+    """What the host is (read once at start): reported by ``status``, presence and hello-ok."""
+
+    version: str
+    boot_id: str
+    pid: int = 0
+    hostname: str = "localhost"
+    platform: str = ""
+    device_family: str = ""
+    config_path: str = ""
+    state_dir: str = ""
+    log_path: str = ""
+    #: The gateway's own Ed25519 identity (``gateway.identity.get``).
+    identity: dict[str, str] = {}
+
+
+class ConnView:
+    """What the application knows of one admitted connection."""
+
+    __slots__ = ("auth_secret", "conn_id", "principal", "subscriptions")
+
+    def __init__(self, conn_id: str, principal: Principal, auth_secret: str | None) -> None:
+        self.conn_id = conn_id
+        self.principal = principal
+        #: The shared secret this client proved (a rotation closes it, 4001).
+        self.auth_secret = auth_secret
+        self.subscriptions: set[str] = set()
+
+
+class Ctx:
+    """A handler's view of its call: who asked, what, and the time now (updated at every step)."""
+
+    __slots__ = ("app", "conn", "method", "now", "request_id", "wall_ms")
+
+    def __init__(self, app: GatewayApp, conn: ConnView | None, request_id: str, method: str, now: float, wall_ms: int) -> None:
+        self.app = app
+        self.conn = conn
+        self.request_id = request_id
+        self.method = method
+        self.now = now
+        self.wall_ms = wall_ms
+
+    @property
+    def principal(self) -> Principal:
+        assert self.conn is not None
+        return self.conn.principal
+
+    def reply(self, payload: Any, *, final: bool = False) -> None:
+        """An early answer (``final=False``: the two-stage ack); the final one is the return value."""
+        assert self.conn is not None
+        self.app.outbox.append(Reply(self.conn.conn_id, self.request_id, True, payload, final=final))
+
+    def publish(self, event: str, payload: Any, **kw: Any) -> None:
+        self.app.publish(event, payload, **kw)
+
+    def log(self, level: str, subsystem: str, message: str) -> None:
+        self.app.outbox.append(LogLine(level, subsystem, message))
+
+
+class Job:
+    """A running handler (or spawned task): a generator of effects, stepped by the host."""
+
+    __slots__ = ("_gen", "ctx", "done", "pending")
+
+    def __init__(self, ctx: Ctx, gen: Generator[Effect, Any, Any]) -> None:
+        self.ctx = ctx
+        self._gen = gen
+        self.done = False
+        #: The effect the job waits on (``None`` once finished).
+        self.pending: Effect | None = None
+
+    def step(self, value: Any = None, *, now: float, wall_ms: int, exc: BaseException | None = None) -> Effect | None:
+        """Resume with ``value`` (or throw ``exc``); the next effect, or ``None`` when finished."""
+        ctx = self.ctx
+        ctx.now, ctx.wall_ms = now, wall_ms
+        self.pending = None
+        try:
+            effect = self._gen.throw(exc) if exc is not None else self._gen.send(value)
+        except StopIteration as stop:
+            self._finish(stop.value)
+            return None
+        except Exception as failure:  # noqa: BLE001 - a handler's failure is answered, never raised
+            self._fail(failure)
+            return None
+        self.pending = effect
+        return effect
+
+    def cancel(self) -> None:
+        """The connection went away (or the gateway stops): run the handler's cleanup, answer nothing."""
+        if not self.done:
+            self.done = True
+            self._gen.close()
+
+    def _finish(self, result: Any) -> None:
+        self.done = True
+        self.ctx.app._answer(self.ctx, result)
+
+    def _fail(self, failure: Exception) -> None:
+        self.done = True
+        self.ctx.app._answer_failure(self.ctx, failure)
+
+
+class GatewayApp:
+    """The application: registry, presence, health, runs, ticks, and the method router."""
+
+    def __init__(
+        self,
+        *,
+        router: Router,
+        facts: HostFacts,
+        policy: ServerPolicy,
+        secret: SharedSecret,
+        config: dict[str, Any] | None,
+        now: float,
+        wall_ms: int,
+        verbose: bool = False,
+    ) -> None:
+        self.router = router
+        self.facts = facts
+        self.policy = msgspec.structs.replace(policy, implemented_methods=router.methods)
+        self.secret = secret
+        self.config: dict[str, Any] = config or {}
+        self.verbose = verbose
+        self.started = now
+        self.outbox: list[Output] = []
+        self.conns: dict[str, ConnView] = {}
+        self.presence = PresenceTable()
+        self.versions = Versions()
+        self.ledger = IdempotencyLedger()
+        self.runs = RunTable()
+        self.heartbeats_enabled = True
+        self.last_heartbeat: Any = None
+        self.system_events: list[str] = []
+        self.closing = False
+        self.reload_status: dict[str, Any] = {"hotReloadStatus": "disabled"}
+        self.health_cache: dict[str, Any] | None = None
+        self.health_raw: msgspec.Raw | None = None
+        self.health_at = -math.inf
+        self._tick_at = now + self.policy.tick_interval_ms / 1000
+        #: Extension point for later families (sessions store stats, channels, …): name → state.
+        self.parts: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ time
+
+    def uptime_ms(self, now: float) -> int:
+        return int((now - self.started) * 1000)
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`handle_timer` is due next (the tick schedule), or ``None`` while closing."""
+        return None if self.closing else self._tick_at
+
+    def handle_timer(self, now: float, wall_ms: int) -> None:
+        """``tick`` to everyone every tick interval; a health refresh (and event) every 60 s."""
+        if self.closing or now < self._tick_at:
+            return
+        interval = self.policy.tick_interval_ms / 1000
+        while self._tick_at <= now:
+            self._tick_at += interval
+        self.publish("tick", {"ts": wall_ms})
+        if now - self.health_at >= HEALTH_REFRESH_S - 1:
+            snap = self.refresh_health(now, wall_ms)
+            self.publish("health", snap, state_version=self.versions.current)
+
+    # ------------------------------------------------------------------ connections
+
+    def connected(self, conn_id: str, principal: Principal, wall_ms: int) -> None:
+        """A client was admitted (hello-ok sent): register it, add its presence row."""
+        auth_secret = None
+        if principal.auth_method == "token":
+            auth_secret = self.secret.token
+        elif principal.auth_method == "password":
+            auth_secret = self.secret.password
+        self.conns[conn_id] = ConnView(conn_id, principal, auth_secret)
+        if principal.presence_tracked:
+            c = principal.client
+            self.presence.upsert(
+                conn_id,
+                PresenceEntry(
+                    ts=wall_ms,
+                    client_id=c.id,
+                    host=c.display_name if c.display_name is not UNSET else UNSET,
+                    ip=principal.client_ip,
+                    version=c.version,
+                    platform=c.platform,
+                    device_family=c.device_family,
+                    mode=c.mode,
+                    reason="connect",
+                    online_since=wall_ms,
+                    device_id=principal.device_id or UNSET,
+                    roles=[principal.role],
+                    scopes=list(principal.scope_list),
+                    instance_id=c.instance_id,
+                ),
+            )
+            self.broadcast_presence(wall_ms)
+        if self.verbose:
+            self.log("debug", "gateway/ws", f"← connect {principal.client.id}/{principal.client.mode} conn={conn_id[:8]}")
+
+    def disconnected(self, conn_id: str, wall_ms: int) -> None:
+        """A connection ended: forget it; its presence row says ``disconnect``."""
+        if self.conns.pop(conn_id, None) is None:
+            return
+        if self.presence.touch(conn_id, wall_ms, reason="disconnect"):
+            self.broadcast_presence(wall_ms)
+
+    def pong(self, conn_id: str, wall_ms: int) -> None:
+        """A keepalive pong refreshes the client's presence row (no broadcast)."""
+        self.presence.touch(conn_id, wall_ms)
+
+    def rotate_secret(self, secret: SharedSecret) -> int:
+        """Use ``secret`` from now on; close clients admitted with the old one (4001). Returns how many."""
+        self.secret = secret
+        current = {secret.token, secret.password} - {None}
+        closed = 0
+        for view in self.conns.values():
+            if view.auth_secret is not None and view.auth_secret not in current:
+                self.outbox.append(CloseConnection(view.conn_id, 4001, "gateway auth changed"))
+                closed += 1
+        return closed
+
+    def apply_config(self, config: dict[str, Any] | None, paths: set[str]) -> list[str]:
+        """Hot-apply config paths that have a live consumer here; returns the ones applied."""
+        self.config = config or {}
+        done: list[str] = []
+        if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
+            self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
+            done.append("gateway.controlUi.allowedOrigins")
+        return done
+
+    # ------------------------------------------------------------------ outputs
+
+    def log(self, level: str, subsystem: str, message: str) -> None:
+        self.outbox.append(LogLine(level, subsystem, message))
+
+    def publish(
+        self,
+        event: str,
+        payload: Any,
+        *,
+        state_version: Any = None,
+        drop_if_slow: bool = False,
+        to: frozenset[str] | None = None,
+    ) -> None:
+        self.outbox.append(Publish(event, payload, state_version, drop_if_slow, to))
+
+    def subscribers(self, topic: str) -> frozenset[str]:
+        return frozenset(v.conn_id for v in self.conns.values() if topic in v.subscriptions)
+
+    def run_settled(self, run: Any) -> None:
+        """Tell the host that ``run`` finished (its ``agent.wait`` callers wake)."""
+        self.outbox.append(RunSettled(run.run_id))
+
+    def spawn(self, job: Job, name: str = "") -> None:
+        self.outbox.append(Spawn(job, name))
+
+    def take_outbox(self) -> list[Output]:
+        out, self.outbox = self.outbox, []
+        return out
+
+    # ------------------------------------------------------------------ presence and health
+
+    def self_row(self, wall_ms: int) -> PresenceEntry:
+        f = self.facts
+        ip = "127.0.0.1"
+        return PresenceEntry(
+            ts=wall_ms,
+            host=f.hostname,
+            ip=ip,
+            version=f.version,
+            platform=f.platform,
+            device_family=f.device_family,
+            mode="gateway",
+            reason="self",
+            instance_id=f.boot_id,
+            text=f"Gateway: {f.hostname} ({ip}) · app {f.version} · mode gateway · reason self",
+        )
+
+    def presence_rows(self, wall_ms: int) -> list[PresenceEntry]:
+        return self.presence.listing(wall_ms, self.self_row(wall_ms))
+
+    def broadcast_presence(self, wall_ms: int) -> None:
+        version = self.versions.bump_presence()
+        self.publish("presence", {"presence": self.presence_rows(wall_ms)}, state_version=version, drop_if_slow=True)
+
+    def snapshot(self, now: float, wall_ms: int) -> Snapshot:
+        """hello-ok's snapshot (the core gates it by the client's scopes)."""
+        return Snapshot(
+            presence=self.presence_rows(wall_ms),
+            health=self.health_cache or {},
+            state_version=self.versions.current,
+            uptime_ms=self.uptime_ms(now),
+            suspension={"phase": "accepting"},
+            session_defaults={
+                "defaultAgentId": "main",
+                "modelConfigured": False,
+                "mainKey": "main",
+                "mainSessionKey": "agent:main:main",
+                "scope": "per-sender",
+            },
+            config_path=self.facts.config_path,
+            state_dir=self.facts.state_dir,
+            auth_mode=self.secret.mode,
+        )
+
+    def refresh_health(self, now: float, wall_ms: int) -> dict[str, Any]:
+        sessions = {"path": f"{self.facts.state_dir}/agents/main", "count": 0, "recent": []}
+        snap = {
+            "ok": True,
+            "ts": wall_ms,
+            "durationMs": 0,
+            "configReload": self.reload_status,
+            "channels": {},
+            "channelOrder": [],
+            "channelLabels": {},
+            "heartbeatSeconds": HEARTBEAT_EVERY_MS // 1000 if self.heartbeats_enabled else 0,
+            "defaultAgentId": "main",
+            "agents": [
+                {
+                    "agentId": "main",
+                    "isDefault": True,
+                    "heartbeat": {
+                        "enabled": self.heartbeats_enabled,
+                        "every": "30m",
+                        "everyMs": HEARTBEAT_EVERY_MS,
+                        "prompt": "",
+                        "target": "owner",
+                        "ackMaxChars": 300,
+                    },
+                    "sessions": sessions,
+                }
+            ],
+            "sessions": sessions,
+        }
+        self.health_cache = snap
+        self.health_raw = None
+        self.health_at = now
+        self.versions.bump_health()
+        return snap
+
+    def queue_system_event(self, text: str) -> None:
+        self.system_events.append(text)
+        del self.system_events[:-SYSTEM_EVENTS_KEPT]
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def begin_shutdown(self) -> None:
+        """No more ticks; the host closes the connections."""
+        self.closing = True
+
+    # ------------------------------------------------------------------ requests
+
+    def request(self, conn_id: str, ev: RequestReceived, now: float, wall_ms: int) -> Job | None:
+        """Handle one authorized request. ``None`` if it finished at once; else a Job to step."""
+        conn = self.conns.get(conn_id)
+        ctx = Ctx(self, conn, ev.request_id, ev.method, now, wall_ms)
+        route = self.router.get(ev.method)
+        if route is None or conn is None:
+            self._answer_failure(
+                ctx, Refused(E.unavailable(f"{ev.method} is not implemented by this gateway", {"method": ev.method}))
+            )
+            return None
+        try:
+            result = route.handler(ctx, ev.params)
+        except Exception as failure:  # noqa: BLE001 - §7.3 step 13: a thrown handler answers UNAVAILABLE
+            self._answer_failure(ctx, failure)
+            return None
+        if isinstance(result, Generator):
+            job = Job(ctx, result)
+            return job if job.step(None, now=now, wall_ms=wall_ms) is not None else None
+        self._answer(ctx, result)
+        return None
+
+    def _answer(self, ctx: Ctx, result: Any) -> None:
+        if result is LATER or ctx.conn is None:
+            return
+        self.outbox.append(Reply(ctx.conn.conn_id, ctx.request_id, True, result))
+
+    def _answer_failure(self, ctx: Ctx, failure: Exception) -> None:
+        error: ErrorShape | None
+        payload: Any = UNSET
+        if isinstance(failure, Refused):
+            error, payload = failure.error, failure.payload
+        elif isinstance(failure, E.RemoteProtocolError):
+            error = failure.error
+        else:
+            self.log("error", "gateway/ws", f"handler {ctx.method} failed: {failure!r}")
+            error = E.unavailable(str(failure) or type(failure).__name__)
+        if ctx.conn is None or error is None:
+            return
+        self.outbox.append(Reply(ctx.conn.conn_id, ctx.request_id, False, None if payload is UNSET else payload, error))
+
+
+def allowed_origins(config: dict[str, Any] | None) -> tuple[str, ...]:
+    """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides the local ones)."""
+    return tuple((((config or {}).get("gateway") or {}).get("controlUi") or {}).get("allowedOrigins") or ())
+
+
+def rate_limit_policy(config: dict[str, Any] | None) -> RateLimitPolicy:
+    """``gateway.auth.rateLimit`` over the §6.5 defaults."""
+    raw = (((config or {}).get("gateway") or {}).get("auth") or {}).get("rateLimit") or {}
+    defaults = RateLimitPolicy()
+    return RateLimitPolicy(
+        max_attempts=raw.get("maxAttempts", defaults.max_attempts),
+        window_ms=raw.get("windowMs", defaults.window_ms),
+        lockout_ms=raw.get("lockoutMs", defaults.lockout_ms),
+        exempt_loopback=raw.get("exemptLoopback", defaults.exempt_loopback),
+    )
+
+
+__all__ = [
+    "AuthRateLimiter",
+    "ConnView",
+    "Ctx",
+    "GatewayApp",
+    "HostFacts",
+    "Job",
+    "allowed_origins",
+    "rate_limit_policy",
+]

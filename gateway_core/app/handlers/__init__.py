@@ -1,0 +1,1 @@
+"""Method handlers, one module per family; each exports ``ROUTES`` (see ``gateway_core.app.router``)."""

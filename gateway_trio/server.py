@@ -220,7 +220,7 @@ async def run_gateway(
                 ref.gateway = gw
                 async with trio.open_nursery() as nursery:
                     log.info("gateway", "starting HTTP server...")
-                    nursery.start_soon(gw.scheduler.run)
+                    await nursery.start(gw.serve)
                     listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(_dup(s))) for s in sockets]
                     accept_scope = trio.CancelScope()
                     await nursery.start(_serve, ref, listeners, accept_scope)
@@ -237,7 +237,6 @@ async def run_gateway(
                     if not reported:
                         task_status.started(control)
                         reported = True
-                    nursery.start_soon(gw.ticker)
                     action, why, new_settings = await control.receive.receive()
                     t0 = time.monotonic()
                     restart = action == "restart"

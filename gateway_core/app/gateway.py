@@ -171,7 +171,9 @@ class GatewayApp:
         self.last_heartbeat: Any = None
         self.system_events: list[str] = []
         self.closing = False
-        self.reload_status: dict[str, Any] = {"hotReloadStatus": "disabled"}
+        #: Where ``health.configReload`` comes from: an object with ``health() -> dict`` (the
+        #: host's reload state; read, never written, by the app), or None when nothing is watched.
+        self.reload_view: Any = None
         self.health_cache: dict[str, Any] | None = None
         self.health_raw: msgspec.Raw | None = None
         self.health_at = -math.inf
@@ -347,7 +349,7 @@ class GatewayApp:
             "ok": True,
             "ts": wall_ms,
             "durationMs": 0,
-            "configReload": self.reload_status,
+            "configReload": self.reload_view.health() if self.reload_view is not None else {"hotReloadStatus": "disabled"},
             "channels": {},
             "channelOrder": [],
             "channelLabels": {},

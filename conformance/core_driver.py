@@ -100,6 +100,8 @@ class SimHost:
         self._timers: list[tuple[float, int, Callable[[], None]]] = []
         self._timer_seq = 0
         self._ids = 0
+        #: When set, file writes fail with this reason (a full or read-only disk, simulated).
+        self.write_failure: str | None = None
         self._jobs_by_conn: dict[str, set[Job]] = {}
         self._run_waiters: dict[str, list[Callable[[], None]]] = {}
 
@@ -289,6 +291,8 @@ class SimHost:
             self.later(effect.timeout_s, lambda: settle(False))
         elif isinstance(effect, ReadFile):
             resume(self.files.get(effect.path))
+        elif isinstance(effect, WriteFile) and self.write_failure is not None:
+            resume(exc=EffectFailed("storage", self.write_failure, f"{self.write_failure}: {effect.path}"))
         elif isinstance(effect, WriteFile):
             if effect.backup and effect.path in self.files:
                 self.files[effect.path + ".bak"] = self.files[effect.path]

@@ -10,7 +10,6 @@ next fallback model may be tried. HTTP answers are parsed by :func:`error_from_h
 
 from __future__ import annotations
 
-import calendar
 import json
 from typing import Any, Final, NamedTuple
 
@@ -177,14 +176,13 @@ def parse_retry_after(value: str | None, now_epoch: float) -> float | None:
     try:
         seconds = float(value)
     except ValueError:
-        from email.utils import parsedate_tz  # lazy: email.utils pulls in socket, datetime, random
+        # Lazy: the date form is rare, and email.utils pulls in socket, datetime and random.
+        from email.utils import mktime_tz, parsedate_tz
 
         parts = parsedate_tz(value)
         if parts is None:
             return None
-        offset = parts[9] or 0
-        at = calendar.timegm(parts[:6] + (0, 1, -1)) - offset
-        return max(0.0, at - now_epoch)
+        return max(0.0, mktime_tz(parts) - now_epoch)
     if seconds != seconds or seconds < 0:  # NaN or negative
         return None
     return seconds

@@ -193,17 +193,19 @@ class StreamEnd(Struct, frozen=True, tag="end", kw_only=True):
 
 StreamEvent = TextDelta | ReasoningDelta | ToolCallDelta | UsageReport | StreamEnd
 
-_event_encoder = msgspec.json.Encoder()
-_event_decoder = msgspec.json.Decoder(StreamEvent)
+_event_decoder: msgspec.json.Decoder[StreamEvent] | None = None
 
 
 def encode_event(event: StreamEvent) -> bytes:
     """One event as compact JSON (a raw-stream JSONL line without the newline)."""
-    return _event_encoder.encode(event)
+    return msgspec.json.encode(event)
 
 
 def decode_event(data: bytes | str) -> StreamEvent:
     """The inverse of :func:`encode_event`."""
+    global _event_decoder
+    if _event_decoder is None:  # built on first use: keeps the import cheap
+        _event_decoder = msgspec.json.Decoder(StreamEvent)
     return _event_decoder.decode(data)
 
 

@@ -1,0 +1,72 @@
+"""Model providers, sans-IO: neutral request and event types, each adapter's wire mapping, the
+error taxonomy and the retry/failover policy. No sockets, clocks or randomness: the Trio shell
+(``gateway_trio.providers``) does the HTTP and passes ``now`` and jitter in.
+"""
+
+from . import anthropic_messages, offline, openai_completions
+from .errors import KINDS, ProviderError, error_from_http, parse_error_body, parse_retry_after
+from .retry import DEFAULT_POLICY, PUBLISHED_POLICY, Cooldowns, Decision, RetryPolicy, RetryRule, decide
+from .types import (
+    AssistantTurn,
+    ChatMessage,
+    Compat,
+    ContentPart,
+    EmbeddingsRequest,
+    EmbeddingsResult,
+    ImagePart,
+    ModelRequest,
+    ReasoningDelta,
+    StreamEnd,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    ToolCall,
+    ToolCallDelta,
+    ToolSpec,
+    TurnBuilder,
+    UsageReport,
+    compat_from_config,
+    decode_event,
+    encode_event,
+    fold,
+)
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "KINDS",
+    "PUBLISHED_POLICY",
+    "AssistantTurn",
+    "ChatMessage",
+    "Compat",
+    "ContentPart",
+    "Cooldowns",
+    "Decision",
+    "EmbeddingsRequest",
+    "EmbeddingsResult",
+    "ImagePart",
+    "ModelRequest",
+    "ProviderError",
+    "ReasoningDelta",
+    "RetryPolicy",
+    "RetryRule",
+    "StreamEnd",
+    "StreamEvent",
+    "TextDelta",
+    "TextPart",
+    "ToolCall",
+    "ToolCallDelta",
+    "ToolSpec",
+    "TurnBuilder",
+    "UsageReport",
+    "anthropic_messages",
+    "compat_from_config",
+    "decide",
+    "decode_event",
+    "encode_event",
+    "error_from_http",
+    "fold",
+    "offline",
+    "openai_completions",
+    "parse_error_body",
+    "parse_retry_after",
+]

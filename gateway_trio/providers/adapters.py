@@ -1,0 +1,242 @@
+"""The adapters: ``openai-completions``, ``anthropic-messages`` and ``offline``, all with one shape.
+
+``async with adapter.stream(request) as events: async for event in events: …`` yields the
+neutral events of :mod:`gateway_core.providers.types`; every failure is a
+:class:`~gateway_core.providers.errors.ProviderError` naming the model. Leaving the ``async with``
+early (a ``break``, an exception, a Trio cancel scope) closes the upstream request and its socket
+at once; a finished stream hands its connection back to the pool (keep-alive).
+
+A network adapter owns one pooled ``httpx.AsyncClient`` (created on first use): use one adapter
+per provider configuration (:class:`~gateway_trio.providers.hub.ProviderHub` does) and
+``aclose()`` it when done.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gateway_core.providers import anthropic_messages as am
+from gateway_core.providers import offline
+from gateway_core.providers import openai_completions as oc
+from gateway_core.providers.errors import CONFIG, PROTOCOL, ProviderError, error_from_stream
+from gateway_core.providers.types import (
+    AssistantTurn,
+    EmbeddingsRequest,
+    EmbeddingsResult,
+    ModelRequest,
+    StreamEvent,
+    TurnBuilder,
+)
+
+from . import _http
+
+if TYPE_CHECKING:
+    import httpx
+
+
+class Adapter:
+    """The common surface. Subclasses set ``api`` and implement :meth:`stream`."""
+
+    api: ClassVar[str] = ""
+
+    def stream(self, request: ModelRequest) -> Any:
+        """An async context manager giving an async iterator of :data:`StreamEvent` s."""
+        raise NotImplementedError
+
+    async def complete(self, request: ModelRequest) -> AssistantTurn:
+        """The whole turn (the stream consumed and folded)."""
+        builder = TurnBuilder()
+        async with self.stream(request) as events:
+            async for event in events:
+                builder.feed(event)
+        return builder.result()
+
+    async def embed(self, request: EmbeddingsRequest) -> EmbeddingsResult:
+        """Vectors for ``request.inputs``."""
+        raise ProviderError(CONFIG, f"the {self.api} adapter has no embeddings", provider=request.provider,
+                            model=request.model)
+
+    async def aclose(self) -> None:
+        """Release pooled connections."""
+
+
+def _labeller(provider: str, model: str) -> Callable[[ProviderError], ProviderError]:
+    return lambda err: err.with_model(provider, model)
+
+
+class HttpAdapter(Adapter):
+    """An adapter that talks HTTP through one pooled client."""
+
+    def __init__(self) -> None:
+        self._client: httpx.AsyncClient | None = None
+
+    def http(self) -> httpx.AsyncClient:
+        """The pooled client, created on first use."""
+        if self._client is None:
+            self._client = _http.new_client()
+        return self._client
+
+    async def aclose(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    @asynccontextmanager
+    async def _post_events(
+        self,
+        request: ModelRequest,
+        url: str,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        *,
+        whole: Callable[[Any], list[StreamEvent]],
+        sse: Callable[[httpx.Response], _http.SSEEvents],
+    ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        """POST ``body``; yield the events of a streamed (SSE) or whole (JSON) answer.
+
+        Failures while connecting and reading the status become labelled :class:`ProviderError` s;
+        exceptions raised by the consumer inside the ``async with`` pass through untouched.
+        """
+        import httpx
+
+        label = _labeller(request.provider, request.model)
+        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        async with AsyncExitStack() as stack:
+            try:
+                response = await stack.enter_async_context(self.http().stream(
+                    "POST", url, content=content, headers=headers, timeout=_http.timeout(request.idle_timeout_s)
+                ))
+                await _http.raise_for_status(response)
+                events: _http.SSEEvents | _http.ListEvents
+                if _http.is_json(response):
+                    events = _http.ListEvents(whole(await _http.read_json(response)))
+                else:
+                    events = sse(response)
+            except ProviderError as err:
+                raise label(err) from None
+            except (httpx.HTTPError, ValueError) as exc:
+                raise label(_http.map_exception(exc, request.idle_timeout_s, url)) from exc
+            stack.push_async_callback(events.aclose)
+            yield events
+
+    async def _post_json(self, url: str, headers: dict[str, str], body: dict[str, Any], idle_s: float) -> Any:
+        import httpx
+
+        try:
+            async with self.http().stream(
+                "POST", url, content=json.dumps(body).encode(), headers=headers, timeout=_http.timeout(idle_s)
+            ) as response:
+                await _http.raise_for_status(response)
+                return await _http.read_json(response)
+        except (httpx.HTTPError, ValueError) as exc:
+            raise _http.map_exception(exc, idle_s, url) from exc
+
+
+class OpenAICompletionsAdapter(HttpAdapter):
+    """Any OpenAI-compatible ``/chat/completions`` server (OpenAI, vLLM, llama.cpp, LM Studio, LiteLLM…)."""
+
+    api = oc.API
+
+    def stream(self, request: ModelRequest) -> Any:
+        url = oc.chat_url(request)
+        parser = oc.ChatStreamParser()
+        label = _labeller(request.provider, request.model)
+
+        def sse(response: httpx.Response) -> _http.SSEEvents:
+            return _http.SSEEvents(
+                response, parse=parser.parse_chunk, finish=parser.finish, is_last=lambda _obj: False,
+                idle_s=request.idle_timeout_s, url=url, label=label,
+            )
+
+        return self._post_events(
+            request, url, oc.request_headers(request.api_key, request.headers), oc.build_chat_body(request),
+            whole=oc.parse_completion, sse=sse,
+        )
+
+    async def embed(self, request: EmbeddingsRequest) -> EmbeddingsResult:
+        url = oc.embeddings_url(request.base_url)
+        body = oc.build_embeddings_body(request.model, request.inputs, request.dimensions)
+        try:
+            obj = await self._post_json(url, oc.request_headers(request.api_key, request.headers), body,
+                                        request.idle_timeout_s)
+            if isinstance(obj, dict) and "error" in obj and "data" not in obj:
+                raise error_from_stream(obj)
+            vectors = oc.parse_embeddings(obj, request.count)
+        except ProviderError as err:
+            raise err.with_model(request.provider, request.model) from None
+        usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else {}
+        return EmbeddingsResult(
+            model=obj.get("model") if isinstance(obj.get("model"), str) else request.model,
+            vectors=vectors,
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            total_tokens=int(usage.get("total_tokens") or 0),
+        )
+
+
+class AnthropicMessagesAdapter(HttpAdapter):
+    """The Anthropic Messages API, and compatible endpoints (MiniMax, Synthetic, proxies)."""
+
+    api = am.API
+
+    def stream(self, request: ModelRequest) -> Any:
+        url = am.messages_url(request.base_url)
+        parser = am.MessagesStreamParser()
+        label = _labeller(request.provider, request.model)
+
+        def sse(response: httpx.Response) -> _http.SSEEvents:
+            return _http.SSEEvents(
+                response, parse=parser.parse_event, finish=parser.finish,
+                is_last=lambda obj: isinstance(obj, dict) and obj.get("type") == "message_stop",
+                idle_s=request.idle_timeout_s, url=url, label=label,
+            )
+
+        return self._post_events(
+            request, url, am.request_headers(request.api_key, request.headers), am.build_messages_body(request),
+            whole=am.parse_message, sse=sse,
+        )
+
+
+class OfflineAdapter(Adapter):
+    """The built-in ``offline`` provider: no network, deterministic (``offline/echo``)."""
+
+    api = "offline"
+
+    @asynccontextmanager
+    async def _events(self, request: ModelRequest) -> AsyncIterator[AsyncIterator[StreamEvent]]:
+        events = _http.ListEvents(offline.echo_events(request))
+        try:
+            yield events
+        finally:
+            await events.aclose()
+
+    def stream(self, request: ModelRequest) -> Any:
+        return self._events(request)
+
+    async def embed(self, request: EmbeddingsRequest) -> EmbeddingsResult:
+        import trio
+
+        await trio.lowlevel.checkpoint()
+        if request.dimensions is not None and request.dimensions < 1:
+            raise ProviderError(PROTOCOL, "dimensions must be >= 1", provider=request.provider, model=request.model)
+        vectors = offline.embed(request.inputs, request.dimensions)
+        return EmbeddingsResult(model=request.model or offline.EMBED_MODEL, vectors=vectors)
+
+
+#: api name → adapter class.
+ADAPTERS: dict[str, type[Adapter]] = {
+    oc.API: OpenAICompletionsAdapter,
+    am.API: AnthropicMessagesAdapter,
+    **dict.fromkeys(offline.APIS, OfflineAdapter),
+}
+
+
+def adapter_for(api: str) -> type[Adapter]:
+    """The adapter class for a ``models.providers.<id>.api`` value (unknown → ``config`` error)."""
+    try:
+        return ADAPTERS[api]
+    except KeyError:
+        known = ", ".join(sorted(ADAPTERS))
+        raise ProviderError(CONFIG, f'model provider api "{api}" is not supported here (supported: {known})') from None

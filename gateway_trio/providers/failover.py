@@ -1,0 +1,147 @@
+"""Retries and model fallback around one streamed call, driven by the pure policy.
+
+``candidates`` is the primary request followed by one request per ``model.fallbacks`` entry.
+For each failure *before the first event*, :func:`gateway_core.providers.retry.decide` says:
+sleep and retry the same model, move to the next candidate, or give up (the error is raised).
+Once events have reached the caller, a failure is raised at once: the caller has shown partial
+output and decides itself (the published gateway re-prompts with ``<turn_aborted>`` after an idle
+timeout, which changes the request). A credential in cooldown (after a 401/403/402) is not called
+at all; its candidate fails with the published cooldown message and the next one is tried.
+Cancellation (a Trio cancel scope) stops everything, sleeps between retries included.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+import trio
+
+from gateway_core.providers.errors import ProviderError
+from gateway_core.providers.retry import DEFAULT_POLICY, Decision, RetryPolicy, decide
+from gateway_core.providers.types import ModelRequest, StreamEvent
+
+from .._runtime import now
+from .hub import ProviderHub
+
+
+@dataclass
+class Attempt:
+    """One failed call and what the policy decided about it."""
+
+    ref: str
+    error: ProviderError
+    decision: Decision
+
+
+@dataclass
+class FailoverStream:
+    """The events of whichever candidate answered; ``request`` is that candidate.
+
+    ``attempts`` lists the failures on the way (for logs and ``run_status``); after a final
+    failure, ``attempts[-1].decision.message`` is the text to show the user.
+    """
+
+    hub: ProviderHub
+    candidates: Sequence[ModelRequest]
+    policy: RetryPolicy
+    jitter: Callable[[], float]
+    on_attempt: Callable[[Attempt], None] | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    index: int = 0
+    _stack: AsyncExitStack | None = None
+    _events: AsyncIterator[StreamEvent] | None = None
+    _started: bool = False
+
+    @property
+    def request(self) -> ModelRequest:
+        """The candidate being (or last) called."""
+        return self.candidates[min(self.index, len(self.candidates) - 1)]
+
+    def __aiter__(self) -> FailoverStream:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        retries = 0
+        since = now()
+        while True:
+            try:
+                if self._events is None:
+                    await self._open()
+                assert self._events is not None
+                event = await self._events.__anext__()
+            except StopAsyncIteration:
+                await self._close()
+                raise
+            except ProviderError as err:
+                await self._close()
+                if self._started:
+                    raise
+                decision = self._decide(err, retries, since)
+                if decision.action == "retry":
+                    retries += 1
+                    await trio.sleep(decision.delay_s)
+                    continue
+                if decision.action == "failover":
+                    self.index += 1
+                    retries = 0
+                    since = now()
+                    continue
+                raise
+            self._started = True
+            return event
+
+    def _decide(self, err: ProviderError, retries: int, since: float) -> Decision:
+        req = self.request
+        if err.provider is None:
+            err.with_model(req.provider, req.model)
+        decision = decide(
+            err, retries, elapsed_s=now() - since, jitter=self.jitter(),
+            has_fallback=self.index + 1 < len(self.candidates), policy=self.policy, ref=req.ref,
+        )
+        if decision.cooldown_s > 0:
+            self.hub.cooldowns.start(req.provider, now(), decision.cooldown_s)
+        attempt = Attempt(req.ref, err, decision)
+        self.attempts.append(attempt)
+        if self.on_attempt is not None:
+            self.on_attempt(attempt)
+        return decision
+
+    async def _open(self) -> None:
+        req = self.request
+        resting = self.hub.cooldowns.check(req.provider, now())
+        if resting is not None:
+            raise resting.with_model(req.provider, req.model)
+        stack = AsyncExitStack()
+        try:
+            self._events = await stack.enter_async_context(self.hub.stream(req))
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+
+    async def _close(self) -> None:
+        stack, self._stack, self._events = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
+@asynccontextmanager
+async def stream_with_failover(
+    hub: ProviderHub,
+    candidates: Sequence[ModelRequest],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    jitter: Callable[[], float] = random.random,
+    on_attempt: Callable[[Attempt], None] | None = None,
+) -> AsyncIterator[FailoverStream]:
+    """``async with stream_with_failover(hub, [primary, *fallbacks]) as events: async for ev in events``."""
+    if not candidates:
+        raise ValueError("stream_with_failover needs at least one candidate request")
+    stream = FailoverStream(hub, candidates, policy, jitter, on_attempt)
+    try:
+        yield stream
+    finally:
+        await stream._close()

@@ -1,0 +1,362 @@
+"""The session store on SQLite (``<state>/agents/sessions.sqlite``): WAL, one transaction per call.
+
+Implements :class:`gateway_core.agents.store.SessionStore`. Calls are synchronous; the shell runs
+them in a worker thread, one at a time (:class:`AsyncSessionStore`), so the event loop never waits
+on the disk. WAL with ``synchronous=NORMAL`` keeps every committed transaction across a killed
+process (a power cut may lose the newest ones, never corrupt the file). The schema carries a
+version and is migrated forward in order at open; a newer file than this code knows is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from gateway_core.agents.store import (
+    PATCHABLE,
+    MessageRecord,
+    RunRecord,
+    SessionPage,
+    SessionQuery,
+    SessionRecord,
+    Usage,
+    preview_text,
+)
+
+#: Ordered migrations: index + 1 is the schema version each one produces.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE sessions (
+        key TEXT PRIMARY KEY,
+        session_id TEXT NOT NULL UNIQUE,
+        agent_id TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        label TEXT,
+        model_override TEXT,
+        thinking TEXT,
+        usage_input INTEGER NOT NULL DEFAULT 0,
+        usage_output INTEGER NOT NULL DEFAULT 0,
+        usage_cache_read INTEGER NOT NULL DEFAULT 0,
+        usage_cache_write INTEGER NOT NULL DEFAULT 0,
+        usage_total INTEGER NOT NULL DEFAULT 0,
+        message_count INTEGER NOT NULL DEFAULT 0,
+        last_model TEXT,
+        last_provider TEXT,
+        last_route TEXT,
+        last_text TEXT
+    );
+    CREATE INDEX sessions_by_updated ON sessions (updated_at DESC, key);
+    CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at DESC);
+    CREATE TABLE messages (
+        session_id TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        ts INTEGER NOT NULL,
+        run_id TEXT,
+        meta TEXT NOT NULL DEFAULT '{}',
+        PRIMARY KEY (session_id, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE runs (
+        run_id TEXT PRIMARY KEY,
+        session_key TEXT NOT NULL,
+        status TEXT NOT NULL,
+        started_at INTEGER NOT NULL,
+        ended_at INTEGER,
+        input TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
+    """,
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = (
+    "key, session_id, agent_id, created_at, updated_at, label, model_override, thinking, usage_input, "
+    "usage_output, usage_cache_read, usage_cache_write, usage_total, message_count, last_model, last_provider, "
+    "last_route, last_text"
+)
+_SORTS = {
+    "updatedAt": "updated_at DESC, key",
+    "createdAt": "created_at DESC, key",
+    "label": "COALESCE(label, char(0x10FFFF)) COLLATE NOCASE, key",
+    "key": "key",
+}
+
+
+class StoreError(Exception):
+    """The store file cannot be used (a newer schema, a corrupt file)."""
+
+
+def _row(r: tuple[Any, ...]) -> SessionRecord:
+    return SessionRecord(
+        key=r[0],
+        session_id=r[1],
+        agent_id=r[2],
+        created_at=r[3],
+        updated_at=r[4],
+        label=r[5],
+        model_override=r[6],
+        thinking=r[7],
+        usage=Usage(input=r[8], output=r[9], cache_read=r[10], cache_write=r[11], total=r[12]),
+        message_count=r[13],
+        last_model=r[14],
+        last_provider=r[15],
+        last_route=json.loads(r[16]) if r[16] else None,
+        last_text=r[17],
+    )
+
+
+class SqliteSessionStore:
+    """:class:`SessionStore` on one SQLite connection (callers serialize access)."""
+
+    def __init__(self, path: Path | str, new_id: Callable[[], str]) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._new_id = new_id
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ schema
+
+    def _migrate(self) -> None:
+        version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"session store schema {version} is newer than this gateway understands ({SCHEMA_VERSION})")
+        for number in range(version, SCHEMA_VERSION):
+            with self._tx():
+                for statement in MIGRATIONS[number].split(";"):
+                    if statement.strip():
+                        self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _tx(self) -> _Tx:
+        return _Tx(self._db, self._lock)
+
+    # ------------------------------------------------------------------ sessions
+
+    def _get(self, key: str) -> SessionRecord | None:
+        r = self._db.execute(f"SELECT {_COLUMNS} FROM sessions WHERE key = ?", (key,)).fetchone()
+        return _row(r) if r else None
+
+    def get(self, key: str) -> SessionRecord | None:
+        with self._lock:
+            return self._get(key)
+
+    def ensure(self, key: str, agent_id: str, now_ms: int) -> SessionRecord:
+        with self._tx():
+            found = self._get(key)
+            if found is not None:
+                return found
+            self._db.execute(
+                "INSERT INTO sessions (key, session_id, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+                (key, self._new_id(), agent_id, now_ms, now_ms),
+            )
+            rec = self._get(key)
+        assert rec is not None
+        return rec
+
+    def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]:
+        if limit <= 0:
+            return []
+        bound = before_seq if before_seq is not None else 2**62
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT seq, role, content, ts, run_id, meta FROM messages WHERE session_id = ? AND seq < ? "
+                "ORDER BY seq DESC LIMIT ?",
+                (session_id, bound, limit),
+            ).fetchall()
+        return [
+            MessageRecord(seq=s, role=role, content=json.loads(c), ts=ts, run_id=run, meta=json.loads(meta))
+            for s, role, c, ts, run, meta in reversed(rows)
+        ]
+
+    def begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO runs (run_id, session_key, status, started_at, input) VALUES (?, ?, 'running', ?, ?)",
+                (run_id, key, now_ms, input_text),
+            )
+
+    def append_turn(
+        self,
+        key: str,
+        run_id: str | None,
+        messages: list[MessageRecord],
+        usage: Usage,
+        now_ms: int,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str = "ok",
+        route: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        with self._tx():
+            rec = self._get(key)
+            if rec is None:
+                raise KeyError(key)
+            seq = rec.message_count
+            for m in messages:
+                seq += 1
+                self._db.execute(
+                    "INSERT INTO messages (session_id, seq, role, content, ts, run_id, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (rec.session_id, seq, m.role, json.dumps(m.content), m.ts, m.run_id, json.dumps(m.meta)),
+                )
+            last_text = preview_text(messages[-1].content) if messages else rec.last_text
+            self._db.execute(
+                "UPDATE sessions SET updated_at = ?, usage_input = usage_input + ?, usage_output = usage_output + ?, "
+                "usage_cache_read = usage_cache_read + ?, usage_cache_write = usage_cache_write + ?, "
+                "usage_total = usage_total + ?, message_count = ?, last_model = COALESCE(?, last_model), "
+                "last_provider = COALESCE(?, last_provider), last_route = COALESCE(?, last_route), last_text = ? "
+                "WHERE key = ?",
+                (
+                    now_ms,
+                    usage.input,
+                    usage.output,
+                    usage.cache_read,
+                    usage.cache_write,
+                    usage.total,
+                    seq,
+                    model,
+                    provider if model is not None else None,
+                    json.dumps(route) if route is not None else None,
+                    last_text,
+                    key,
+                ),
+            )
+            if run_id is not None:
+                self._db.execute(
+                    "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, now_ms, run_id)
+                )
+            out = self._get(key)
+        assert out is not None
+        return out
+
+    def end_run(self, run_id: str, status: str, now_ms: int) -> None:
+        with self._tx():
+            self._db.execute(
+                "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'running'", (status, now_ms, run_id)
+            )
+
+    def interrupted_runs(self) -> list[RunRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT run_id, session_key, status, started_at, input FROM runs WHERE status = 'running' ORDER BY started_at"
+            ).fetchall()
+        return [RunRecord(run_id=a, session_key=b, status=c, started_at=d, input=e) for a, b, c, d, e in rows]
+
+    def list(self, query: SessionQuery) -> SessionPage:
+        where, args = [], []  # type: ignore[var-annotated]
+        if query.agent_id is not None:
+            where.append("agent_id = ?")
+            args.append(query.agent_id)
+        if query.label is not None:
+            where.append("label = ?")
+            args.append(query.label)
+        if query.active_since_ms is not None:
+            where.append("updated_at >= ?")
+            args.append(query.active_since_ms)
+        if query.search:
+            where.append("(instr(lower(key), ?) > 0 OR instr(lower(COALESCE(label, '')), ?) > 0)")
+            args += [query.search.lower(), query.search.lower()]
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        order = _SORTS.get(query.sort_by, _SORTS["updatedAt"])
+        with self._lock:
+            total = self._db.execute(f"SELECT count(*) FROM sessions {clause}", args).fetchone()[0]
+            rows = self._db.execute(
+                f"SELECT {_COLUMNS} FROM sessions {clause} ORDER BY {order} LIMIT ? OFFSET ?",
+                [*args, query.limit, query.offset],
+            ).fetchall()
+        return SessionPage(rows=[_row(r) for r in rows], total=total)
+
+    def patch(self, key: str, fields: dict[str, Any], now_ms: int) -> SessionRecord | None:
+        sets = [(name, value) for name, value in fields.items() if name in PATCHABLE]
+        with self._tx():
+            if self._get(key) is None:
+                return None
+            assignments = ", ".join(f"{name} = ?" for name, _ in sets)
+            self._db.execute(
+                f"UPDATE sessions SET {assignments + ', ' if sets else ''}updated_at = ? WHERE key = ?",
+                [*(v for _, v in sets), now_ms, key],
+            )
+            return self._get(key)
+
+    def reset(self, key: str, now_ms: int) -> SessionRecord | None:
+        with self._tx():
+            rec = self._get(key)
+            if rec is None:
+                return None
+            self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
+            self._db.execute(
+                "UPDATE sessions SET session_id = ?, usage_input = 0, usage_output = 0, usage_cache_read = 0, "
+                "usage_cache_write = 0, usage_total = 0, message_count = 0, last_text = NULL, updated_at = ? WHERE key = ?",
+                (self._new_id(), now_ms, key),
+            )
+            return self._get(key)
+
+    def delete(self, key: str) -> bool:
+        with self._tx():
+            rec = self._get(key)
+            if rec is None:
+                return False
+            self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
+            self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+            return True
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT count(*) FROM sessions").fetchone()[0]
+
+    def recent(self, limit: int) -> list[SessionRecord]:
+        return self.list(SessionQuery(limit=limit)).rows
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error), holding the store's lock."""
+
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+        self.db, self.lock = db, lock
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+        finally:
+            self.lock.release()
+
+
+class AsyncSessionStore:
+    """The store for the event loop: every call runs in a worker thread, one at a time."""
+
+    def __init__(self, store: SqliteSessionStore) -> None:
+        self.store = store
+        self._limiter = trio.CapacityLimiter(1)
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        fn = getattr(self.store, method)
+        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+
+
+__all__ = ["SCHEMA_VERSION", "AsyncSessionStore", "SqliteSessionStore", "StoreError"]

@@ -33,12 +33,25 @@ from gateway_core import (
     SharedSecret,
     Terminate,
 )
+from gateway_core.agents.effects import (
+    AwaitLane,
+    ModelClose,
+    ModelFailed,
+    ModelNext,
+    ModelOpen,
+    RunAborted,
+    StoreCall,
+    Streamed,
+)
+from gateway_core.agents.store import MemorySessionStore
 from gateway_core.app import (
     CloseConnection,
     EffectFailed,
     GatewayApp,
     HostFacts,
+    Interrupt,
     Job,
+    LaneGranted,
     LogLine,
     Publish,
     ReadFile,
@@ -53,6 +66,8 @@ from gateway_core.app import (
     default_router,
 )
 from gateway_core.auth import is_loopback
+from gateway_core.providers import offline
+from gateway_core.providers.errors import ProviderError
 
 from .runner import Item
 
@@ -104,6 +119,14 @@ class SimHost:
         self.write_failure: str | None = None
         self._jobs_by_conn: dict[str, set[Job]] = {}
         self._run_waiters: dict[str, list[Callable[[], None]]] = {}
+        self._ids_made = 0
+        self.store = MemorySessionStore(self._new_session_id)
+        self._streams: dict[int, tuple[list[Any], str]] = {}
+        self._lane_waiters: dict[str, Callable[[], None]] = {}
+        self._lanes_granted: set[str] = set()
+        #: Spawned jobs by key (run id), with how to interrupt their current wait.
+        self._keyed: dict[str, Job] = {}
+        self._cancel_wait: dict[int, Callable[[], None]] = {}
 
     # ------------------------------------------------------------------ clock
 
@@ -146,6 +169,10 @@ class SimHost:
     def later(self, seconds: float, fn: Callable[[], None]) -> None:
         self._timer_seq += 1
         heapq.heappush(self._timers, (self.now + seconds, self._timer_seq, fn))
+
+    def _new_session_id(self) -> str:
+        self._ids_made += 1
+        return str(uuid.UUID(int=0x5E55_0000 + self._ids_made, version=4))
 
     # ------------------------------------------------------------------ connections
 
@@ -257,11 +284,28 @@ class SimHost:
         elif isinstance(output, LogLine):
             self.log_lines.append(json.dumps({"time": self.wall_ms, "level": output.level, "message": output.message}))
         elif isinstance(output, Spawn):
+            if output.key is not None:
+                self._keyed[output.key] = output.job
             output.job.step(None, now=self.now, wall_ms=self.wall_ms)
             self._perform(output.job)
         elif isinstance(output, RunSettled):
+            self._keyed.pop(output.run_id, None)
             for wake in self._run_waiters.pop(output.run_id, []):
                 wake()
+        elif isinstance(output, LaneGranted):
+            wake = self._lane_waiters.pop(output.run_id, None)
+            if wake is not None:
+                wake()
+            else:
+                self._lanes_granted.add(output.run_id)
+        elif isinstance(output, Interrupt):
+            job = self._keyed.get(output.key)
+            if job is not None and not job.done:
+                cancel = self._cancel_wait.pop(id(job), None)
+                if cancel is not None:
+                    cancel()
+                job.step(now=self.now, wall_ms=self.wall_ms, exc=RunAborted())
+                self._perform(job)
 
     # ------------------------------------------------------------------ effects, in memory
 
@@ -271,14 +315,46 @@ class SimHost:
         if effect is None or job.done:
             return
 
+        token = [True]  # False once this wait is cancelled (an Interrupt resumed the job instead)
+
         def resume(value: Any = None, exc: BaseException | None = None) -> None:
-            if job.done:
+            if job.done or not token[0]:
                 return
+            token[0] = False
+            self._cancel_wait.pop(id(job), None)
             job.step(value, now=self.now, wall_ms=self.wall_ms, exc=exc)
             self._perform(job)
 
+        self._cancel_wait[id(job)] = lambda: token.__setitem__(0, False)
         if isinstance(effect, Sleep):
             self.later(effect.seconds, resume)
+        elif isinstance(effect, AwaitLane):
+            if effect.run_id in self._lanes_granted:
+                self._lanes_granted.discard(effect.run_id)
+                resume(None)
+            else:
+                self._lane_waiters[effect.run_id] = resume
+        elif isinstance(effect, StoreCall):
+            try:
+                value = getattr(self.store, effect.method)(*effect.args, **effect.kwargs)
+            except Exception as exc:  # noqa: BLE001 - a store failure goes back into the job
+                resume(exc=EffectFailed("storage", str(exc)))
+            else:
+                resume(value)
+        elif isinstance(effect, ModelOpen):
+            resume(self._open_stream(effect))
+        elif isinstance(effect, ModelNext):
+            events, ref = self._streams.get(effect.handle, ([], "?/?"))
+            if isinstance(events, ProviderError):
+                resume(exc=ModelFailed(events))
+            elif events:
+                resume(Streamed(events.pop(0), ref))
+            else:
+                self._streams.pop(effect.handle, None)
+                resume(Streamed(None, ref))
+        elif isinstance(effect, ModelClose):
+            self._streams.pop(effect.handle, None)
+            resume(None)
         elif isinstance(effect, WaitRun):
             fired = [False]
 
@@ -304,6 +380,16 @@ class SimHost:
             resume(None)  # core mode has no config watcher: nothing to re-resolve
         else:
             resume(exc=EffectFailed("unsupported", f"{type(effect).__name__} is not simulated"))
+
+    def _open_stream(self, effect: ModelOpen) -> int:
+        """Core mode has no network: the offline provider answers; any other provider fails to connect."""
+        req = effect.candidates[0]
+        handle = len(self._streams) + 1 + self._ids_made * 1000
+        if req.api in offline.APIS:
+            self._streams[handle] = (list(offline.echo_events(req)), req.ref)
+        else:
+            self._streams[handle] = (ProviderError("network", "core mode has no network"), req.ref)  # type: ignore[assignment]
+        return handle
 
     def _tail(self, effect: TailLog) -> dict[str, Any]:
         data = "".join(line + "\n" for line in self.log_lines).encode()

@@ -24,12 +24,15 @@ from typing import Any
 import trio
 
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret
+from gateway_core.agents.effects import ModelNext, ModelOpen, RunAborted, RunDeadline
 from gateway_core.app import (
     CloseConnection,
     EffectFailed,
     GatewayApp,
     HostFacts,
+    Interrupt,
     Job,
+    LaneGranted,
     LogLine,
     Publish,
     ReadFile,
@@ -48,6 +51,7 @@ from gateway_core.app import (
 from gateway_core.events import HandshakeFailed, Principal
 
 from . import _runtime
+from .agent_host import AgentHost, resolve_provider_keys
 from .filelog import FileLog, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
@@ -109,6 +113,7 @@ class Gateway:
                 state_dir=str(settings.paths.state_dir),
                 log_path=str(log.path),
                 identity=identity.as_payload(),
+                cpus=os.cpu_count() or 1,
             ),
             policy=ServerPolicy(
                 server_version=VERSION,
@@ -124,12 +129,18 @@ class Gateway:
             verbose=settings.verbose,
         )
         self.app.reload_view = reload_state
+        self.app.provider_keys = resolve_provider_keys(settings.config)
+        self.agents = AgentHost(settings.paths.state_dir, raw_stream=getattr(settings, "raw_stream", None))
         self.sessions: dict[str, Session] = {}
         self.preauth_by_ip: dict[str, int] = {}
         self.scheduler = DeadlineScheduler()
         self._ticker_scope = trio.CancelScope()
         self._jobs: trio.Nursery | None = None
         self._run_events: dict[str, trio.Event] = {}
+        #: Spawned jobs by key (run id) → the cancel scope of the effect each one waits on.
+        self._keyed: dict[str, Job] = {}
+        self._waiting: dict[int, trio.CancelScope] = {}
+        self._interrupted: set[int] = set()
 
     # ------------------------------------------------------------------ what sessions and probes read
 
@@ -207,7 +218,7 @@ class Gateway:
         if any(p.startswith("gateway.auth.rateLimit") for p in paths):
             self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
             done.append("gateway.auth.rateLimit")
-        done += self.app.apply_config(config, paths)
+        done += self.app.apply_config(config, paths, resolve_provider_keys(config))
         return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
@@ -247,11 +258,23 @@ class Gateway:
                     if session is not None:
                         session.close(output.code, output.reason)
                 elif isinstance(output, Spawn):
+                    if output.key is not None:
+                        self._keyed[output.key] = output.job
                     self._spawn(output.job)
                 elif isinstance(output, RunSettled):
+                    self._keyed.pop(output.run_id, None)
                     event = self._run_events.pop(output.run_id, None)
                     if event is not None:
                         event.set()
+                elif isinstance(output, LaneGranted):
+                    self.agents.lane_granted(output.run_id)
+                elif isinstance(output, Interrupt):
+                    job = self._keyed.get(output.key)
+                    if job is not None:
+                        self._interrupted.add(id(job))
+                        scope = self._waiting.get(id(job))
+                        if scope is not None:
+                            scope.cancel()
 
     def _fan_out(self, output: Publish) -> None:
         targets = self.sessions.values() if output.to is None else [self.sessions[c] for c in output.to if c in self.sessions]
@@ -272,19 +295,41 @@ class Gateway:
             self._jobs.start_soon(self._drive, job)
 
     async def _drive(self, job: Job) -> None:
-        """Perform ``job``'s effects one by one until it is done (or cancelled with its scope)."""
+        """Perform ``job``'s effects one by one until it is done (or cancelled with its scope).
+
+        Each effect runs in its own cancel scope: an :class:`Interrupt` (``chat.abort``) cancels it
+        and throws ``RunAborted`` into the job; a run deadline (``until``) throws ``RunDeadline``.
+        """
+        owner = id(job)
         try:
             while job.pending is not None:
-                try:
-                    value, exc = await self._perform(job.pending), None
-                except EffectFailed as failure:
-                    value, exc = None, failure
+                effect = job.pending
+                value: Any = None
+                exc: BaseException | None = None
+                until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
+                with trio.CancelScope(deadline=until if until is not None else float("inf")) as scope:
+                    self._waiting[owner] = scope
+                    if owner in self._interrupted:
+                        scope.cancel()
+                    try:
+                        value = await self._perform(effect, owner)
+                    except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
+                        exc = failure
+                self._waiting.pop(owner, None)
+                if scope.cancelled_caught:
+                    exc = RunAborted() if owner in self._interrupted else RunDeadline()
+                    self._interrupted.discard(owner)
                 job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
                 self.flush()
         finally:
+            self._waiting.pop(owner, None)
+            self._interrupted.discard(owner)
             job.cancel()
+            await self.agents.close_owned(owner)
 
-    async def _perform(self, effect: Any) -> Any:
+    async def _perform(self, effect: Any, owner: int) -> Any:
+        if self.agents.handles(effect):
+            return await self.agents.perform(effect, owner)
         if isinstance(effect, Sleep):
             await trio.sleep(effect.seconds)
             return None
@@ -332,11 +377,32 @@ class Gateway:
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the shell's own tasks: the core deadline scheduler, the tick schedule and spawned
         jobs (runs). Started before the listeners; ends when its nursery is cancelled."""
-        async with trio.open_nursery() as jobs:
-            self._jobs = jobs
-            jobs.start_soon(self.scheduler.run)
-            jobs.start_soon(self._ticker)
-            task_status.started()
+        store = await self.agents.open()
+        await self._recover(store)
+        try:
+            async with trio.open_nursery() as jobs:
+                self._jobs = jobs
+                jobs.start_soon(self.scheduler.run)
+                jobs.start_soon(self._ticker)
+                task_status.started()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self.agents.aclose()
+
+    async def _recover(self, store: Any) -> None:
+        """At start: runs a crash interrupted are marked so; the store's figures feed health."""
+
+        def work() -> tuple[list[Any], int, list[Any]]:
+            interrupted = store.interrupted_runs()
+            now_ms = _runtime.wall_ms()
+            for run in interrupted:
+                store.end_run(run.run_id, "interrupted", now_ms)
+            return interrupted, store.count(), store.recent(5)
+
+        interrupted, count, recent = await trio.to_thread.run_sync(work)
+        self.app.session_stats = {"count": count, "recent": [{"key": r.key, "updatedAt": r.updated_at} for r in recent]}
+        for run in interrupted:
+            self.log.warn("agents", f"run {run.run_id} in {run.session_key} was interrupted by a restart; its input is kept")
 
     async def _ticker(self) -> None:
         """The app's tick schedule: ``tick`` broadcasts and health refreshes."""

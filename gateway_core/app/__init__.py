@@ -8,6 +8,8 @@ from .effects import (
     CloseConnection,
     Effect,
     EffectFailed,
+    Interrupt,
+    LaneGranted,
     LogLine,
     Output,
     Publish,
@@ -22,12 +24,14 @@ from .effects import (
     WriteFile,
 )
 from .gateway import ConnView, Ctx, GatewayApp, HostFacts, Job, allowed_origins, rate_limit_policy
-from .handlers import catalog, config, logs, runs, secrets, system
 from .router import LATER, Refused, Route, Router, routes
 
 
 def default_router() -> Router:
-    """Every method family this gateway implements."""
+    """Every method family this gateway implements (imported here: the families import the agents layer,
+    which imports this package's effects)."""
+    from .handlers import catalog, config, logs, runs, secrets, system
+
     return Router(system.ROUTES, logs.ROUTES, config.ROUTES, secrets.ROUTES, catalog.ROUTES, runs.ROUTES)
 
 
@@ -39,6 +43,8 @@ __all__ = [
     "Effect",
     "EffectFailed",
     "GatewayApp",
+    "Interrupt",
+    "LaneGranted",
     "HostFacts",
     "Job",
     "LogLine",

@@ -127,20 +127,37 @@ class RunSettled(Output, frozen=True):
     run_id: str
 
 
+class LaneGranted(Output, frozen=True):
+    """Run ``run_id`` may start now (it was waiting on ``AwaitLane``)."""
+
+    run_id: str
+
+
+class Interrupt(Output, frozen=True):
+    """Stop the spawned job ``key`` (a run id) at its current effect: ``reason`` is ``abort``."""
+
+    key: str
+    reason: str = "abort"
+
+
 class Spawn(Output, frozen=True):
     """Run ``job`` as a gateway-level task (it outlives the request that started it, e.g. a run).
 
     The host starts it with ``job.step(None, …)`` and then carries out its effects like a request's.
+    ``key`` (a run id) names it for :class:`Interrupt`.
     """
 
     job: Any
     name: str = ""
+    key: str | None = None
 
 
 __all__ = [
     "CloseConnection",
     "Effect",
     "EffectFailed",
+    "Interrupt",
+    "LaneGranted",
     "LogLine",
     "Output",
     "Publish",

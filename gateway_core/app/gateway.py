@@ -21,12 +21,14 @@ import msgspec
 from msgspec import UNSET, Struct
 
 from .. import errors as E
+from ..agents import roster as R
+from ..agents.lanes import Lanes
 from ..auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
 from ..events import Principal, RequestReceived
 from ..frames import ErrorShape, PresenceEntry, Snapshot
 from ..idempotency import IdempotencyLedger
 from ..server import ServerPolicy
-from .effects import CloseConnection, Effect, LogLine, Output, Publish, Reply, RunSettled, Spawn
+from .effects import CloseConnection, Effect, Interrupt, LaneGranted, LogLine, Output, Publish, Reply, RunSettled, Spawn
 from .presence import PresenceTable, Versions
 from .router import LATER, Refused, Router
 from .runs import RunTable
@@ -51,6 +53,7 @@ class HostFacts(Struct, frozen=True, kw_only=True):
     log_path: str = ""
     #: The gateway's own Ed25519 identity (``gateway.identity.get``).
     identity: dict[str, str] = {}
+    cpus: int = 1
 
 
 class ConnView:
@@ -178,7 +181,13 @@ class GatewayApp:
         self.health_raw: msgspec.Raw | None = None
         self.health_at = -math.inf
         self._tick_at = now + self.policy.tick_interval_ms / 1000
-        #: Extension point for later families (sessions store stats, channels, …): name → state.
+        #: Providers' API keys as the host resolved them (env substitutions, SecretRefs).
+        self.provider_keys: dict[str, str | None] = {}
+        self.roster = R.roster(self.config)
+        self.lanes = Lanes(R.max_concurrent(self.config, facts.cpus))
+        #: Session store figures for health/status (the host refreshes them: count, recent rows).
+        self.session_stats: dict[str, Any] = {"count": 0, "recent": []}
+        #: Extension point for later families (channels, …): name → state.
         self.parts: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ time
@@ -259,10 +268,21 @@ class GatewayApp:
                 closed += 1
         return closed
 
-    def apply_config(self, config: dict[str, Any] | None, paths: set[str]) -> list[str]:
-        """Hot-apply config paths that have a live consumer here; returns the ones applied."""
+    def apply_config(
+        self, config: dict[str, Any] | None, paths: set[str], provider_keys: dict[str, str | None] | None = None
+    ) -> list[str]:
+        """Hot-apply config paths that have a live consumer here; returns the ones applied.
+
+        Agents and models are re-read from the config as a whole: the next run uses them.
+        """
         self.config = config or {}
+        if provider_keys is not None:
+            self.provider_keys = provider_keys
+        self.roster = R.roster(self.config)
+        self.lanes.max_concurrent = R.max_concurrent(self.config, self.facts.cpus)
         done: list[str] = []
+        if any(p.startswith(("agents", "models")) for p in paths):
+            done.append("agents/models")
         if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
             self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
             done.append("gateway.controlUi.allowedOrigins")
@@ -291,8 +311,31 @@ class GatewayApp:
         """Tell the host that ``run`` finished (its ``agent.wait`` callers wake)."""
         self.outbox.append(RunSettled(run.run_id))
 
-    def spawn(self, job: Job, name: str = "") -> None:
-        self.outbox.append(Spawn(job, name))
+    def release_lane(self, run_id: str) -> None:
+        """A run left its lane (finished or gave up waiting): wake the runs it lets in."""
+        for granted in self.lanes.release(run_id):
+            self.outbox.append(LaneGranted(granted))
+
+    def interrupt(self, run_id: str, reason: str = "abort") -> None:
+        self.outbox.append(Interrupt(run_id, reason))
+
+    def session_changed(self, record: Any, reason: str) -> None:
+        """``sessions.changed`` to the connections subscribed with ``sessions.subscribe``."""
+        if record is None:
+            return
+        stats = self.session_stats
+        recent = [r for r in stats.get("recent", []) if r.get("key") != record.key]
+        stats["recent"] = [{"key": record.key, "updatedAt": record.updated_at}, *recent][:5]
+        to = self.subscribers("sessions")
+        if to:
+            self.publish(
+                "sessions.changed",
+                {"sessionKey": record.key, "reason": reason, "ts": record.updated_at},
+                to=to,
+            )
+
+    def spawn(self, job: Job, name: str = "", key: str | None = None) -> None:
+        self.outbox.append(Spawn(job, name, key))
 
     def take_outbox(self) -> list[Output]:
         out, self.outbox = self.outbox, []
@@ -332,10 +375,10 @@ class GatewayApp:
             uptime_ms=self.uptime_ms(now),
             suspension={"phase": "accepting"},
             session_defaults={
-                "defaultAgentId": "main",
-                "modelConfigured": False,
+                "defaultAgentId": self.roster.default_id,
+                "modelConfigured": any(a.primary for a in self.roster.agents),
                 "mainKey": "main",
-                "mainSessionKey": "agent:main:main",
+                "mainSessionKey": f"agent:{self.roster.default_id}:main",
                 "scope": "per-sender",
             },
             config_path=self.facts.config_path,
@@ -344,7 +387,8 @@ class GatewayApp:
         )
 
     def refresh_health(self, now: float, wall_ms: int) -> dict[str, Any]:
-        sessions = {"path": f"{self.facts.state_dir}/agents/main", "count": 0, "recent": []}
+        recent = [{**r, "age": max(0, wall_ms - r["updatedAt"])} for r in self.session_stats.get("recent", [])]
+        sessions = {"path": f"{self.facts.state_dir}/agents/sessions.sqlite", "count": self.session_stats.get("count", 0), "recent": recent}
         snap = {
             "ok": True,
             "ts": wall_ms,
@@ -354,11 +398,11 @@ class GatewayApp:
             "channelOrder": [],
             "channelLabels": {},
             "heartbeatSeconds": HEARTBEAT_EVERY_MS // 1000 if self.heartbeats_enabled else 0,
-            "defaultAgentId": "main",
+            "defaultAgentId": self.roster.default_id,
             "agents": [
                 {
-                    "agentId": "main",
-                    "isDefault": True,
+                    "agentId": agent.id,
+                    "isDefault": agent.id == self.roster.default_id,
                     "heartbeat": {
                         "enabled": self.heartbeats_enabled,
                         "every": "30m",
@@ -369,6 +413,7 @@ class GatewayApp:
                     },
                     "sessions": sessions,
                 }
+                for agent in self.roster.agents
             ],
             "sessions": sessions,
         }

@@ -9,6 +9,7 @@ than ``max_finished`` of them, and active runs are never dropped.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Any
 
 from msgspec import Struct
 
@@ -36,6 +37,8 @@ class Run(Struct, kw_only=True):
     #: Where the final answer of a two-stage ``agent`` request goes: (conn id, request id).
     origin: tuple[str, str] | None = None
     abort_requested: bool = False
+    #: How the turn ended (the agent loop's ``TurnResult``), once it has.
+    result: Any = None
 
     @property
     def active(self) -> bool:

@@ -1,8 +1,8 @@
 """Runs family: ``agent`` (two-stage), ``agent.wait``, ``chat.send``, ``chat.abort`` (protocol.md §13).
 
-The request handlers register the run (idempotency key = run id), answer the ack, and spawn the
-run as a gateway-level job; the run job publishes the ``agent``/``chat`` events (per-run ``seq``
-from :meth:`Run.next_seq`) and sends the final answer of a two-stage ``agent`` call.
+The request handlers check the call, register the run (idempotency key = run id), answer the ack,
+and spawn the turn (``gateway_core.agents.loop``) as a gateway-level job keyed by the run id; the
+turn publishes the ``agent``/``chat`` events and sends the final answer of a two-stage ``agent``.
 """
 
 from __future__ import annotations
@@ -13,95 +13,134 @@ from typing import Any
 from msgspec import UNSET
 
 from ... import errors as E
-from ...idempotency import Final
-from ..effects import Effect, Reply, Sleep, WaitRun
-from ..gateway import Ctx, Job
+from ...agents import keys
+from ...agents import roster as R
+from ...agents.loop import TurnSpec, run_turn
+from ...agents.roster import Agent
+from ..effects import Effect, Sleep, WaitRun
+from ..gateway import Ctx, GatewayApp, Job
 from ..router import LATER, Refused, routes
 from ..runs import Run
 
-NO_PROVIDER = "No model provider is configured for this gateway."
+
+def pick_agent(app: GatewayApp, requested: Any, session_key: str | None = None) -> Agent:
+    """The agent named by ``agentId`` (or by an ``agent:<id>:`` session key), else the default."""
+    if isinstance(requested, str) and requested:
+        agent = app.roster.get(keys.normalize_agent_id(requested))
+        if agent is None:
+            raise Refused(E.invalid_request(f'unknown agent id "{requested}"'))
+        return agent
+    if session_key and session_key.lower().startswith("agent:"):
+        agent = app.roster.get(keys.agent_of(session_key, app.roster.default_id))
+        if agent is None:
+            raise Refused(E.invalid_request(f'unknown agent id "{keys.agent_of(session_key)}"'))
+        return agent
+    return app.roster.default
 
 
-def canonical_session_key(raw: str, agent_id: str = "main") -> str:
-    return raw if raw.startswith("agent:") else f"agent:{agent_id}:{raw}"
+def _check_key(raw: str) -> None:
+    if keys.is_reserved(raw):
+        raise Refused(E.invalid_request("sessionKey cannot use reserved internal session namespaces"))
+
+
+def start_turn(ctx: Ctx, run: Run, spec: TurnSpec) -> None:
+    """Spawn the turn of ``run`` as a gateway-level job (interruptible by its run id)."""
+    app = ctx.app
+    run_ctx = Ctx(app, None, ctx.request_id, ctx.method, ctx.now, ctx.wall_ms)
+    app.spawn(Job(run_ctx, _turn_job(run_ctx, run, spec)), f"run {run.run_id}", key=run.run_id)
+
+
+def _turn_job(ctx: Ctx, run: Run, spec: TurnSpec) -> Generator[Effect, Any, None]:
+    yield Sleep(0)  # the ack goes out first
+    run.result = yield from run_turn(ctx, run, spec)
+
+
+def _override(p: Any) -> str | None:
+    model = p.model if p.model is not UNSET and p.model else None
+    provider = p.provider if p.provider is not UNSET and p.provider else None
+    if model and provider and "/" not in model:
+        return f"{provider}/{model}"
+    if model and "/" not in model:
+        return None  # a bare id without a provider: resolved by the roster later (not yet)
+    return model
 
 
 def agent(ctx: Ctx, p: Any) -> Any:
     app = ctx.app
     key = p.idempotency_key
-    begin = app.ledger.begin("agent", key, ctx.wall_ms, {"runId": key, "status": "in_flight", "agentId": "main"})
+    session_raw = p.session_key if p.session_key is not UNSET and p.session_key else None
+    if session_raw is not None:
+        _check_key(session_raw)
+    chosen = pick_agent(app, p.agent_id if p.agent_id is not UNSET else None, session_raw)
+    in_flight: dict[str, Any] = {"runId": key, "status": "in_flight", "agentId": chosen.id}
+    session_key = keys.canonical(session_raw, chosen.id) if session_raw else keys.explicit_key(chosen.id, key)
+    if session_raw:
+        in_flight["sessionKey"] = session_key
+    begin = app.ledger.begin("agent", key, ctx.wall_ms, in_flight)
     if begin.status != "new":
         answer = begin.replay()
         if not answer.ok:
             assert answer.error is not None
             raise Refused(answer.error, answer.payload)
         return answer.payload
-    session_key = p.session_key if p.session_key is not UNSET else f"agent:main:explicit:{key}"
-    run = app.runs.add(Run(run_id=key, session_key=session_key, started_at=ctx.wall_ms), ctx.wall_ms)
     assert ctx.conn is not None
-    run.origin = (ctx.conn.conn_id, ctx.request_id)
-    ctx.reply({"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": run.started_at})
-    run_ctx = Ctx(app, None, ctx.request_id, "agent", ctx.now, ctx.wall_ms)
-    app.spawn(Job(run_ctx, _agent_run(run_ctx, run)), f"run {key}")
+    run = app.runs.add(
+        Run(run_id=key, session_key=session_key, agent_id=chosen.id, started_at=ctx.wall_ms, origin=(ctx.conn.conn_id, ctx.request_id)),
+        ctx.wall_ms,
+    )
+    ack: dict[str, Any] = {"runId": key, "agentId": chosen.id, "status": "accepted", "acceptedAt": run.started_at}
+    if session_raw:
+        ack["sessionKey"] = session_key
+    ctx.reply(ack)
+    timeout = float(p.timeout) if p.timeout is not UNSET and p.timeout > 0 else R.run_timeout_s(app.config)
+    spec = TurnSpec(
+        agent=chosen,
+        session_key=session_key,
+        message=p.message,
+        surface="agent",
+        extra_system=p.extra_system_prompt if p.extra_system_prompt is not UNSET else None,
+        model_override=_override(p),
+        timeout_s=timeout,
+        idempotency_key=key,
+        sender=_sender(ctx),
+        origin=run.origin,
+    )
+    start_turn(ctx, run, spec)
     return LATER
 
 
-def _agent_run(ctx: Ctx, run: Run) -> Generator[Effect, Any, None]:
-    """No provider yet: the run fails the way the published gateway's do without credentials."""
-    yield Sleep(0)
-    app = ctx.app
-    base = {"runId": run.run_id, "sessionKey": run.session_key, "sessionId": run.run_id, "agentId": "main"}
-    ctx.publish(
-        "agent",
-        {**base, "stream": "lifecycle", "seq": run.next_seq(), "ts": ctx.wall_ms,
-         "data": {"phase": "start", "startedAt": run.started_at}},
-    )
-    app.runs.finish(run, "error", ctx.wall_ms, error=NO_PROVIDER)
-    ctx.publish(
-        "agent",
-        {**base, "stream": "lifecycle", "seq": run.next_seq(), "ts": ctx.wall_ms,
-         "data": {"phase": "error", "startedAt": run.started_at, "endedAt": run.ended_at, "error": NO_PROVIDER}},
-    )
-    ctx.publish(
-        "chat",
-        {"runId": run.run_id, "sessionKey": run.session_key, "agentId": "main", "seq": run.next_seq(),
-         "state": "error", "errorMessage": NO_PROVIDER},
-    )
-    err = E.unavailable(NO_PROVIDER)
-    payload = {"runId": run.run_id, "status": "error", "summary": NO_PROVIDER}
-    app.ledger.finish("agent", run.run_id, Final(ok=False, payload=payload, error=err), ctx.wall_ms)
-    app.run_settled(run)
-    if run.origin is not None:
-        app.outbox.append(Reply(run.origin[0], run.origin[1], False, payload, err))
+def _sender(ctx: Ctx) -> dict[str, Any]:
+    if ctx.conn is None:
+        return {}
+    c = ctx.conn.principal.client
+    return {"clients": [{"id": c.id, "mode": c.mode}]}
 
 
 def chat_send(ctx: Ctx, p: Any) -> Any:
     app = ctx.app
     key = p.idempotency_key
+    _check_key(p.session_key)
+    chosen = pick_agent(app, p.agent_id if p.agent_id is not UNSET else None, p.session_key)
     begin = app.ledger.begin("chat", key, ctx.wall_ms, {"runId": key, "status": "in_flight"})
     if begin.status != "new":
         final = begin.entry.final
         return final.payload if final is not None else begin.entry.in_flight_payload
+    session_key = keys.canonical(p.session_key, chosen.id)
     run = app.runs.add(
-        Run(run_id=key, session_key=canonical_session_key(p.session_key), kind="chat", started_at=ctx.wall_ms),
-        ctx.wall_ms,
+        Run(run_id=key, session_key=session_key, agent_id=chosen.id, kind="chat", started_at=ctx.wall_ms), ctx.wall_ms
     )
-    run_ctx = Ctx(app, None, ctx.request_id, "chat.send", ctx.now, ctx.wall_ms)
-    app.spawn(Job(run_ctx, _chat_run(run_ctx, run)), f"chat {key}")
+    timeout = p.timeout_ms / 1000 if p.timeout_ms is not UNSET and p.timeout_ms > 0 else R.run_timeout_s(app.config)
+    spec = TurnSpec(
+        agent=chosen,
+        session_key=session_key,
+        message=p.message,
+        surface="chat",
+        timeout_s=timeout,
+        idempotency_key=key,
+        sender=_sender(ctx),
+    )
+    start_turn(ctx, run, spec)
     return {"runId": key, "status": "started"}
-
-
-def _chat_run(ctx: Ctx, run: Run) -> Generator[Effect, Any, None]:
-    yield Sleep(0)
-    app = ctx.app
-    app.runs.finish(run, "error", ctx.wall_ms, error=NO_PROVIDER)
-    ctx.publish(
-        "chat",
-        {"runId": run.run_id, "sessionKey": run.session_key, "agentId": "main", "seq": run.next_seq(),
-         "state": "error", "errorMessage": NO_PROVIDER},
-    )
-    app.ledger.finish("chat", run.run_id, Final(ok=True, payload={"runId": run.run_id, "status": "error"}), ctx.wall_ms)
-    app.run_settled(run)
 
 
 def agent_wait(ctx: Ctx, p: Any) -> Generator[Effect, Any, Any]:
@@ -118,18 +157,20 @@ def agent_wait(ctx: Ctx, p: Any) -> Generator[Effect, Any, Any]:
     out: dict[str, Any] = {"runId": p.run_id, "status": run.status, "startedAt": run.started_at, "endedAt": run.ended_at}
     if run.error:
         out["error"] = run.error
+    if run.stop_reason:
+        out["stopReason"] = run.stop_reason
     return out
 
 
 def chat_abort(ctx: Ctx, p: Any) -> Any:
     app = ctx.app
-    active = app.runs.active_for(canonical_session_key(p.session_key))
+    chosen = pick_agent(app, p.agent_id if p.agent_id is not UNSET else None, p.session_key)
+    active = app.runs.active_for(keys.canonical(p.session_key, chosen.id))
     if p.run_id is not UNSET:
         active = [r for r in active if r.run_id == p.run_id]
     for run in active:
         run.abort_requested = True
-        app.runs.finish(run, "aborted", ctx.wall_ms)
-        app.run_settled(run)
+        app.interrupt(run.run_id)
     return {"ok": True, "aborted": bool(active), "runIds": [r.run_id for r in active]}
 
 

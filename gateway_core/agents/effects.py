@@ -1,0 +1,85 @@
+"""Effects of the agent runtime: model streams, the session store, the run lanes.
+
+Like every effect (``gateway_core.app.effects``), these are yielded by pure code and carried out by
+the host: the Trio shell calls the provider adapters (with retries and fallbacks) and the SQLite
+store in a worker thread; the conformance simulator runs the offline provider and the in-memory
+store on its virtual clock.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from msgspec import Struct
+
+from ..app.effects import Effect
+from ..providers.errors import ProviderError
+from ..providers.types import ModelRequest
+
+
+class ModelOpen(Effect, frozen=True):
+    """Start a streamed call: the first candidate, then fallbacks as the retry policy decides.
+
+    The result is a handle for :class:`ModelNext`. ``until`` is the run's deadline (host clock).
+    """
+
+    candidates: tuple[ModelRequest, ...]
+    until: float | None = None
+
+
+class ModelNext(Effect, frozen=True):
+    """The next stream event as ``(event, "provider/model")``, or ``(None, ref)`` at the end.
+
+    A failed call is thrown into the caller as :class:`ModelFailed`; past ``until``, as
+    :class:`RunDeadline`.
+    """
+
+    handle: int
+    until: float | None = None
+
+
+class ModelClose(Effect, frozen=True):
+    """Close the stream early (the host also closes every stream of a finished job)."""
+
+    handle: int
+
+
+class StoreCall(Effect, frozen=True):
+    """Call ``method`` of the session store (``gateway_core.agents.store.SessionStore``)."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+
+
+class AwaitLane(Effect, frozen=True):
+    """Resume when run ``run_id`` holds its session lane and a global slot (queued, never refused)."""
+
+    run_id: str
+
+
+class ModelFailed(Exception):
+    """The model call failed for good: ``error`` says why, ``message`` is the text for the user."""
+
+    def __init__(self, error: ProviderError, message: str | None = None) -> None:
+        super().__init__(message or error.message)
+        self.error = error
+        self.message = message or error.message
+
+
+class RunDeadline(Exception):
+    """The run's time budget (``agents.defaults.timeoutSeconds``) ran out during an effect."""
+
+
+class RunAborted(Exception):
+    """``chat.abort`` (or a disconnecting HTTP client) stopped the run during an effect."""
+
+
+class Streamed(Struct, frozen=True):
+    """What :class:`ModelNext` returns."""
+
+    event: Any
+    ref: str
+
+
+__all__ = ["AwaitLane", "ModelClose", "ModelFailed", "ModelNext", "ModelOpen", "RunAborted", "RunDeadline", "StoreCall", "Streamed"]

@@ -1,0 +1,201 @@
+"""The agent runtime's effects, carried out on Trio: model streams, the session store, run lanes.
+
+``gateway_core.agents`` decides every step of a turn; this module performs what it asks: it opens
+model streams through the provider hub (retries, fallbacks and cooldowns in
+``gateway_trio.providers.failover``), reads and writes the SQLite session store in a worker thread,
+parks runs waiting for their lane, and keeps each job's open streams so that they are closed the
+moment the job ends, is aborted or is cancelled (the upstream sees its socket close at once).
+
+With ``raw_stream`` set, every model stream event is appended to a JSONL file (``--raw-stream``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from gateway_core.agents.effects import (
+    AwaitLane,
+    ModelClose,
+    ModelFailed,
+    ModelNext,
+    ModelOpen,
+    StoreCall,
+    Streamed,
+)
+from gateway_core.agents.store import SessionStore
+from gateway_core.app import EffectFailed
+from gateway_core.providers.errors import ProviderError
+from gateway_core.providers.types import encode_event
+
+from . import _runtime
+from .secrets import SecretError, resolve_secret
+from .store.sessions import AsyncSessionStore, SqliteSessionStore, StoreError
+
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def resolve_provider_keys(config: dict[str, Any] | None) -> dict[str, str | None]:
+    """``models.providers.<id>.apiKey`` resolved: plain strings, ``${VAR}``, or SecretRefs."""
+    out: dict[str, str | None] = {}
+    providers = (((config or {}).get("models") or {}).get("providers") or {})
+    for pid, pcfg in providers.items() if isinstance(providers, dict) else ():
+        raw = pcfg.get("apiKey") if isinstance(pcfg, dict) else None
+        if isinstance(raw, str):
+            m = _ENV_REF.match(raw.strip())
+            out[pid] = os.environ.get(m.group(1)) if m else raw
+        elif isinstance(raw, dict):
+            try:
+                out[pid] = resolve_secret(raw, config or {})
+            except SecretError:
+                out[pid] = None
+        else:
+            out[pid] = None
+    return out
+
+
+def store_path(state_dir: Path) -> Path:
+    return state_dir / "agents" / "sessions.sqlite"
+
+
+class AgentHost:
+    """Per gateway run: the provider hub, the store, open streams and lane waiters."""
+
+    def __init__(self, state_dir: Path, *, raw_stream: Path | None = None) -> None:
+        self.state_dir = state_dir
+        self.raw_stream = raw_stream
+        self.store: AsyncSessionStore | None = None
+        self._hub: Any = None
+        self._streams: dict[int, tuple[AsyncExitStack, Any, int]] = {}
+        self._next_handle = 0
+        self._lane_events: dict[str, trio.Event] = {}
+
+    async def open(self) -> SessionStore:
+        """Open (or create and migrate) the store, off the event loop."""
+        path = store_path(self.state_dir)
+        sqlite = await trio.to_thread.run_sync(lambda: SqliteSessionStore(path, _runtime.new_uuid))
+        self.store = AsyncSessionStore(sqlite)
+        return sqlite
+
+    async def aclose(self) -> None:
+        for handle in list(self._streams):
+            await self._close(handle)
+        if self._hub is not None:
+            await self._hub.aclose()
+            self._hub = None
+        if self.store is not None:
+            await trio.to_thread.run_sync(self.store.store.close)
+            self.store = None
+
+    def hub(self) -> Any:
+        if self._hub is None:
+            from .providers.hub import ProviderHub  # httpx loads on the first model call, not at start
+
+            self._hub = ProviderHub()
+        return self._hub
+
+    # ------------------------------------------------------------------ lanes
+
+    def lane_granted(self, run_id: str) -> None:
+        self._lane_events.setdefault(run_id, trio.Event()).set()
+
+    async def _await_lane(self, run_id: str) -> None:
+        event = self._lane_events.setdefault(run_id, trio.Event())
+        try:
+            await event.wait()
+        finally:
+            self._lane_events.pop(run_id, None)
+
+    # ------------------------------------------------------------------ effects
+
+    def handles(self, effect: Any) -> bool:
+        return isinstance(effect, StoreCall | ModelOpen | ModelNext | ModelClose | AwaitLane)
+
+    async def perform(self, effect: Any, owner: int) -> Any:
+        """Carry out one agent effect for job ``owner`` (its id, for closing its streams)."""
+        if isinstance(effect, StoreCall):
+            if self.store is None:
+                raise EffectFailed("storage", "the session store is not open")
+            try:
+                return await self.store.call(effect.method, *effect.args, **effect.kwargs)
+            except (OSError, StoreError) as exc:
+                raise EffectFailed("storage", getattr(exc, "strerror", None) or str(exc), str(exc)) from None
+            except Exception as exc:  # noqa: BLE001 - sqlite3 errors: the turn reports them, the gateway keeps serving
+                raise EffectFailed("storage", f"session store error: {type(exc).__name__}", str(exc)) from None
+        if isinstance(effect, AwaitLane):
+            await self._await_lane(effect.run_id)
+            return None
+        if isinstance(effect, ModelOpen):
+            return await self._open(effect, owner)
+        if isinstance(effect, ModelNext):
+            return await self._next(effect.handle)
+        if isinstance(effect, ModelClose):
+            await self._close(effect.handle)
+            return None
+        raise EffectFailed("unsupported", f"{type(effect).__name__} is not an agent effect")
+
+    async def _open(self, effect: ModelOpen, owner: int) -> int:
+        from .providers.failover import stream_with_failover
+
+        stack = AsyncExitStack()
+        stream = await stack.enter_async_context(
+            stream_with_failover(self.hub(), list(effect.candidates), jitter=random.random)
+        )
+        self._next_handle += 1
+        self._streams[self._next_handle] = (stack, stream, owner)
+        return self._next_handle
+
+    async def _next(self, handle: int) -> Streamed:
+        entry = self._streams.get(handle)
+        if entry is None:
+            return Streamed(None, "?/?")
+        _, stream, _ = entry
+        try:
+            event = await stream.__anext__()
+        except StopAsyncIteration:
+            ref = stream.request.ref
+            await self._close(handle)
+            return Streamed(None, ref)
+        except ProviderError as err:
+            message = stream.attempts[-1].decision.message if stream.attempts else err.message
+            await self._close(handle)
+            raise ModelFailed(err, message) from None
+        if self.raw_stream is not None:
+            await self._record(stream.request.ref, event)
+        return Streamed(event, stream.request.ref)
+
+    async def _record(self, ref: str, event: Any) -> None:
+        line = json.dumps({"ts": _runtime.wall_ms(), "model": ref, "event": json.loads(encode_event(event))}) + "\n"
+        path = self.raw_stream
+        assert path is not None
+
+        def append() -> None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(line)
+
+        try:
+            await trio.to_thread.run_sync(append)
+        except OSError:
+            self.raw_stream = None  # a full disk stops the recording, never the run
+
+    async def _close(self, handle: int) -> None:
+        entry = self._streams.pop(handle, None)
+        if entry is not None:
+            with trio.CancelScope(shield=True):
+                await entry[0].aclose()
+
+    async def close_owned(self, owner: int) -> None:
+        """Close every stream job ``owner`` left open (it finished, failed or was cancelled)."""
+        for handle in [h for h, (_, _, o) in self._streams.items() if o == owner]:
+            await self._close(handle)
+
+
+__all__ = ["AgentHost", "resolve_provider_keys", "store_path"]

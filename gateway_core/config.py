@@ -2,8 +2,9 @@
 
 Pure: the caller reads and parses the file (JSON5); :func:`validate_config` returns every problem,
 each naming its dotted path (``gateway.bogus: unknown key``, ``gateway.port: must be <= 65535``).
-Keys this gateway does not interpret yet (``agents``, ``models``, ``channels``, …) are accepted as
-objects and passed through untouched; keys nobody knows are errors, as in the published gateway.
+``agents`` and ``models`` are typed (http-agents-channels.md §3); keys this gateway does not
+interpret yet (``channels``, ``hooks``, …) are accepted as objects and passed through untouched;
+keys nobody knows are errors, as in the published gateway.
 """
 
 from __future__ import annotations
@@ -183,6 +184,159 @@ class DiscoveryConfig(_C):
     wide_area: Obj | UnsetType = UNSET
 
 
+ModelRef = Annotated[str, Meta(min_length=3, pattern=r"^[^/\s]+/.+$")]
+
+
+class AgentModel(_C):
+    """``{primary, fallbacks}``: the primary model ref and the refs tried, in order, when it fails."""
+
+    primary: ModelRef | UnsetType = UNSET
+    fallbacks: list[ModelRef] | UnsetType = UNSET
+
+
+AgentModelInput = ModelRef | AgentModel
+
+
+class AgentDefaults(_C):
+    """``agents.defaults`` (http-agents-channels.md §3.1). Typed where this gateway acts on a key;
+    the other published keys are accepted as they are."""
+
+    model: AgentModelInput | UnsetType = UNSET
+    workspace: str | UnsetType = UNSET
+    timeout_seconds: NonNegInt | UnsetType = UNSET
+    max_concurrent: PositiveInt | UnsetType = UNSET
+    models: Obj | UnsetType = UNSET
+    model_policy: Obj | UnsetType = UNSET
+    utility_model: Any | UnsetType = UNSET
+    image_model: Any | UnsetType = UNSET
+    pdf_model: Any | UnsetType = UNSET
+    media_models: Any | UnsetType = UNSET
+    params: Obj | UnsetType = UNSET
+    thinking_default: str | UnsetType = UNSET
+    reasoning_default: Any | UnsetType = UNSET
+    fast_mode_default: Any | UnsetType = UNSET
+    skip_bootstrap: bool | UnsetType = UNSET
+    bootstrap_max_chars: Any | UnsetType = UNSET
+    context_limits: Obj | UnsetType = UNSET
+    heartbeat: Obj | UnsetType = UNSET
+    system_agent: Any | UnsetType = UNSET
+    compaction: Obj | UnsetType = UNSET
+    sandbox: Obj | UnsetType = UNSET
+    model_selection_scope: Literal["session", "agent", "global"] | UnsetType = UNSET
+    user_timezone: str | UnsetType = UNSET
+    decision_model: Any | UnsetType = UNSET
+    session_store: Any | UnsetType = UNSET
+    tools: Obj | UnsetType = UNSET
+    identity: Obj | UnsetType = UNSET
+    subagents: Obj | UnsetType = UNSET
+
+
+AgentId = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")]
+
+
+class AgentEntry(_C):
+    """One agent (``agents.entries.<id>`` or an element of ``agents.list``)."""
+
+    id: AgentId | UnsetType = UNSET
+    name: str | UnsetType = UNSET
+    default: bool | UnsetType = UNSET
+    model: AgentModelInput | UnsetType = UNSET
+    workspace: str | UnsetType = UNSET
+    system_prompt: str | UnsetType = UNSET
+    identity: Obj | UnsetType = UNSET
+    agent_dir: str | UnsetType = UNSET
+    cwd: str | UnsetType = UNSET
+    utility_model: Any | UnsetType = UNSET
+    thinking_default: str | UnsetType = UNSET
+    reasoning_default: Any | UnsetType = UNSET
+    fast_mode_default: Any | UnsetType = UNSET
+    params: Obj | UnsetType = UNSET
+    models: Obj | UnsetType = UNSET
+    skills: Any | UnsetType = UNSET
+    group_chat: Obj | UnsetType = UNSET
+    sandbox: Obj | UnsetType = UNSET
+    runtime: Any | UnsetType = UNSET
+    subagents: Obj | UnsetType = UNSET
+    tools: Obj | UnsetType = UNSET
+    tts: Obj | UnsetType = UNSET
+    context_limits: Obj | UnsetType = UNSET
+    experimental: Obj | UnsetType = UNSET
+    model_policy: Obj | UnsetType = UNSET
+    heartbeat: Obj | UnsetType = UNSET
+
+
+class AgentsConfig(_C):
+    defaults: AgentDefaults | UnsetType = UNSET
+    roster: list[AgentEntry] | UnsetType = msgspec.field(default=UNSET, name="list")
+    entries: dict[AgentId, AgentEntry] | UnsetType = UNSET
+    ownership: Literal["explicit", "implicit"] | UnsetType = UNSET
+
+
+class ModelCost(_C):
+    input: float | UnsetType = UNSET
+    output: float | UnsetType = UNSET
+    cache_read: float | UnsetType = UNSET
+    cache_write: float | UnsetType = UNSET
+
+
+class ProviderModel(_C):
+    """``models.providers.<id>.models[]``: one model of a provider (its id is provider-local)."""
+
+    id: Annotated[str, Meta(min_length=1)]
+    name: str | UnsetType = UNSET
+    reasoning: bool | UnsetType = UNSET
+    input: list[Literal["text", "image", "audio", "video", "file"]] | UnsetType = UNSET
+    cost: ModelCost | UnsetType = UNSET
+    context_window: PositiveInt | UnsetType = UNSET
+    context_tokens: PositiveInt | UnsetType = UNSET
+    max_tokens: PositiveInt | UnsetType = UNSET
+    compat: Obj | UnsetType = UNSET
+    params: Obj | UnsetType = UNSET
+    headers: dict[str, str] | UnsetType = UNSET
+
+
+ProviderApi = Literal[
+    "openai-completions",
+    "openai-responses",
+    "openai-chatgpt-responses",
+    "anthropic-messages",
+    "google-generative-ai",
+    "google-vertex",
+    "github-copilot",
+    "bedrock-converse-stream",
+    "ollama",
+    "pi-messages",
+    "azure-openai-responses",
+    "offline",
+    "offline-echo",
+]
+
+
+class ModelProvider(_C):
+    """``models.providers.<id>``: where a provider lives and how to call it."""
+
+    base_url: str | UnsetType = UNSET
+    baseURL: str | UnsetType = UNSET  # noqa: N815 - the published alternative spelling
+    api_key: SecretInput | UnsetType = UNSET
+    api: ProviderApi | UnsetType = UNSET
+    auth: Literal["api-key", "token", "oauth", "aws-sdk"] | UnsetType = UNSET
+    auth_header: bool | UnsetType = UNSET
+    headers: dict[str, str] | UnsetType = UNSET
+    request: Obj | UnsetType = UNSET
+    timeout_seconds: PositiveInt | UnsetType = UNSET
+    max_tokens: PositiveInt | UnsetType = UNSET
+    inject_num_ctx_for_open_ai_compat: bool | UnsetType = UNSET
+    local_service: Obj | UnsetType = UNSET
+    agent_runtime: Any | UnsetType = UNSET
+    params: Obj | UnsetType = UNSET
+    models: list[ProviderModel] | UnsetType = UNSET
+
+
+class ModelsConfig(_C):
+    mode: Literal["merge", "replace"] | UnsetType = UNSET
+    providers: dict[Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")], ModelProvider] | UnsetType = UNSET
+
+
 class OpenClawConfig(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
     """The root of ``openclaw.json``. Unknown root keys are errors."""
 
@@ -192,9 +346,9 @@ class OpenClawConfig(Struct, forbid_unknown_fields=True, omit_defaults=True, kw_
     discovery: DiscoveryConfig | UnsetType = UNSET
     # Validated pass-through for later work: each must be an object.
     meta: Obj | UnsetType = UNSET
-    agents: Obj | UnsetType = UNSET
+    agents: AgentsConfig | UnsetType = UNSET
     agent: Obj | UnsetType = UNSET
-    models: Obj | UnsetType = UNSET
+    models: ModelsConfig | UnsetType = UNSET
     channels: Obj | UnsetType = UNSET
     plugins: Obj | UnsetType = UNSET
     hooks: Obj | UnsetType = UNSET

@@ -27,6 +27,7 @@ Rules (observed against the published gateway, see conformance/README.md):
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final, TypeVar
 
 import msgspec
@@ -114,6 +115,8 @@ class _Walker:
                 self.errors.append(_Err(path, f"must not have fewer than {t.min_length} characters"))
             if t.max_length is not None and n > t.max_length:
                 self.errors.append(_Err(path, f"must not have more than {t.max_length} characters"))
+            if t.pattern is not None and re.search(t.pattern, value) is None:
+                self.errors.append(_Err(path, f'must match pattern "{t.pattern}"'))
             return
         if isinstance(t, (mi.IntType, mi.FloatType)):
             ok = _is_int(value) if isinstance(t, mi.IntType) else _is_number(value)

@@ -17,7 +17,7 @@ def test_validate_config_names_every_problem() -> None:
         "gateway": {"mode": "local", "bogus": 1, "port": 70000, "reload": {"mode": "sometimes"}},
         "logging": {"level": "loud"},
         "nope": {},
-        "agents": {"anything": {"goes": True}},
+        "channels": {"anything": {"goes": True}},
     }
     assert [str(i) for i in validate_config(cfg)] == [
         "nope: unknown key",

@@ -402,7 +402,11 @@ class Gateway:
         interrupted, count, recent = await trio.to_thread.run_sync(work)
         self.app.session_stats = {"count": count, "recent": [{"key": r.key, "updatedAt": r.updated_at} for r in recent]}
         for run in interrupted:
-            self.log.warn("agents", f"run {run.run_id} in {run.session_key} was interrupted by a restart; its input is kept")
+            if run.input:
+                self.app.interrupted_inputs.setdefault(run.session_key, []).append(run.input)
+            self.log.warn(
+                "agents", f"run {run.run_id} in {run.session_key} was interrupted; its input goes to the next turn"
+            )
 
     async def _ticker(self) -> None:
         """The app's tick schedule: ``tick`` broadcasts and health refreshes."""

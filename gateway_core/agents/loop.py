@@ -48,6 +48,11 @@ from .tools import BUILTIN, run_tool
 #: Model calls per turn at most (tool rounds + 1).
 MAX_MODEL_CALLS = 10
 SILENT_TOKEN = "NO_REPLY"
+#: http-openai-observed.md §1.2: how an interrupted turn's input is carried into the next turn.
+QUEUED_CONTEXT = (
+    "[Queued user message from a previous active turn; preserved as context only. "
+    "Continue with the active prompt below.]"
+)
 
 
 class TurnSpec(Struct, frozen=True, kw_only=True):
@@ -192,6 +197,7 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
     ev.status("preparing_workspace")
     ev.status("preparing_context")
     history = yield StoreCall("messages", (session.session_id,), {"limit": P.HISTORY_LIMIT})
+    carried = app.interrupted_inputs.pop(spec.session_key, [])
     ev.lifecycle({"phase": "start", "startedAt": started_ms})
     ev.status("starting_model")
     deadline = ctx.now + spec.timeout_s if spec.timeout_s != float("inf") else None
@@ -202,7 +208,11 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
         error = f"Unknown model: {override}" if override else "No model provider is configured for this gateway."
         result = TurnResult(status="error", error=error, stop_reason="error", session_id=session.session_id)
         return (yield from _finish(ctx, run, spec, ev, result, records, started_ms))
-    messages = [*P.history_messages(history), _current_message(spec)]
+    current = _current_message(spec)
+    if carried:  # a crash cut these turns short: their input goes along as context (published wording)
+        context = "\n\n".join(carried)
+        current = ChatMessage(role="user", content=f"{QUEUED_CONTEXT}\n{context}\n\n{current.text()}")
+    messages = [*P.history_messages(history), current]
     client_names = {t.name for t in spec.client_tools}
     try:
         for _call in range(MAX_MODEL_CALLS):

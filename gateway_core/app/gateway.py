@@ -185,6 +185,8 @@ class GatewayApp:
         self.provider_keys: dict[str, str | None] = {}
         self.roster = R.roster(self.config)
         self.lanes = Lanes(R.max_concurrent(self.config, facts.cpus))
+        #: Inputs of runs a crash interrupted, by session key: the next turn carries them as context.
+        self.interrupted_inputs: dict[str, list[str]] = {}
         #: Session store figures for health/status (the host refreshes them: count, recent rows).
         self.session_stats: dict[str, Any] = {"count": 0, "recent": []}
         #: Extension point for later families (channels, …): name → state.

@@ -60,6 +60,14 @@ from .state import GatewayIdentity, PersistentServices, atomic_write
 VERSION = "2026.9.6-py.0.1.0"
 
 
+def raw_stream_path(state_dir: Path) -> Path | None:
+    """``--raw-stream`` (``OPENCLAW_RAW_STREAM=1``): where model stream events are appended as JSONL."""
+    if os.environ.get("OPENCLAW_RAW_STREAM") not in ("1", "true", "yes"):
+        return None
+    custom = os.environ.get("OPENCLAW_RAW_STREAM_PATH")
+    return Path(custom) if custom else state_dir / "logs" / "raw-stream.jsonl"
+
+
 def _read_optional(path: str) -> bytes | None:
     try:
         return Path(path).read_bytes()
@@ -130,7 +138,7 @@ class Gateway:
         )
         self.app.reload_view = reload_state
         self.app.provider_keys = resolve_provider_keys(settings.config)
-        self.agents = AgentHost(settings.paths.state_dir, raw_stream=getattr(settings, "raw_stream", None))
+        self.agents = AgentHost(settings.paths.state_dir, raw_stream=raw_stream_path(settings.paths.state_dir))
         self.sessions: dict[str, Session] = {}
         self.preauth_by_ip: dict[str, int] = {}
         self.scheduler = DeadlineScheduler()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from functools import partial
 from pathlib import Path
@@ -90,6 +91,10 @@ def run(
     if reset and not dev:
         print("Use --reset with --dev.", file=sys.stderr)
         return 1
+    if raw_stream or raw_stream_path is not None:  # as published: the flags set the environment the gateway reads
+        os.environ["OPENCLAW_RAW_STREAM"] = "1"
+        if raw_stream_path is not None:
+            os.environ["OPENCLAW_RAW_STREAM_PATH"] = str(raw_stream_path.expanduser().resolve())
     try:
         paths = Paths.resolve(profile or ("dev" if dev else None))
         if dev:

@@ -134,7 +134,7 @@ class ChatHistoryParams(Params):
     session_key: NonEmptyStr
     agent_id: str | UnsetType = UNSET
     cursor: Any | UnsetType = UNSET
-    limit: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    limit: Annotated[int, Meta(ge=1, le=1000)] | UnsetType = UNSET
     max_bytes: Annotated[int, Meta(ge=1024)] | UnsetType = UNSET
     offset: NonNegInt | UnsetType = UNSET
     pending_before: Any | UnsetType = UNSET
@@ -153,6 +153,9 @@ class ChatAbortParams(Params):
 
 class SessionsListParams(Params):
     limit: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    configured_agents_only: bool | UnsetType = UNSET
+    include_derived_titles: bool | UnsetType = UNSET
+    include_last_message: bool | UnsetType = UNSET
     offset: NonNegInt | UnsetType = UNSET
     active_minutes: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
     active_only: bool | UnsetType = UNSET
@@ -162,7 +165,38 @@ class SessionsListParams(Params):
     label: str | UnsetType = UNSET
     agent_id: str | UnsetType = UNSET
     search: str | UnsetType = UNSET
-    archived: bool | UnsetType = UNSET
+    archived: bool | Literal["all"] | UnsetType = UNSET
+
+
+class SessionsPreviewParams(Params):
+    keys: Annotated[list[NonEmptyStr], Meta(min_length=1)]
+    limit: Annotated[int, Meta(ge=1)] | UnsetType = UNSET
+    max_chars: Annotated[int, Meta(ge=20)] | UnsetType = UNSET
+
+
+class SessionsPatchParams(OpenParams):
+    """Open on purpose: the published UI patches keys this gateway does not keep (pinned, color, …)."""
+
+    key: NonEmptyStr
+    label: str | None | UnsetType = UNSET
+    model: str | None | UnsetType = UNSET
+    thinking_level: str | None | UnsetType = UNSET
+    fast_mode: bool | str | None | UnsetType = UNSET
+    verbose_level: str | None | UnsetType = UNSET
+
+
+class SessionsResetParams(Params):
+    key: NonEmptyStr
+    agent_id: str | UnsetType = UNSET
+    reason: Literal["new", "reset"] | UnsetType = UNSET
+    expected_session_id: str | UnsetType = UNSET
+
+
+class SessionsDeleteParams(OpenParams):
+    key: NonEmptyStr
+    agent_id: str | UnsetType = UNSET
+    delete_transcript: bool | UnsetType = UNSET
+    expected_session_id: str | UnsetType = UNSET
 
 
 class SessionsMessagesSubscribeParams(Params):
@@ -242,6 +276,11 @@ PARAMS_SCHEMAS: Final[dict[str, type[Struct]]] = {
     "chat.abort": ChatAbortParams,
     "sessions.list": SessionsListParams,
     "sessions.subscribe": SessionsListParams,
+    "sessions.preview": SessionsPreviewParams,
+    "sessions.patch": SessionsPatchParams,
+    "sessions.reset": SessionsResetParams,
+    "sessions.delete": SessionsDeleteParams,
+    "agents.list": Empty,
     "sessions.messages.subscribe": SessionsMessagesSubscribeParams,
     "sessions.messages.unsubscribe": SessionsMessagesSubscribeParams,
     "send": SendParams,

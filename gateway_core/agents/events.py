@@ -123,8 +123,8 @@ class RunEvents:
 
     def aborted(self, result: Any) -> None:
         self.lifecycle(
-            {"phase": "end", "stopReason": result.stop_reason, "aborted": True, "startedAt": self.run.started_at,
-             "endedAt": self.ctx.wall_ms, "executionSettled": True}
+            {"phase": "end", "status": "cancelled", "aborted": True, "stopReason": result.stop_reason,
+             "startedAt": self.run.started_at, "endedAt": self.ctx.wall_ms}
         )
         fields: dict[str, Any] = {"stopReason": result.stop_reason}
         if result.text:

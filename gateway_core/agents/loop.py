@@ -92,6 +92,7 @@ class TurnResult(Struct, kw_only=True):
     error: str | None = None
     error_detail: dict[str, Any] = {}
     session_id: str | None = None
+    response_id: str | None = None
     duration_ms: int = 0
     silent: bool = False
 
@@ -179,7 +180,8 @@ def _end_without_session(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, stop
 
 def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) -> Generator[Effect, Any, TurnResult]:
     app = ctx.app
-    session: SessionRecord = yield StoreCall("ensure", (spec.session_key, spec.agent.id, ctx.wall_ms))
+    created = {"agent": {"createdVia": "run"}, "chat": {"createdVia": "operator", "chatType": "direct"}}.get(spec.surface, {})
+    session: SessionRecord = yield StoreCall("ensure", (spec.session_key, spec.agent.id, ctx.wall_ms, created))
     ev.session_id = session.session_id
     if session.message_count == 0 and session.created_at == ctx.wall_ms:
         app.session_stats["count"] = app.session_stats.get("count", 0) + 1
@@ -244,6 +246,7 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
                 elif isinstance(event, ReasoningDelta | ToolCallDelta | StreamEnd):
                     pass
             turn = builder.result()
+            result.response_id = turn.response_id or result.response_id
             last = _usage(turn.usage)
             total = total.add(last)
             result.last_usage = last
@@ -286,12 +289,23 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
     except ModelFailed as failure:
         result = _failed(failure.error, failure.message, result, text)
     except RunAborted:
-        result = TurnResult(status="aborted", text=text, stop_reason="aborted", provider=result.provider, model=result.model)
+        result = TurnResult(status="aborted", text=text, stop_reason="rpc", provider=result.provider, model=result.model)
     except RunDeadline:
         result = TurnResult(status="timeout", text=text, stop_reason="timeout", provider=result.provider, model=result.model)
     result.usage = total
     result.session_id = session.session_id
-    if result.text and result.status in ("ok", "aborted", "timeout"):
+    if result.status == "error":
+        records.append(
+            MessageRecord(
+                role="assistant",
+                content=[{"type": "text", "text": result.error or "agent run failed"}],
+                ts=ctx.wall_ms,
+                run_id=run.run_id,
+                meta={"provider": result.provider, "model": result.model, "stopReason": "error",
+                      "idempotencyKey": f"{run.run_id}:terminal-error"},
+            )
+        )
+    elif result.text:
         silent = result.status == "ok" and result.text.strip() == SILENT_TOKEN
         result.silent = silent
         records.append(
@@ -305,8 +319,10 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
                     "provider": result.provider,
                     "model": result.model,
                     "usage": _usage_json(result.last_usage),
-                    "stopReason": result.stop_reason,
+                    "stopReason": "stop" if result.status != "ok" else result.stop_reason,
+                    **({"responseId": result.response_id} if result.response_id else {}),
                     **({"silent": True} if silent else {}),
+                    **({"aborted": True} if result.status != "ok" else {}),
                 },
             )
         )
@@ -339,10 +355,22 @@ def _finish(
     """Write the turn (one transaction), then tell everyone how it ended."""
     result.duration_ms = max(0, ctx.wall_ms - started_ms)
     status = {"ok": "ok", "error": "error", "aborted": "aborted", "timeout": "timeout"}[result.status]
+    extra = {
+        "lastRunId": run.run_id,
+        "status": {"ok": "done", "error": "failed"}.get(result.status, "killed"),
+        "startedAt": started_ms,
+        "endedAt": ctx.wall_ms,
+        "runtimeMs": result.duration_ms,
+        "abortedLastRun": result.status in ("aborted", "timeout"),
+        "lastInteractionAt": started_ms,
+        "systemSent": True,
+    }
+    if result.status == "error":
+        extra["lastRunError"] = result.error
     saved = yield StoreCall(
         "append_turn",
         (spec.session_key, run.run_id, records, result.usage, ctx.wall_ms),
-        {"model": result.model, "provider": result.provider, "status": status, "route": spec.route},
+        {"model": result.model, "provider": result.provider, "status": status, "route": spec.route, "extra": extra},
     )
     ctx.app.session_changed(saved, "message")
     _settle(ctx, run, spec, ev, result)
@@ -365,18 +393,26 @@ def _settle(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, result: TurnResul
         app.runs.finish(run, "error", ctx.wall_ms, error=result.error)
     else:
         ev.aborted(result)
-        app.runs.finish(run, result.status, ctx.wall_ms, stop_reason=result.stop_reason)
+        # As published, agent.wait reports an aborted run as an error ("aborted", stopReason rpc).
+        app.runs.finish(run, "error", ctx.wall_ms, error="aborted" if spec.surface == "chat" else None, stop_reason=result.stop_reason)
     kind = "chat" if spec.surface == "chat" else "agent"
     final = agent_final(run, spec, result)
     if spec.idempotency_key is not None:
         if kind == "chat":
-            app.ledger.finish("chat", spec.idempotency_key, Final(ok=True, payload={"runId": run.run_id, "status": result.status}), ctx.wall_ms)
+            app.ledger.finish("chat", spec.idempotency_key, Final(ok=True, payload=chat_final(run, result, ctx.wall_ms)), ctx.wall_ms)
         else:
             app.ledger.finish("agent", spec.idempotency_key, final, ctx.wall_ms)
     run.result = result
     app.run_settled(run)
     if spec.origin is not None:
         app.outbox.append(Reply(spec.origin[0], spec.origin[1], final.ok, final.payload, final.error))
+
+
+def chat_final(run: Run, result: TurnResult, now_ms: int) -> dict[str, Any]:
+    """What a repeated ``chat.send`` idempotency key answers once the run is over (as published)."""
+    if result.status in ("aborted", "timeout"):
+        return {"runId": run.run_id, "status": "timeout", "summary": "aborted", "stopReason": result.stop_reason, "endedAt": now_ms}
+    return {"runId": run.run_id, "status": result.status}
 
 
 def agent_final(run: Run, spec: TurnSpec, result: TurnResult) -> Final:

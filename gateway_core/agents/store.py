@@ -58,6 +58,8 @@ class SessionRecord(Struct, kw_only=True):
     last_route: dict[str, Any] | None = None
     #: The newest message's text, cut short (sessions.list previews).
     last_text: str | None = None
+    #: Row facts without a column of their own (createdVia, chatType, the last run's outcome, …).
+    extra: dict[str, Any] = {}
 
 
 class MessageRecord(Struct, kw_only=True):
@@ -117,7 +119,7 @@ class SessionStore(Protocol):
     """What the agent runtime asks of the store (each call is one transaction)."""
 
     def get(self, key: str) -> SessionRecord | None: ...
-    def ensure(self, key: str, agent_id: str, now_ms: int) -> SessionRecord: ...
+    def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord: ...
     def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]: ...
     def begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None: ...
     def append_turn(
@@ -132,18 +134,21 @@ class SessionStore(Protocol):
         provider: str | None = None,
         status: str = "ok",
         route: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> SessionRecord: ...
     def end_run(self, run_id: str, status: str, now_ms: int) -> None: ...
     def interrupted_runs(self) -> list[RunRecord]: ...
     def list(self, query: SessionQuery) -> SessionPage: ...
     def patch(self, key: str, fields: dict[str, Any], now_ms: int) -> SessionRecord | None: ...
-    def reset(self, key: str, now_ms: int) -> SessionRecord | None: ...
+    def reset(self, key: str, now_ms: int, marker: MessageRecord | None = None) -> SessionRecord | None: ...
     def delete(self, key: str) -> bool: ...
     def count(self) -> int: ...
     def recent(self, limit: int) -> list[SessionRecord]: ...
 
 
 PATCHABLE = ("label", "model_override", "thinking")
+#: What a reset clears besides the transcript (the session id stays, as published).
+RESET_CLEARS = {"label": None, "model_override": None, "thinking": None}
 
 
 def _matches(rec: SessionRecord, q: SessionQuery) -> bool:
@@ -183,10 +188,13 @@ class MemorySessionStore:
         rec = self._sessions.get(key)
         return msgspec.structs.replace(rec) if rec is not None else None
 
-    def ensure(self, key: str, agent_id: str, now_ms: int) -> SessionRecord:
+    def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord:
         rec = self._sessions.get(key)
         if rec is None:
-            rec = SessionRecord(key=key, session_id=self._new_id(), agent_id=agent_id, created_at=now_ms, updated_at=now_ms)
+            rec = SessionRecord(
+                key=key, session_id=self._new_id(), agent_id=agent_id, created_at=now_ms, updated_at=now_ms,
+                extra=dict(extra or {}),
+            )
             self._sessions[key] = rec
             self._messages[rec.session_id] = []
         return msgspec.structs.replace(rec)
@@ -210,8 +218,11 @@ class MemorySessionStore:
         provider: str | None = None,
         status: str = "ok",
         route: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> SessionRecord:
         rec = self._sessions[key]
+        if extra:
+            rec.extra = {**rec.extra, **extra}
         box = self._messages.setdefault(rec.session_id, [])
         for m in messages:
             box.append(msgspec.structs.replace(m, seq=len(box) + 1))
@@ -252,14 +263,17 @@ class MemorySessionStore:
         rec.updated_at = now_ms
         return msgspec.structs.replace(rec)
 
-    def reset(self, key: str, now_ms: int) -> SessionRecord | None:
+    def reset(self, key: str, now_ms: int, marker: MessageRecord | None = None) -> SessionRecord | None:
         rec = self._sessions.get(key)
         if rec is None:
             return None
-        self._messages.pop(rec.session_id, None)
-        rec.session_id = self._new_id()
-        self._messages[rec.session_id] = []
-        rec.usage, rec.message_count, rec.last_text, rec.updated_at = Usage(), 0, None, now_ms
+        box = self._messages[rec.session_id] = []
+        if marker is not None:
+            box.append(msgspec.structs.replace(marker, seq=1))
+        for name, value in RESET_CLEARS.items():
+            setattr(rec, name, value)
+        rec.usage, rec.message_count, rec.last_text, rec.updated_at = Usage(), len(box), None, now_ms
+        rec.extra = {k: v for k, v in rec.extra.items() if k in ("createdVia", "chatType")}
         return msgspec.structs.replace(rec)
 
     def delete(self, key: str) -> bool:

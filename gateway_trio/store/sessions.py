@@ -20,6 +20,7 @@ import trio
 
 from gateway_core.agents.store import (
     PATCHABLE,
+    RESET_CLEARS,
     MessageRecord,
     RunRecord,
     SessionPage,
@@ -50,7 +51,8 @@ MIGRATIONS: tuple[str, ...] = (
         last_model TEXT,
         last_provider TEXT,
         last_route TEXT,
-        last_text TEXT
+        last_text TEXT,
+        extra TEXT NOT NULL DEFAULT '{}'
     );
     CREATE INDEX sessions_by_updated ON sessions (updated_at DESC, key);
     CREATE INDEX sessions_by_agent ON sessions (agent_id, updated_at DESC);
@@ -80,7 +82,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _COLUMNS = (
     "key, session_id, agent_id, created_at, updated_at, label, model_override, thinking, usage_input, "
     "usage_output, usage_cache_read, usage_cache_write, usage_total, message_count, last_model, last_provider, "
-    "last_route, last_text"
+    "last_route, last_text, extra"
 )
 _SORTS = {
     "updatedAt": "updated_at DESC, key",
@@ -110,6 +112,7 @@ def _row(r: tuple[Any, ...]) -> SessionRecord:
         last_provider=r[15],
         last_route=json.loads(r[16]) if r[16] else None,
         last_text=r[17],
+        extra=json.loads(r[18]) if r[18] else {},
     )
 
 
@@ -158,14 +161,14 @@ class SqliteSessionStore:
         with self._lock:
             return self._get(key)
 
-    def ensure(self, key: str, agent_id: str, now_ms: int) -> SessionRecord:
+    def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord:
         with self._tx():
             found = self._get(key)
             if found is not None:
                 return found
             self._db.execute(
-                "INSERT INTO sessions (key, session_id, agent_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
-                (key, self._new_id(), agent_id, now_ms, now_ms),
+                "INSERT INTO sessions (key, session_id, agent_id, created_at, updated_at, extra) VALUES (?, ?, ?, ?, ?, ?)",
+                (key, self._new_id(), agent_id, now_ms, now_ms, json.dumps(extra or {})),
             )
             rec = self._get(key)
         assert rec is not None
@@ -205,11 +208,13 @@ class SqliteSessionStore:
         provider: str | None = None,
         status: str = "ok",
         route: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> SessionRecord:
         with self._tx():
             rec = self._get(key)
             if rec is None:
                 raise KeyError(key)
+            merged = {**rec.extra, **(extra or {})}
             seq = rec.message_count
             for m in messages:
                 seq += 1
@@ -222,8 +227,8 @@ class SqliteSessionStore:
                 "UPDATE sessions SET updated_at = ?, usage_input = usage_input + ?, usage_output = usage_output + ?, "
                 "usage_cache_read = usage_cache_read + ?, usage_cache_write = usage_cache_write + ?, "
                 "usage_total = usage_total + ?, message_count = ?, last_model = COALESCE(?, last_model), "
-                "last_provider = COALESCE(?, last_provider), last_route = COALESCE(?, last_route), last_text = ? "
-                "WHERE key = ?",
+                "last_provider = COALESCE(?, last_provider), last_route = COALESCE(?, last_route), last_text = ?, "
+                "extra = ? WHERE key = ?",
                 (
                     now_ms,
                     usage.input,
@@ -236,6 +241,7 @@ class SqliteSessionStore:
                     provider if model is not None else None,
                     json.dumps(route) if route is not None else None,
                     last_text,
+                    json.dumps(merged),
                     key,
                 ),
             )
@@ -296,16 +302,26 @@ class SqliteSessionStore:
             )
             return self._get(key)
 
-    def reset(self, key: str, now_ms: int) -> SessionRecord | None:
+    def reset(self, key: str, now_ms: int, marker: MessageRecord | None = None) -> SessionRecord | None:
         with self._tx():
             rec = self._get(key)
             if rec is None:
                 return None
             self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
+            count = 0
+            if marker is not None:
+                count = 1
+                self._db.execute(
+                    "INSERT INTO messages (session_id, seq, role, content, ts, run_id, meta) VALUES (?, 1, ?, ?, ?, ?, ?)",
+                    (rec.session_id, marker.role, json.dumps(marker.content), marker.ts, marker.run_id, json.dumps(marker.meta)),
+                )
+            kept = {k: v for k, v in rec.extra.items() if k in ("createdVia", "chatType")}
+            clears = ", ".join(f"{name} = NULL" for name in RESET_CLEARS)
             self._db.execute(
-                "UPDATE sessions SET session_id = ?, usage_input = 0, usage_output = 0, usage_cache_read = 0, "
-                "usage_cache_write = 0, usage_total = 0, message_count = 0, last_text = NULL, updated_at = ? WHERE key = ?",
-                (self._new_id(), now_ms, key),
+                f"UPDATE sessions SET {clears}, usage_input = 0, usage_output = 0, usage_cache_read = 0, "
+                "usage_cache_write = 0, usage_total = 0, message_count = ?, last_text = NULL, extra = ?, updated_at = ? "
+                "WHERE key = ?",
+                (count, json.dumps(kept), now_ms, key),
             )
             return self._get(key)
 

@@ -91,10 +91,11 @@ def test_patch_reset_delete(store: SessionStore) -> None:
     patched = store.patch("k", {"label": "L", "model_override": "p/m", "thinking": "high", "key": "evil"}, 3)
     assert patched is not None and (patched.label, patched.model_override, patched.thinking) == ("L", "p/m", "high")
     assert patched.key == "k"
-    reset = store.reset("k", 4)
-    assert reset is not None and reset.session_id != rec.session_id and reset.message_count == 0
-    assert reset.usage.total == 0 and reset.label == "L"
-    assert store.messages(rec.session_id, limit=10) == [] and store.messages(reset.session_id, limit=10) == []
+    marker = MessageRecord(role="system", content=[{"type": "text", "text": "Reset"}], ts=4)
+    reset = store.reset("k", 4, marker)
+    assert reset is not None and reset.session_id == rec.session_id and reset.message_count == 1  # kept, as published
+    assert reset.usage.total == 0 and reset.label is None and reset.model_override is None
+    assert [m.role for m in store.messages(rec.session_id, limit=10)] == ["system"]
     assert store.delete("k") is True and store.delete("k") is False and store.get("k") is None
     assert store.patch("k", {"label": "x"}, 5) is None and store.reset("k", 5) is None
 

@@ -2,8 +2,8 @@
 
 No sockets and no wall-clock waits: the MockClock jumps virtual time forward whenever every task
 has been blocked for a moment, so a 30 s ``agent.wait`` or a 30 s tick completes at once. (The
-threshold is a small real interval, not 0, so that file effects running in a worker thread finish
-before virtual time races ahead.)
+threshold is a real interval, not 0, so that work in a worker thread finishes before virtual time
+races ahead.)
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ from gateway_trio.session import Session
 from gateway_trio.settings import GatewaySettings, Paths
 
 ADMIN = ["operator.read", "operator.write", "operator.admin"]
+#: Real seconds every task must be blocked before virtual time jumps. Large enough that a worker
+#: thread (the store opening, a file effect) on a loaded machine finishes first; a jump costs this.
+AUTOJUMP_S = 1.0
 
 
 class MemoryTransport:
@@ -111,7 +114,7 @@ def _run(tmp_path: Path, body: Any) -> None:
                 await body(gw, client)
                 nursery.cancel_scope.cancel()
 
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0.05))
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
 
 
 def test_agent_wait_for_an_unknown_run_waits_its_timeout_on_virtual_time(tmp_path: Path) -> None:

@@ -23,12 +23,22 @@ from ..router import LATER, Refused, routes
 from ..runs import Run
 
 
-def pick_agent(app: GatewayApp, requested: Any, session_key: str | None = None) -> Agent:
+def pick_agent(app: GatewayApp, requested: Any, session_key: str | None = None, *, method: str | None = None) -> Agent:
     """The agent named by ``agentId`` (or by an ``agent:<id>:`` session key), else the default."""
+    prefix = f"invalid {method} params: " if method else ""
     if isinstance(requested, str) and requested:
         agent = app.roster.get(keys.normalize_agent_id(requested))
         if agent is None:
-            raise Refused(E.invalid_request(f'unknown agent id "{requested}"'))
+            raise Refused(E.invalid_request(f'{prefix}unknown agent id "{requested}"'))
+        if session_key and session_key.lower().startswith("agent:"):
+            owner = keys.agent_of(session_key, app.roster.default_id)
+            if owner != agent.id:
+                raise Refused(
+                    E.invalid_request(
+                        "Multiple agents are configured, but session agent resolution has no explicit owner. "
+                        f'The agent-scoped session key belongs to "{owner}", not "{agent.id}".'
+                    )
+                )
         return agent
     if session_key and session_key.lower().startswith("agent:"):
         agent = app.roster.get(keys.agent_of(session_key, app.roster.default_id))
@@ -55,14 +65,23 @@ def _turn_job(ctx: Ctx, run: Run, spec: TurnSpec) -> Generator[Effect, Any, None
     run.result = yield from run_turn(ctx, run, spec)
 
 
-def _override(p: Any) -> str | None:
+def _override(app: GatewayApp, agent: Agent, p: Any) -> str | None:
+    """The run's model: ``provider/model``, split ``provider`` + ``model``, or a bare model id (resolved
+    against the configured providers: a unique match, else the agent's own provider)."""
     model = p.model if p.model is not UNSET and p.model else None
     provider = p.provider if p.provider is not UNSET and p.provider else None
-    if model and provider and "/" not in model:
+    if model is None:
+        return None
+    if provider:
         return f"{provider}/{model}"
-    if model and "/" not in model:
-        return None  # a bare id without a provider: resolved by the roster later (not yet)
-    return model
+    if "/" in model:
+        return model
+    owners = [pid for pid, pcfg in R.providers(app.config).items()
+              if any(isinstance(m, dict) and m.get("id") == model for m in pcfg.get("models") or ())]
+    if len(owners) == 1:
+        return f"{owners[0]}/{model}"
+    own = (agent.primary or R.OFFLINE_REF).partition("/")[0]
+    return f"{own}/{model}"
 
 
 def agent(ctx: Ctx, p: Any) -> Any:
@@ -71,10 +90,17 @@ def agent(ctx: Ctx, p: Any) -> Any:
     session_raw = p.session_key if p.session_key is not UNSET and p.session_key else None
     if session_raw is not None:
         _check_key(session_raw)
-    chosen = pick_agent(app, p.agent_id if p.agent_id is not UNSET else None, session_raw)
+    named = p.agent_id if p.agent_id is not UNSET and p.agent_id else None
+    chosen = pick_agent(app, named, session_raw, method="agent")
     in_flight: dict[str, Any] = {"runId": key, "status": "in_flight", "agentId": chosen.id}
-    session_key = keys.canonical(session_raw, chosen.id) if session_raw else keys.explicit_key(chosen.id, key)
     if session_raw:
+        session_key = keys.canonical(session_raw, chosen.id)
+    elif named:
+        session_key = keys.main_key(chosen.id)  # as published: an agent id alone means its main session
+    else:
+        session_key = keys.explicit_key(chosen.id, key)
+    scoped = bool(session_raw or named)
+    if scoped:
         in_flight["sessionKey"] = session_key
     begin = app.ledger.begin("agent", key, ctx.wall_ms, in_flight)
     if begin.status != "new":
@@ -89,8 +115,8 @@ def agent(ctx: Ctx, p: Any) -> Any:
         ctx.wall_ms,
     )
     ack: dict[str, Any] = {"runId": key, "agentId": chosen.id, "status": "accepted", "acceptedAt": run.started_at}
-    if session_raw:
-        ack["sessionKey"] = session_key
+    if scoped:
+        ack = {"runId": key, "sessionKey": session_key, "agentId": chosen.id, "status": "accepted", "acceptedAt": run.started_at}
     ctx.reply(ack)
     timeout = float(p.timeout) if p.timeout is not UNSET and p.timeout > 0 else R.run_timeout_s(app.config)
     spec = TurnSpec(
@@ -99,7 +125,7 @@ def agent(ctx: Ctx, p: Any) -> Any:
         message=p.message,
         surface="agent",
         extra_system=p.extra_system_prompt if p.extra_system_prompt is not UNSET else None,
-        model_override=_override(p),
+        model_override=_override(app, chosen, p),
         timeout_s=timeout,
         idempotency_key=key,
         sender=_sender(ctx),
@@ -120,7 +146,7 @@ def chat_send(ctx: Ctx, p: Any) -> Any:
     app = ctx.app
     key = p.idempotency_key
     _check_key(p.session_key)
-    chosen = pick_agent(app, p.agent_id if p.agent_id is not UNSET else None, p.session_key)
+    chosen = pick_agent(app, p.agent_id if p.agent_id is not UNSET else None, p.session_key, method="chat.send")
     begin = app.ledger.begin("chat", key, ctx.wall_ms, {"runId": key, "status": "in_flight"})
     if begin.status != "new":
         final = begin.entry.final

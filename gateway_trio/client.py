@@ -3,6 +3,7 @@ ClientConnection, so the handshake rules live in one place)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -10,7 +11,7 @@ from msgspec import UNSET
 from trio_websocket import ConnectionClosed, HandshakeError, open_websocket_url
 
 from gateway_core import ClientConnection, ConnectAuth, ConnectParams, SendText
-from gateway_core.events import ConnectFailed, ConnectionTerminated, HelloReceived, ResponseReceived
+from gateway_core.events import ConnectFailed, ConnectionTerminated, EventReceived, HelloReceived, ResponseReceived
 from gateway_core.frames import ClientInfo
 
 from . import _runtime
@@ -84,10 +85,13 @@ async def exchange(
     timeout: float = 30.0,
     version: str = "0.1.0",
     expect_final: bool = False,
+    on_event: Callable[[str, Any], None] | None = None,
+    on_response: Callable[[str, bool, Any], None] | None = None,
 ) -> tuple[dict[str, Any], list[tuple[bool, Any, Any]]]:
     """Handshake, then send every ``(method, params)`` at once; returns the hello and, per call,
     ``(ok, payload, error)`` with ``error`` as ``{"code","message","details"}`` (raises RpcError for
-    transport and connect failures)."""
+    transport and connect failures). ``on_event(name, payload)`` sees every event meanwhile, and
+    ``on_response(request_id, ok, payload)`` every non-final answer (a two-stage ``accepted``)."""
     results: dict[str, tuple[bool, Any, Any]] = {}
     hello: dict[str, Any] = {}
     auth = ConnectAuth(token=token or UNSET, password=password or UNSET) if (token or password) else UNSET
@@ -119,6 +123,10 @@ async def exchange(
                                 )
                         elif isinstance(event, ConnectFailed):
                             raise RpcError("connect", event.error.message, event.error.code)
+                        elif isinstance(event, EventReceived) and on_event is not None:
+                            on_event(event.event, event.payload)
+                        elif isinstance(event, ResponseReceived) and not event.final and on_response is not None:
+                            on_response(event.request_id, event.ok, event.payload)
                         elif isinstance(event, ResponseReceived) and event.final:
                             err = event.error
                             results[event.request_id] = (

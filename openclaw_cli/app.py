@@ -42,6 +42,9 @@ app.command("openclaw_cli.rpc_cmds:status", name="status", help_epilogue="Docs: 
 channels_app = App(name="channels", help="Chat channels.", help_epilogue="Docs: https://docs.openclaw.ai/cli/channels")
 channels_app.command("openclaw_cli.rpc_cmds:channels_status", name="status")
 app.command(channels_app)
+app.command("openclaw_cli.agent_cmd:agent", name="agent", help_epilogue="Docs: https://docs.openclaw.ai/cli/agent")
+app.command("openclaw_cli.agent_cmd:sessions", name="sessions", help_epilogue="Docs: https://docs.openclaw.ai/cli/sessions")
+app.command("openclaw_cli.agent_cmd:models_app", name="models")
 
 
 @app.command(name="conformance")

@@ -429,6 +429,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # Small SSE writes must not wait for the client's delayed ACK (Nagle: ~40 ms per event).
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.upstream._cond:
             self.upstream._sockets.add(self.connection)
 

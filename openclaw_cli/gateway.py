@@ -84,19 +84,16 @@ def run(
 
     from gateway_trio import _runtime
     from gateway_trio.filelog import FileLog
-    from gateway_trio.server import run_gateway
+    from gateway_trio.server import acquire_state_lock, release_state_lock, run_gateway
     from gateway_trio.settings import Paths, StartupError, resolve
 
     if reset and not dev:
         print("Use --reset with --dev.", file=sys.stderr)
         return 1
+    paths = None
+    lock_fd = None
     try:
         paths = Paths.resolve(profile or ("dev" if dev else None))
-        if dev:
-            from gateway_trio.devsetup import ensure_dev
-
-            for line in ensure_dev(paths, reset=reset):
-                print(line)
 
         def resolve_settings() -> Any:
             return resolve(
@@ -114,19 +111,27 @@ def run(
                 new_token=_runtime.new_token,
             )
 
+        # Read-only checks first, then the lock, then writes: a refused start (bad config, another
+        # gateway on this state dir) changes nothing in the state dir or the config.
         settings = resolve_settings()
-    except StartupError as exc:
-        print(exc.message, file=sys.stderr)
-        _log_refusal(exc.message, locals().get("paths"))
-        return exc.exit_code
-    if force:
-        from gateway_trio.force import free_port
+        if force:
+            from gateway_trio.force import free_port
 
-        try:
             free_port(settings.port)
-        except StartupError as exc:
-            print(exc.message, file=sys.stderr)
-            return exc.exit_code
+        lock_fd = acquire_state_lock(paths.state_dir)
+        if dev:
+            from gateway_trio.devsetup import ensure_dev
+
+            for line in ensure_dev(paths, reset=reset):
+                print(line)
+            settings = resolve_settings()
+    except StartupError as exc:
+        if lock_fd is not None and paths is not None:
+            release_state_lock(lock_fd, paths.state_dir)
+        print(exc.message, file=sys.stderr)
+        _log_refusal(exc.message, paths)
+        return exc.exit_code
+    assert paths is not None
     log = FileLog(
         settings.log_file,
         profile=paths.profile,
@@ -134,17 +139,23 @@ def run(
         console_level=settings.console_level,
         max_file_bytes=settings.max_file_bytes,
     )
-    for line in settings.warnings:
-        log.warn("gateway", line)
-    if settings.runtime_token and settings.token:
-        from gateway_trio.state import atomic_write
-
-        token_file = paths.state_dir / "gateway.runtime-token"
-        atomic_write(token_file, (settings.token + "\n").encode(), mode=0o600)
-        log.info("gateway", f"runtime token for this process written to {token_file} (mode 0600)")
     try:
+        for line in settings.warnings:
+            log.warn("gateway", line)
+        if settings.runtime_token and settings.token:
+            from gateway_trio.state import atomic_write
+
+            token_file = paths.state_dir / "gateway.runtime-token"
+            atomic_write(token_file, (settings.token + "\n").encode(), mode=0o600)
+            log.info("gateway", f"runtime token for this process written to {token_file} (mode 0600)")
         return trio.run(
-            partial(run_gateway, settings, log, resolve_again=_keep_runtime_token(resolve_settings, settings))
+            partial(
+                run_gateway,
+                settings,
+                log,
+                resolve_again=_keep_runtime_token(resolve_settings, settings),
+                lock_fd=lock_fd,
+            )
         )
     except StartupError as exc:
         log.error("gateway", exc.message.splitlines()[0])
@@ -152,6 +163,7 @@ def run(
         return exc.exit_code
     finally:
         log.close()
+        release_state_lock(lock_fd, paths.state_dir)
 
 
 gateway_app.command("openclaw_cli.rpc_cmds:gateway_health", name="health")

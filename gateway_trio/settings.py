@@ -35,6 +35,13 @@ class StartupError(Exception):
         self.message = message
         self.exit_code = exit_code
 
+    @property
+    def summary(self) -> str:
+        """One line for one-line reports (a log record, a doctor check): the first line, joined
+        with the next when the first only introduces it (``… Invalid config at <path>:``)."""
+        lines = self.message.splitlines() or [""]
+        return f"{lines[0]} {lines[1].strip()}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
+
 
 def _env(name: str) -> str | None:
     value = os.environ.get(name)
@@ -82,8 +89,98 @@ class Paths:
         return cls(named, state, config)
 
 
+class ConfigSyntaxError(StartupError):
+    """The config file is not valid JSON5: where (``line``, ``column``, 1-based) and what, in words.
+
+    ``message`` is the whole operator text (``Gateway failed to start: Invalid config at …`` then
+    ``<path>:<line>:<col>: <problem>`` and the offending line with a caret); ``location`` is the
+    ``<path>:<line>:<col>: <problem>`` line alone (for one-line reports such as doctor's).
+    """
+
+    def __init__(self, path: Path, line: int, column: int, problem: str, source_line: str) -> None:
+        self.path, self.line, self.column, self.problem = path, line, column, problem
+        self.location = f"{path}:{line}:{column}: {problem}"
+        shown = source_line.expandtabs(1)
+        #: The offending line and a caret under the column (empty for a blank line).
+        self.excerpt = f"  {shown}\n  {' ' * max(0, column - 1)}^" if shown.strip() else ""
+        text = f"Gateway failed to start: Invalid config at {path}:\n{self.location}"
+        if self.excerpt:
+            text += "\n" + self.excerpt
+        text += "\nFix the file (`openclaw config validate` checks it), then retry."
+        super().__init__(text, EXIT_CONFIG)
+
+    @property
+    def summary(self) -> str:
+        return f"Gateway failed to start: {self.location}"
+
+
+_JSON5_AT = re.compile(r"^<string>:(\d+) (.+) at column (\d+)$", re.S)
+_PYJSON5_NEAR = re.compile(r"(starting )?near (\d+)")
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    offset = max(0, min(offset, len(text)))
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _char(code: str) -> str:
+    ch = chr(int(code, 16))
+    return {"\n": "end of line", "\t": "tab", " ": "space"}.get(ch, f"'{ch}'")
+
+
+def _problem_words(raw: str, text: str) -> str:
+    """A parser's message in words: pyjson5's ``Expected b'comma' or U+007d near 12, found U+0022``
+    → ``expected comma or '}', found '"'``; json5's ``Unexpected "\\n"`` → ``unexpected end of line``."""
+    words = raw.replace('Unexpected "\n"', "unexpected end of line").replace("Unexpected end of input", "unexpected end of file")
+    words = re.sub(r'Unexpected "(.)"', lambda m: f"unexpected '{m.group(1)}'", words)
+    words = words.replace("b'JSON5Value'", "a value")
+    words = re.sub(r"b'([A-Za-z0-9_]+)'", r"\1", words)  # pyjson5 writes token names as bytes reprs
+    words = re.sub(r"U\+([0-9a-fA-F]{4})", lambda m: _char(m.group(1)), words)
+
+    def near(m: re.Match[str]) -> str:
+        if not m.group(1):
+            return ""
+        line, col = _line_col(text, int(m.group(2)))
+        return f"(opened at line {line}, column {col})"
+
+    words = _PYJSON5_NEAR.sub(near, words)
+    words = re.sub(r"\s+,", ",", re.sub(r"\s{2,}", " ", words)).strip(" ,")
+    words = words.replace("Extra data", "extra data after the end of the config:")
+    words = words[:1].lower() + words[1:]
+    if "end of file" in words or words.startswith("unclosed"):
+        words += "" if "opened at" in words else " (an object, array or string is not closed)"
+    return words
+
+
+def syntax_error(path: Path, text: str, exc: Exception) -> ConfigSyntaxError:
+    """Locate a JSON5 syntax error: the position from json5 (line and column of the offending
+    character), the words from pyjson5 (it names what it expected); either alone when the other
+    cannot say."""
+    import json5
+
+    lines = text.splitlines() or [""]
+    message = str(exc.args[0]) if exc.args else str(exc)
+    pyjson5_words = _problem_words(message, text) if re.search(r"near \d+", message) else None
+    try:
+        json5.loads(text)
+    except ValueError as located:
+        m = _JSON5_AT.match(str(located))
+        if m:
+            line, column = int(m.group(1)), int(m.group(3))
+            source = lines[line - 1] if 0 < line <= len(lines) else ""
+            return ConfigSyntaxError(path, line, column, pyjson5_words or _problem_words(m.group(2), text), source)
+    near = re.search(r"near (\d+)", message)
+    line, column = _line_col(text, int(near.group(1)) if near else 0)
+    return ConfigSyntaxError(
+        path, line, column, pyjson5_words or _problem_words(message, text), lines[line - 1] if line <= len(lines) else ""
+    )
+
+
 def load_config(path: Path) -> dict[str, Any] | None:
-    """The config as a dict (JSON5), ``None`` when the file does not exist."""
+    """The config as a dict (JSON5), ``None`` when the file does not exist.
+
+    A syntax error raises :class:`ConfigSyntaxError` (exit 78) saying where and what, in words.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -93,7 +190,7 @@ def load_config(path: Path) -> dict[str, Any] | None:
     try:
         value = pyjson5.decode(text) if text.strip() else {}
     except Exception as exc:  # noqa: BLE001 - pyjson5 raises several error types
-        raise StartupError(f"Gateway failed to start: Invalid config at {path}:\n{exc}", EXIT_CONFIG) from None
+        raise syntax_error(path, text, exc) from None
     if not isinstance(value, dict):
         raise StartupError(f"Gateway failed to start: Invalid config at {path}: the root must be an object", 78)
     return value

@@ -106,8 +106,14 @@ def _service_definitions(ctx: Ctx) -> list[Path]:
 def _check_config(report: Report, ctx: Ctx) -> None:
     from gateway_core.config import validate_config
 
-    if ctx.warnings:
-        report.add("config", False, ctx.warnings[0].removeprefix("Gateway failed to start: "))
+    if ctx.config_error is not None:
+        # The reason whole: where and what (a syntax error also shows the offending line).
+        error = ctx.config_error
+        message = "invalid config: " + error.summary.removeprefix("Gateway failed to start: ")
+        excerpt = getattr(error, "excerpt", "")
+        if excerpt:
+            message += "\n" + "\n".join("    " + line for line in excerpt.splitlines())
+        report.add("config", False, message, hint=f"fix the file, then {ctx.cli('config validate')}")
     elif not ctx.config_path.exists():
         report.add("config", False, f"no config at {ctx.config_path}", hint=ctx.cli("setup --baseline"))
     else:

@@ -43,7 +43,7 @@ def _log_refusal(message: str, paths: Any) -> None:
         pass
     try:
         log = FileLog(target, profile=getattr(paths, "profile", None), console_enabled=False)
-        log.error("gateway", message.splitlines()[0])
+        log.error("gateway", StartupError(message).summary)
         log.close()
     except OSError:
         pass
@@ -158,7 +158,7 @@ def run(
             )
         )
     except StartupError as exc:
-        log.error("gateway", exc.message.splitlines()[0])
+        log.error("gateway", exc.summary)
         print(exc.message, file=sys.stderr)
         return exc.exit_code
     finally:

@@ -1406,6 +1406,8 @@ class Ctx:
     send_signal: Callable[[int, int], None] = os.kill
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S
     warnings: list[str] = field(default_factory=list)
+    #: Why the config could not be read (a syntax error, with where and what), if it could not.
+    config_error: Any = None
 
     @classmethod
     def current(cls, runner: Runner = run_command) -> Ctx:
@@ -1416,11 +1418,13 @@ class Ctx:
         paths = Paths.resolve(None)
         home = home_dir()
         warnings: list[str] = []
+        config_error = None
         try:
             config = load_config(paths.config_path) or {}
         except StartupError as exc:
             config = {}
-            warnings.append(exc.message.splitlines()[0])
+            warnings.append(exc.summary)
+            config_error = exc
         is_root = hasattr(os, "geteuid") and os.geteuid() == 0
         backend = make_backend(
             sys.platform,
@@ -1450,6 +1454,7 @@ class Ctx:
             is_root=is_root,
             user=user,
             warnings=warnings,
+            config_error=config_error,
         )
 
     def cli(self, command: str) -> str:

@@ -65,13 +65,20 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def read_config() -> tuple[Paths, dict[str, Any]]:
-    """The CLI's paths and config (empty when missing or unreadable)."""
+def read_config(*, strict: bool = False) -> tuple[Paths, dict[str, Any]]:
+    """The CLI's paths and config (empty when missing; when unreadable too, unless ``strict``:
+    then a :class:`CliFailure` (exit 78) says where the file is broken, so a command does not
+    blame missing credentials for a config it could not read)."""
     paths = Paths.resolve(None)
     try:
         return paths, load_config(paths.config_path) or {}
-    except StartupError:
-        return paths, {}
+    except StartupError as exc:
+        if not strict:
+            return paths, {}
+        text = exc.message.removeprefix("Gateway failed to start: ")
+        raise CliFailure(
+            text, {"ok": False, "error": {"type": "config_invalid", "message": exc.summary}}, exc.exit_code
+        ) from None
 
 
 def section(cfg: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -103,7 +110,7 @@ def resolve_target(
             {"ok": False, "error": {"type": "cli_error", "message": "--url cannot be combined with --port"}},
             2,
         )
-    paths, cfg = read_config()
+    paths, cfg = read_config(strict=not url)
     gateway = section(cfg, "gateway")
     auth = section(gateway, "auth")
     remote = section(gateway, "remote")

@@ -42,7 +42,12 @@ def _log_refusal(message: str, paths: Any) -> None:
     except (StartupError, AttributeError, OSError):
         pass
     try:
-        log = FileLog(target, profile=getattr(paths, "profile", None), console_enabled=False)
+        log = FileLog(
+            target,
+            profile=getattr(paths, "profile", None),
+            console_enabled=False,
+            state_dir=getattr(paths, "state_dir", None),
+        )
         log.error("gateway", StartupError(message).summary)
         log.close()
     except OSError:
@@ -138,6 +143,8 @@ def run(
         level=settings.log_level,
         console_level=settings.console_level,
         max_file_bytes=settings.max_file_bytes,
+        state_dir=paths.state_dir,
+        boot_id=_runtime.new_uuid(),
     )
     try:
         for line in settings.warnings:

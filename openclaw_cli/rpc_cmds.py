@@ -339,7 +339,12 @@ def gateway_status(
     if failed:
         from gateway_trio.filelog import rolling_log_path
 
-        found = [e for e in (last_error_in(f) for f in {log_file, rolling_log_path(paths.profile)}) if e]
+        # This gateway's records only: the file may be shared by every gateway on the machine.
+        found = [
+            e
+            for e in (last_error_in(f, state_dir=paths.state_dir) for f in {log_file, rolling_log_path(paths.profile)})
+            if e
+        ]
         last_error = max(found, key=lambda e: e["time"], default=None)
     local = target.source == "local loopback"
     http_url = target.url.replace("ws", "http", 1).rstrip("/") + "/"

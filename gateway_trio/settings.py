@@ -88,6 +88,33 @@ class Paths:
         config = Path(cfg_env).expanduser() if cfg_env else state / "openclaw.json"
         return cls(named, state, config)
 
+    def cli(self, command: str) -> str:
+        """``openclaw <command>`` as the operator types it to act on these paths: the profile flag
+        (``--dev`` for dev), and ``OPENCLAW_STATE_DIR``/``OPENCLAW_CONFIG_PATH`` in front when they
+        are not what the profile implies (the runbook's two-gateway example)."""
+        home = home_dir()
+        state = home / (f".openclaw-{self.profile}" if self.profile else ".openclaw")
+        env = []
+        if self.state_dir != state:
+            env.append(f"OPENCLAW_STATE_DIR={tilde(self.state_dir)}")
+        if self.config_path != self.state_dir / "openclaw.json":
+            env.append(f"OPENCLAW_CONFIG_PATH={tilde(self.config_path)}")
+        return " ".join([*env, cli_command(command, self.profile)])
+
+
+def cli_command(command: str, profile: str | None) -> str:
+    """``openclaw <command>`` for ``profile``: ``--dev`` for dev, ``--profile NAME`` otherwise."""
+    if not profile or profile.lower() == "default":
+        return f"openclaw {command}"
+    return f"openclaw --dev {command}" if profile == "dev" else f"openclaw --profile {profile} {command}"
+
+
+def tilde(path: Path) -> str:
+    """``path`` with the home directory written ``~`` (as the runbook's messages show paths)."""
+    home = str(home_dir())
+    text = str(path)
+    return "~" + text[len(home) :] if home != "/" and (text == home or text.startswith(home + "/")) else text
+
 
 class ConfigSyntaxError(StartupError):
     """The config file is not valid JSON5: where (``line``, ``column``, 1-based) and what, in words.
@@ -319,14 +346,16 @@ def resolve(
     if not allow_unconfigured and not dev:
         mode = _get(cfg, "gateway.mode")
         if cfg is None:
+            where = "" if paths.cli("setup") == "openclaw setup" else f"\nConfig path: {paths.config_path}"
             raise StartupError(
-                "Missing config. Run `openclaw setup` or set gateway.mode=local (or pass --allow-unconfigured).",
+                f"Missing config. Run `{paths.cli('setup')}` or set gateway.mode=local (or pass --allow-unconfigured)."
+                + where,
                 EXIT_CONFIG,
             )
         if mode is None:
             raise StartupError(
                 "Gateway start blocked: existing config is missing gateway.mode. Treat this as suspicious or "
-                "clobbered config. Re-run `openclaw onboard --mode local` or `openclaw setup`, set "
+                f"clobbered config. Re-run `{paths.cli('onboard --mode local')}` or `{paths.cli('setup')}`, set "
                 "gateway.mode=local manually, or pass --allow-unconfigured.",
                 EXIT_CONFIG,
             )

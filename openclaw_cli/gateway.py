@@ -11,7 +11,8 @@ from cyclopts import App, Parameter
 
 gateway_app = App(
     name="gateway",
-    help="Run the gateway in the foreground (same as `gateway run`).",
+    help="Run the gateway in the foreground (bare `openclaw gateway` is `gateway run`), and inspect, call or "
+    "manage it as a service.",
     help_epilogue="Docs: https://docs.openclaw.ai/cli/gateway",
 )
 
@@ -173,10 +174,32 @@ def run(
         release_state_lock(lock_fd, paths.state_dir)
 
 
-gateway_app.command("openclaw_cli.rpc_cmds:gateway_health", name="health")
-gateway_app.command("openclaw_cli.rpc_cmds:gateway_call", name="call")
-gateway_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status")
-gateway_app.command("openclaw_cli.rpc_cmds:gateway_probe", name="probe")
-gateway_app.command("openclaw_cli.discover_cmd:gateway_discover", name="discover")
-for _name in ("install", "start", "stop", "restart", "uninstall"):
-    gateway_app.command(f"openclaw_cli.service:{_name}", name=_name)
+#: The service commands (also under ``openclaw daemon``), loaded only when run: (name, one line).
+SERVICE_COMMANDS = [
+    ("install", "Install the gateway as a service (systemd user unit, LaunchAgent or Scheduled Task) and start it."),
+    ("start", "Start the installed gateway service (reports the pid when it already runs)."),
+    ("stop", "Stop the gateway service (says so when none is installed)."),
+    ("restart", "Restart the gateway service through its manager, then check its health."),
+    ("uninstall", "Disable, stop and remove the gateway service."),
+]
+#: The other subcommands: (import path, name, one line).
+GATEWAY_COMMANDS = [
+    ("openclaw_cli.rpc_cmds:gateway_status", "status", "Service, config, port and connectivity of the gateway (--deep, --require-rpc)."),
+    ("openclaw_cli.rpc_cmds:gateway_probe", "probe", "Probe every gateway this CLI can reach, local ones included; warn when there are several."),
+    ("openclaw_cli.rpc_cmds:gateway_health", "health", "Call health on the gateway and print OK (--json: the snapshot)."),
+    ("openclaw_cli.rpc_cmds:gateway_call", "call", "Call any gateway method with --params JSON and print its payload."),
+    ("openclaw_cli.discover_cmd:gateway_discover", "discover", "Find gateways on the local network via mDNS/DNS-SD."),
+]  # fmt: skip
+for _path, _name, _help in GATEWAY_COMMANDS:
+    gateway_app.command(_path, name=_name, help=_help)
+for _name, _help in SERVICE_COMMANDS:
+    gateway_app.command(f"openclaw_cli.service:{_name}", name=_name, help=_help)
+
+daemon_app = App(
+    name="daemon",
+    help="The gateway service (alias of `openclaw gateway install|start|stop|restart|uninstall|status`).",
+    help_epilogue="Docs: https://docs.openclaw.ai/cli/daemon",
+)
+for _name, _help in SERVICE_COMMANDS:
+    daemon_app.command(f"openclaw_cli.service:{_name}", name=_name, help=_help)
+daemon_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status", help=GATEWAY_COMMANDS[0][2])

@@ -80,10 +80,19 @@ def gateway_health(
     return 0
 
 
-def health(*, json_: Json = False, timeout: Timeout = 60000, verbose: bool = False) -> int:
-    """Health of the local gateway: agents, heartbeat, session store (``--verbose`` runs a live probe)."""
+def health(
+    *,
+    url: Url = None,
+    port: Port = None,
+    token: Token = None,
+    password: Password = None,
+    timeout: Timeout = 60000,
+    verbose: Annotated[bool, Parameter(help="Ask for a live probe and print the connection details.")] = False,
+    json_: Json = False,
+) -> int:
+    """Health of the gateway: agents, heartbeat, session store (``--verbose`` runs a live probe)."""
     try:
-        target = resolve_target(url=None, port=None, token=None, password=None, method="health")
+        target = resolve_target(url=url, port=port, token=token, password=password, method="health")
         payload = _rpc(
             target, "health", {"probe": True} if verbose else {}, scopes=["operator.read"], timeout_ms=timeout
         )

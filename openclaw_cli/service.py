@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from cyclopts import App, Parameter
+from cyclopts import Parameter
 
 Runner = Callable[[Sequence[str]], tuple[int, str, str]]
 
@@ -157,8 +157,10 @@ def _derived_name(platform: str, profile: str | None) -> str:
 
 
 def cli_command(command: str, profile: str | None) -> str:
-    """``openclaw <command>`` as the operator should type it for this profile."""
-    return f"openclaw --profile {profile} {command}" if profile else f"openclaw {command}"
+    """``openclaw <command>`` as the operator should type it for this profile (``--dev`` for dev)."""
+    from gateway_trio.settings import cli_command as for_profile
+
+    return for_profile(command, profile)
 
 
 # --------------------------------------------------------------------------- command runner
@@ -2078,16 +2080,6 @@ def uninstall(*, json_: Json = False) -> int:
     return do_uninstall(Ctx.current(), json_=json_)
 
 
-daemon_app = App(
-    name="daemon",
-    help="The gateway service (alias of `openclaw gateway install|start|stop|restart|uninstall|status`).",
-    help_epilogue="Docs: https://docs.openclaw.ai/cli/daemon",
-)
-for _name in ("install", "start", "stop", "restart", "uninstall"):
-    daemon_app.command(f"openclaw_cli.service:{_name}", name=_name)
-daemon_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status")
-
-
 __all__ = [
     "Backend",
     "Ctx",
@@ -2097,7 +2089,6 @@ __all__ = [
     "ServiceSpec",
     "Status",
     "SystemdBackend",
-    "daemon_app",
     "install",
     "restart",
     "start",

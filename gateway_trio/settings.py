@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from .secrets import SecretError, resolve_secret
 DEFAULT_PORT = 18789
 DEV_PORT = 19001
 EXIT_CONFIG = 78
+#: A usage error (a flag's value), as for an unknown flag (cyclopts exits 2 too).
+EXIT_USAGE = 2
 BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
 PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
@@ -43,16 +46,16 @@ class StartupError(Exception):
         return f"{lines[0]} {lines[1].strip()}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
+def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
     if value is None or value.strip() in ("", "undefined", "null"):
         return None
     return value
 
 
-def home_dir() -> Path:
-    """``OPENCLAW_HOME`` > ``$HOME`` > the OS home."""
-    raw = _env("OPENCLAW_HOME") or _env("HOME")
+def home_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``OPENCLAW_HOME`` > ``$HOME`` > the OS home (of this process, or of ``environ``)."""
+    raw = _env("OPENCLAW_HOME", environ) or _env("HOME", environ)
     return Path(raw).expanduser() if raw else Path.home()
 
 
@@ -74,17 +77,19 @@ class Paths:
     config_path: Path
 
     @classmethod
-    def resolve(cls, profile: str | None = None) -> Paths:
-        profile = profile or _env("OPENCLAW_PROFILE")
+    def resolve(cls, profile: str | None = None, *, environ: Mapping[str, str] | None = None) -> Paths:
+        """The paths for ``profile`` in this process's environment (or in ``environ``: another
+        process's, as read from ``/proc/<pid>/environ``)."""
+        profile = profile or _env("OPENCLAW_PROFILE", environ)
         if profile is not None and not PROFILE_RE.match(profile):
             raise StartupError('Invalid --profile (use letters, numbers, "_", "-" only)', 2)
         named = profile if profile and profile.lower() != "default" else None
-        state_env = _env("OPENCLAW_STATE_DIR")
+        state_env = _env("OPENCLAW_STATE_DIR", environ)
         if state_env:
             state = Path(state_env).expanduser()
         else:
-            state = home_dir() / (f".openclaw-{named}" if named else ".openclaw")
-        cfg_env = _env("OPENCLAW_CONFIG_PATH")
+            state = home_dir(environ) / (f".openclaw-{named}" if named else ".openclaw")
+        cfg_env = _env("OPENCLAW_CONFIG_PATH", environ)
         config = Path(cfg_env).expanduser() if cfg_env else state / "openclaw.json"
         return cls(named, state, config)
 
@@ -285,15 +290,15 @@ def resolve(
 ) -> GatewaySettings:
     """Apply the precedence rules of runtime-cli.md §3.1 and the start guards of §1.4 and §5.2."""
     if bind is not None and bind not in BIND_MODES:
-        raise StartupError('Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".')
+        raise StartupError('Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".', EXIT_USAGE)
     if port is not None and not 1 <= port <= 65535:
-        raise StartupError("Invalid --port. Use a port number from 1 to 65535, for example 18789.")
+        raise StartupError("Invalid --port. Use a port number from 1 to 65535, for example 18789.", EXIT_USAGE)
     if auth is not None and auth not in AUTH_MODES:
-        raise StartupError('Invalid --auth. Use "none", "token", "password", or "trusted-proxy".')
+        raise StartupError('Invalid --auth. Use "none", "token", "password", or "trusted-proxy".', EXIT_USAGE)
     if ws_log not in ("auto", "full", "compact"):
-        raise StartupError('Invalid --ws-log. Use "auto", "full", or "compact".')
+        raise StartupError('Invalid --ws-log. Use "auto", "full", or "compact".', EXIT_USAGE)
     if password is not None and password_file is not None:
-        raise StartupError("Use either --password or --password-file.")
+        raise StartupError("Use either --password or --password-file.", EXIT_USAGE)
     cfg = load_config(paths.config_path)
     warnings: list[str] = []
     if cfg is not None:

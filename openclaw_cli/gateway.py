@@ -84,7 +84,10 @@ def run(
 ) -> int:
     """Run the gateway in the foreground until SIGTERM/SIGINT (exit 0); SIGUSR1/SIGUSR2 restart it in place.
 
-    Exit codes: 0 clean stop, 78 configuration refusal, 1 anything else.
+    Exit codes: 0 clean stop; 2 a usage error (an invalid --port, --bind, --auth or --ws-log value,
+    --reset without --dev); 78 a configuration refusal (missing or invalid config, gateway.mode not
+    local, an invalid gateway.port or gateway.bind in the config, binding beyond loopback without
+    auth); 1 a runtime failure (another gateway holds the state dir or the port, a drain overrun).
     """
     import trio
 
@@ -95,7 +98,7 @@ def run(
 
     if reset and not dev:
         print("Use --reset with --dev.", file=sys.stderr)
-        return 1
+        return 2
     paths = None
     lock_fd = None
     try:

@@ -63,6 +63,7 @@ def logs(
             return CliFailure(
                 f"{flag} must be a positive integer.",
                 {"ok": False, "error": {"type": "cli_error", "message": f"{flag} must be a positive integer."}},
+                2,
             ).report(json_)
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method="logs.tail")

@@ -135,6 +135,7 @@ def gateway_call(
         return CliFailure(
             "Gateway call failed: --params must be valid JSON.",
             {"ok": False, "error": {"type": "cli_error", "message": "--params must be valid JSON."}},
+            2,
         ).report(json_)
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method=method)
@@ -171,16 +172,17 @@ def _cli_version() -> str:
     return _version()
 
 
-def _config_valid(paths: Any) -> bool | None:
+def _config_valid(paths: Any) -> bool:
+    """As the gateway's ``config.get`` says it (and so ``gateway probe --json``): a missing file is
+    valid (defaults apply); unreadable JSON5 or a schema issue is not."""
+    from gateway_core.config import validate_config
     from gateway_trio.settings import StartupError, load_config
 
-    if not paths.config_path.exists():
-        return None
     try:
-        load_config(paths.config_path)
+        cfg = load_config(paths.config_path)
     except StartupError:
         return False
-    return True
+    return cfg is None or not validate_config(cfg)
 
 
 def _log_file(cfg: dict[str, Any], profile: str | None) -> Any:
@@ -272,14 +274,14 @@ def gateway_status(
     from gateway_trio.filelog import last_error as last_error_in
     from gateway_trio.force import listeners, listening_addresses
 
-    from .target import read_config, section
+    from .target import local_port_and_source, read_config, section
 
     if require_rpc and no_probe:
         print(
             "Gateway status failed: --require-rpc needs probing enabled. Remove --no-probe or drop --require-rpc.",
             file=sys.stderr,
         )
-        return 1
+        return 2
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method="status")
         missing_credentials = None
@@ -324,9 +326,17 @@ def gateway_status(
     if deep:
         from pathlib import Path
 
-        from .doctor import _gateway_processes
+        from gateway_trio.filelog import owner_key
 
-        extra = [{"kind": "process", "pid": pid, "commandLine": cmd} for pid, cmd in _gateway_processes().items()]
+        from .local_gateways import gateway_processes
+        from .target import read_config as _paths_and_config
+
+        here = owner_key(_paths_and_config()[0].state_dir)
+        extra = [
+            {"kind": "process", "pid": g.pid, "commandLine": g.command, "stateDir": str(g.state_dir), "ports": g.ports}
+            for g in gateway_processes()
+            if owner_key(g.state_dir) != here  # this gateway is not "another" service
+        ]
         for unit_dir in (
             Path("/etc/systemd/system"),
             Path("/lib/systemd/system"),
@@ -369,7 +379,7 @@ def gateway_status(
             "bindMode": target.bind,
             "bindHost": bind_host,
             "port": target.port,
-            "portSource": "--port" if port else ("env/config" if local else None),
+            "portSource": "--port" if port else (local_port_and_source(paths, gw_cfg)[1] if local else None),
             "probeUrl": target.url,
             "urlSource": target.source,
             "controlUiLinks": {"httpUrl": http_url, "wsUrl": target.url},

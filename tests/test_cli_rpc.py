@@ -82,7 +82,7 @@ def test_status_against_a_closed_port(tmp_path: Path) -> None:
     strict = cli(tmp_path, "gateway", "status", "--url", url, "--token", TOKEN, "--require-rpc")
     assert strict.returncode == 1 and "Read probe: failed" in strict.stderr
     refused = cli(tmp_path, "gateway", "status", "--no-probe", "--require-rpc")
-    assert refused.returncode == 1 and "--require-rpc needs probing enabled" in refused.stderr
+    assert refused.returncode == 2 and "--require-rpc needs probing enabled" in refused.stderr
 
 
 def test_url_needs_explicit_credentials(tmp_path: Path) -> None:

@@ -579,9 +579,12 @@ def gateway_probe(
     json_: Json = False,
 ) -> int:
     """Probe every gateway this CLI can reach: the explicit --url, an SSH tunnel (--ssh, or
-    gateway.remote.sshTarget), the configured remote (gateway.remote.url) and the local loopback
-    gateway; for each, connect, derive the capability and run the read RPCs. Also browses Bonjour for
-    gateways on this network. Exit 1 only when no target is reachable."""
+    gateway.remote.sshTarget), the configured remote (gateway.remote.url), the local loopback
+    gateway, and this user's other gateways on this host (other profiles' state dirs and lock
+    files, listening gateway processes; each with its own state dir's credentials unless
+    --token/--password). For each: connect, derive the capability, run the read RPCs. Warns when
+    several distinct gateways answer. Also browses Bonjour for gateways on this network. Exit 1
+    only when no target is reachable."""
     import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
@@ -684,6 +687,8 @@ def gateway_probe(
         except CliFailure as fail:
             if not plan:
                 return fail.report(json_)
+        local_found = _other_local_gateways(paths, plan, token, password)
+        plan += [entry for entry, _ in local_found]
         results = []
         seen: set[str] = set()
         for entry in plan:
@@ -693,6 +698,8 @@ def gateway_probe(
             left = max(timeout / 1000 - (time.monotonic() - started), 0.2)
             result = _probe_target(entry["id"], entry["kind"], entry["url"], entry["token"], entry["password"], left)
             result["active"], result["tunnel"] = entry["active"], entry["tunnel"]
+            if entry.get("name"):
+                result["name"] = entry["name"]
             results.append(result)
         discovery = pending.result()
     reachable = [t for t in results if t["connect"]["ok"]]
@@ -738,7 +745,7 @@ def gateway_probe(
             "localTailnetUrl": None,
             "tailnetIPv4": None,
         },
-        "discovery": discovery,
+        "discovery": {**discovery, "local": [found for _, found in local_found]},
         "targets": results,
     }
     if json_:
@@ -766,9 +773,11 @@ def gateway_probe(
         print(
             "Tip: if the gateway is remote, mDNS won’t cross networks; use Wide-Area Bonjour (split DNS) or SSH tunnels."
         )
+    if local_found:
+        print(f"Found {len(local_found)} other gateway(s) of this user on this host (state dirs and processes)")
     print("\n" + st.heading("Targets"))
     for t in results:
-        name = TARGET_NAMES.get(t["kind"]) or (
+        name = t.get("name") or TARGET_NAMES.get(t["kind"]) or (
             "Remote (configured)" if t["active"] else "Remote (configured, inactive)"
         )
         c = t["connect"]
@@ -786,6 +795,50 @@ def gateway_probe(
 
 def _s(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _other_local_gateways(
+    paths: Any, plan: list[dict[str, Any]], token: str | None, password: str | None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Probe targets for this user's other gateways on this host, found without the network
+    (other profiles' state dirs and lock files, listening gateway processes): (plan entry, what was
+    found). Each is probed with the credentials its own state dir holds, unless --token/--password
+    (which apply to every target)."""
+    from gateway_trio.filelog import owner_key
+
+    from .local_gateways import discover_local
+
+    here = owner_key(paths.state_dir)
+    planned = {entry["url"] for entry in plan}
+    out = []
+    for gw in discover_local():
+        if owner_key(gw.state_dir) == here or not gw.ports:
+            continue
+        url = f"ws://127.0.0.1:{gw.ports[0]}"
+        if url in planned:
+            continue
+        planned.add(url)
+        own_token, own_password = gw.credentials()
+        entry = {
+            "id": f"local:{gw.ports[0]}",
+            "kind": "localOther",
+            "name": f"Local ({gw.label()})",
+            "url": url,
+            "token": token or (None if password else own_token),
+            "password": password or (None if token else own_password),
+            "active": True,
+            "tunnel": None,
+        }
+        found = {
+            "stateDir": str(gw.state_dir),
+            "profile": gw.profile,
+            "pid": gw.pid,
+            "ports": gw.ports,
+            "sources": gw.sources,
+            "url": url,
+        }
+        out.append((entry, found))
+    return out
 
 
 def channels_status(

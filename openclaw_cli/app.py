@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 from cyclopts import App, Group, Parameter
 
+from ._lazy import lazy_command
 from .config_cmd import config_app
 from .gateway import daemon_app, gateway_app
 from .secrets_cmd import secrets_app
@@ -50,7 +51,7 @@ COMMANDS = [
     ("openclaw_cli.setup_cmd:onboard", "onboard", "Set this machine up as a local gateway or a remote gateway's client (asks on a terminal).", "onboard"),
 ]  # fmt: skip
 for _path, _name, _help, _doc in COMMANDS:
-    app.command(_path, name=_name, help=_help, help_epilogue=f"Docs: https://docs.openclaw.ai/cli/{_doc}")
+    lazy_command(app, _path, _name, _help, help_epilogue=f"Docs: https://docs.openclaw.ai/cli/{_doc}")
 # Command groups are small modules that only register their (lazy) subcommands: imported here so
 # their descriptions show in the listing.
 app.command(gateway_app)
@@ -58,7 +59,7 @@ app.command(daemon_app)
 app.command(config_app)
 app.command(secrets_app)
 channels_app = App(name="channels", help="Chat channels: channels status [--probe].", help_epilogue="Docs: https://docs.openclaw.ai/cli/channels")
-channels_app.command("openclaw_cli.rpc_cmds:channels_status", name="status", help="Status of the configured chat channels (--probe asks each account).")
+lazy_command(channels_app, "openclaw_cli.rpc_cmds:channels_status", "status", "Status of the configured chat channels (--probe asks each account).")
 app.command(channels_app)
 
 ROOT_OPTIONS = Group("Root options (before the command)", sort_key=100)

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from cyclopts import App, Parameter
 
+from ._lazy import lazy_command
+
 gateway_app = App(
     name="gateway",
     help="Run the gateway in the foreground (bare `openclaw gateway` is `gateway run`), and inspect, call or "
@@ -194,9 +196,9 @@ GATEWAY_COMMANDS = [
     ("openclaw_cli.discover_cmd:gateway_discover", "discover", "Find gateways on the local network via mDNS/DNS-SD."),
 ]  # fmt: skip
 for _path, _name, _help in GATEWAY_COMMANDS:
-    gateway_app.command(_path, name=_name, help=_help)
+    lazy_command(gateway_app, _path, _name, _help)
 for _name, _help in SERVICE_COMMANDS:
-    gateway_app.command(f"openclaw_cli.service:{_name}", name=_name, help=_help)
+    lazy_command(gateway_app, f"openclaw_cli.service:{_name}", _name, _help)
 
 daemon_app = App(
     name="daemon",
@@ -204,5 +206,5 @@ daemon_app = App(
     help_epilogue="Docs: https://docs.openclaw.ai/cli/daemon",
 )
 for _name, _help in SERVICE_COMMANDS:
-    daemon_app.command(f"openclaw_cli.service:{_name}", name=_name, help=_help)
-daemon_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status", help=GATEWAY_COMMANDS[0][2])
+    lazy_command(daemon_app, f"openclaw_cli.service:{_name}", _name, _help)
+lazy_command(daemon_app, "openclaw_cli.rpc_cmds:gateway_status", "status", GATEWAY_COMMANDS[0][2])

@@ -168,3 +168,18 @@ def test_the_scan_catches_a_missing_command() -> None:
     assert _unresolved("openclaw gateway bogus") == "`openclaw gateway` has no subcommand 'bogus'"
     assert _unresolved("openclaw --dev onboard --mode local") is None
     assert _unresolved("openclaw --profile work gateway call health") is None
+
+
+@pytest.mark.parametrize("command", ["install", "start", "stop", "restart", "uninstall"])
+def test_service_help_names_the_install_identity_rule_and_its_override(command: str) -> None:
+    for group in ("gateway", "daemon"):
+        page = cli(group, command, "--help").stdout.replace("\n", " ")
+        assert "OPENCLAW_SERVICE_ACCOUNT_HOME" in page, page
+        assert "Service commands act only for the account's canonical install" in " ".join(page.split())
+
+
+def test_lazy_commands_keep_their_own_help_page() -> None:
+    """The listing line comes from the table; the command's page is still its docstring."""
+    page = " ".join(cli("gateway", "install", "--help").stdout.split())
+    assert "A no-op when the service is already installed and loaded, unless --force." in page
+    assert "--allow-unconfigured" in page

@@ -36,6 +36,7 @@ from .filelog import FileLog, record_filter, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, atomic_write
+from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
 REDACTED = "__OPENCLAW_REDACTED__"
@@ -139,6 +140,10 @@ class Gateway:
         self.settings = settings
         self.reload_state = reload_state
         self.log = log
+        #: The WebSocket traffic log (``--ws-log``/``--verbose``, runtime-cli.md §9.3).
+        self.ws_log = WsLog(
+            settings.ws_log, verbose=settings.verbose, emit=lambda level, line: log.log(level, "gateway/ws", line)
+        )
         self.secret = SharedSecret(
             mode=settings.auth_mode,  # type: ignore[arg-type]
             token=settings.token,

@@ -78,7 +78,14 @@ def run(
     reset: Annotated[bool, Parameter(help="Reset dev config and state; requires --dev.")] = False,
     force: Annotated[bool, Parameter(help="Stop whatever listens on the port first.")] = False,
     verbose: Annotated[bool, Parameter(help="Verbose console (debug) and all WebSocket traffic.")] = False,
-    ws_log: Annotated[Literal["auto", "full", "compact"], Parameter(help="WebSocket log style.")] = "auto",
+    ws_log: Annotated[
+        Literal["auto", "full", "compact"],
+        Parameter(
+            help="WebSocket log: auto = only failed or slow (>= 50 ms) answers (every pair with --verbose); "
+            "compact = every request/response pair on one line with its duration, and events; "
+            "full = every frame, one line each, with conn= and id=."
+        ),
+    ] = "auto",
     compact: Annotated[bool, Parameter(help="Alias for --ws-log compact.")] = False,
     raw_stream: Annotated[bool, Parameter(help="Log raw model stream events to JSONL.")] = False,
     raw_stream_path: Annotated[Path | None, Parameter(help="Where --raw-stream writes.")] = None,

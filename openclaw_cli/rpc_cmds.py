@@ -868,8 +868,10 @@ def channels_status(
         print(json.dumps(payload, indent=2))
         return 0
     order = payload.get("channelOrder") or []
+    print("Checking channel status (probe)…" if probe else "Checking channel status…")
+    print(f"Gateway reachable ({target.url}).")
     if not order:
-        print("No channels configured.")
+        print("- no configured chat channels")
         return 0
     labels = payload.get("channelLabels") or {}
     for channel_id in order:

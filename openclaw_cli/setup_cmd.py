@@ -21,6 +21,17 @@ from cyclopts import Parameter
 
 Bind = Literal["loopback", "lan", "tailnet", "auto", "custom"]
 Json = Annotated[bool, Parameter(name="--json", help="Machine-readable result.")]
+# The flags setup and onboard share.
+Workspace = Annotated[Path | None, Parameter(help="Agent workspace (default <state>/workspace).")]
+GatewayPort = Annotated[int | None, Parameter(help="gateway.port to write.")]
+GatewayBind = Annotated[Bind | None, Parameter(help="gateway.bind to write.")]
+GatewayAuth = Annotated[Literal["token", "password"], Parameter(help="Auth mode to configure.")]
+GatewayToken = Annotated[str | None, Parameter(help="Token to use (default: a new random one).")]
+GatewayPassword = Annotated[str | None, Parameter(help="Password (with --gateway-auth password).")]
+RemoteUrl = Annotated[str | None, Parameter(help="With --mode remote: the gateway's ws:// or wss:// URL.")]
+RemoteToken = Annotated[str | None, Parameter(help="With --mode remote: its token.")]
+RemotePassword = Annotated[str | None, Parameter(help="With --mode remote: its password.")]
+Reset = Annotated[bool, Parameter(help="Replace an existing config instead of keeping it.")]
 
 NEEDS_TTY = (
     "Onboarding needs an interactive TTY. Use `{cmd}` for automation "
@@ -147,16 +158,16 @@ def setup(
     mode: Annotated[
         Literal["local", "remote"] | None, Parameter(help="local: this machine runs the gateway; remote: it is a client.")
     ] = None,
-    workspace: Annotated[Path | None, Parameter(help="Agent workspace (default <state>/workspace).")] = None,
-    gateway_port: Annotated[int | None, Parameter(help="gateway.port to write.")] = None,
-    gateway_bind: Annotated[Bind | None, Parameter(help="gateway.bind to write.")] = None,
-    gateway_auth: Annotated[Literal["token", "password"], Parameter(help="Auth mode to configure.")] = "token",
-    gateway_token: Annotated[str | None, Parameter(help="Token to use (default: a new random one).")] = None,
-    gateway_password: Annotated[str | None, Parameter(help="Password (with --gateway-auth password).")] = None,
-    remote_url: Annotated[str | None, Parameter(help="With --mode remote: the gateway's ws:// or wss:// URL.")] = None,
-    remote_token: Annotated[str | None, Parameter(help="With --mode remote: its token.")] = None,
-    remote_password: Annotated[str | None, Parameter(help="With --mode remote: its password.")] = None,
-    reset: Annotated[bool, Parameter(help="Replace an existing config instead of keeping it.")] = False,
+    workspace: Workspace = None,
+    gateway_port: GatewayPort = None,
+    gateway_bind: GatewayBind = None,
+    gateway_auth: GatewayAuth = "token",
+    gateway_token: GatewayToken = None,
+    gateway_password: GatewayPassword = None,
+    remote_url: RemoteUrl = None,
+    remote_token: RemoteToken = None,
+    remote_password: RemotePassword = None,
+    reset: Reset = False,
     json_: Json = False,
 ) -> int:
     """Prepare a local gateway: config (gateway.mode=local, token auth), workspace, sessions dir.
@@ -218,16 +229,16 @@ def onboard(
     mode: Annotated[
         Literal["local", "remote"] | None, Parameter(help="local: run the gateway here; remote: be a client of one.")
     ] = None,
-    workspace: Annotated[Path | None, Parameter(help="Agent workspace (default <state>/workspace).")] = None,
-    gateway_port: Annotated[int | None, Parameter(help="gateway.port to write.")] = None,
-    gateway_bind: Annotated[Bind | None, Parameter(help="gateway.bind to write.")] = None,
-    gateway_auth: Annotated[Literal["token", "password"], Parameter(help="Auth mode to configure.")] = "token",
-    gateway_token: Annotated[str | None, Parameter(help="Token to use (default: a new random one).")] = None,
-    gateway_password: Annotated[str | None, Parameter(help="Password (with --gateway-auth password).")] = None,
-    remote_url: Annotated[str | None, Parameter(help="With --mode remote: the gateway's ws:// or wss:// URL.")] = None,
-    remote_token: Annotated[str | None, Parameter(help="With --mode remote: its token.")] = None,
-    remote_password: Annotated[str | None, Parameter(help="With --mode remote: its password.")] = None,
-    reset: Annotated[bool, Parameter(help="Replace an existing config instead of keeping it.")] = False,
+    workspace: Workspace = None,
+    gateway_port: GatewayPort = None,
+    gateway_bind: GatewayBind = None,
+    gateway_auth: GatewayAuth = "token",
+    gateway_token: GatewayToken = None,
+    gateway_password: GatewayPassword = None,
+    remote_url: RemoteUrl = None,
+    remote_token: RemoteToken = None,
+    remote_password: RemotePassword = None,
+    reset: Reset = False,
     json_: Json = False,
 ) -> int:
     """Set this machine up as a local gateway or as a client of a remote one.

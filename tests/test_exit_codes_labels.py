@@ -19,21 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-from gateway_proc import GatewayProcess, child_env, free_port, local_config, make_home
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", *args],
-        cwd=REPO,
-        env=child_env(home, env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from gateway_proc import GatewayProcess, free_port, local_config, make_home, openclaw
 
 
 @pytest.mark.parametrize(
@@ -50,22 +36,22 @@ def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess
     ],
 )
 def test_one_exit_code_rule(tmp_path: Path, args: list[str], code: int) -> None:
-    done = cli(make_home(tmp_path), *args, env={"OPENCLAW_GATEWAY_PORT": str(free_port())})
+    done = openclaw(make_home(tmp_path), *args, env={"OPENCLAW_GATEWAY_PORT": str(free_port())})
     assert done.returncode == code, done.stdout + done.stderr
 
 
 def test_configured_bad_port_is_a_configuration_refusal(tmp_path: Path) -> None:
-    done = cli(make_home(tmp_path, {"gateway": {"mode": "local", "port": 70000}}), "gateway", "run")
+    done = openclaw(make_home(tmp_path, {"gateway": {"mode": "local", "port": 70000}}), "gateway", "run")
     assert done.returncode == 78
 
 
 def test_gateway_status_names_the_port_source(tmp_path: Path) -> None:
     home = make_home(tmp_path)
-    default = cli(home, "gateway", "status", "--no-probe")
+    default = openclaw(home, "gateway", "status", "--no-probe")
     assert "Gateway: bind=loopback (127.0.0.1), port=18789 (default)" in default.stdout, default.stdout
-    profile = cli(home, "--profile", "foo", "gateway", "status", "--no-probe")
+    profile = openclaw(home, "--profile", "foo", "gateway", "status", "--no-probe")
     assert "port=47223 (profile)" in profile.stdout
-    env = cli(home, "gateway", "status", "--no-probe", env={"OPENCLAW_GATEWAY_PORT": "19555"})
+    env = openclaw(home, "gateway", "status", "--no-probe", env={"OPENCLAW_GATEWAY_PORT": "19555"})
     assert "port=19555 (env/config)" in env.stdout
 
 
@@ -76,8 +62,8 @@ def test_status_and_probe_agree_on_config_valid(tmp_path: Path) -> None:
     with GatewayProcess(tmp_path, home, "--allow-unconfigured", env=env) as gw:
         gw.wait_ready(port)
         for expected in (True, False):
-            status = json.loads(cli(home, "gateway", "status", "--json", env=env).stdout)
-            probe = json.loads(cli(home, "gateway", "probe", "--json", env=env).stdout)
+            status = json.loads(openclaw(home, "gateway", "status", "--json", env=env).stdout)
+            probe = json.loads(openclaw(home, "gateway", "probe", "--json", env=env).stdout)
             local = next(t for t in probe["targets"] if t["kind"] == "localLoopback")
             assert status["config"]["cli"]["valid"] is expected
             assert local["config"]["valid"] is expected, local["config"]
@@ -118,7 +104,7 @@ def test_doctor_after_the_readme_start(tmp_path: Path) -> None:
             for stranger in strangers:
                 assert stranger.poll() is None and b"gateway" in Path(f"/proc/{stranger.pid}/cmdline").read_bytes()
                 assert Path(f"/proc/{stranger.pid}").stat().st_uid == 65534
-            done = cli(home, "doctor", "--json", env=env)
+            done = openclaw(home, "doctor", "--json", env=env)
             report = json.loads(done.stdout)
             checks = {c["check"]: c for c in report["checks"]}
             assert done.returncode == 0, json.dumps(report, indent=2)
@@ -128,7 +114,7 @@ def test_doctor_after_the_readme_start(tmp_path: Path) -> None:
             assert f"pid {b.pid} " in checks["other-gateways"]["message"]
             for stranger in strangers:
                 assert f"pid {stranger.pid}" not in done.stdout
-            human = cli(home, "doctor", env=env)
+            human = openclaw(home, "doctor", env=env)
             assert human.returncode == 0 and "No problems found." in human.stdout
     finally:
         for stranger in strangers:

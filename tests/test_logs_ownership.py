@@ -11,28 +11,11 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
-from gateway_proc import GatewayProcess, child_env, free_port, make_home
+from gateway_proc import GatewayProcess, free_port, make_home, openclaw
 
 from gateway_trio.filelog import FileLog, owner_key, record_filter, tail
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(home: Path, env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", *args],
-        cwd=REPO,
-        env=child_env(home, env),
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-
 
 # --------------------------------------------------------------------------- units
 
@@ -83,11 +66,11 @@ def test_logs_and_last_error_show_only_this_gateways_records(tmp_path: Path) -> 
     ):
         gw_a.wait_ready(port_a)
         gw_b.wait_ready(port_b)
-        logs = cli(home_a, env_a, "logs", "--plain")
+        logs = openclaw(home_a, "logs", "--plain", env=env_a)
         assert logs.returncode == 0, logs.stderr
         assert f"http server listening on 127.0.0.1:{port_a}" in logs.stdout
         assert str(port_b) not in logs.stdout
-        rpc = cli(home_a, env_a, "gateway", "call", "logs.tail", "--params", '{"sinceMs": 60000}', "--json")
+        rpc = openclaw(home_a, "gateway", "call", "logs.tail", "--params", '{"sinceMs": 60000}', "--json", env=env_a)
         assert rpc.returncode == 0, rpc.stdout + rpc.stderr
         lines = json.loads(rpc.stdout)["lines"]
         assert any(f"127.0.0.1:{port_a}" in x for x in lines)
@@ -97,21 +80,21 @@ def test_logs_and_last_error_show_only_this_gateways_records(tmp_path: Path) -> 
         assert gw_b.wait(timeout=15) == 0
         # B's next start is refused (config problem): an error record in B's name.
         (home_b / ".openclaw" / "openclaw.json").write_text('{"gateway": {"mode": "remote"}}')
-        refused = cli(home_b, env_b, "gateway", "run")
+        refused = openclaw(home_b, "gateway", "run", env=env_b)
         assert refused.returncode == 78
         gw_a.send_signal(signal.SIGTERM)
         assert gw_a.wait(timeout=15) == 0
     # A is down: `openclaw logs` reads the file itself, A's records only, and says so.
-    down = cli(home_a, env_a, "logs", "--plain")
+    down = openclaw(home_a, "logs", "--plain", env=env_a)
     assert down.returncode == 0, down.stderr
     assert "Local Gateway RPC unavailable; reading configured file log instead." in down.stderr
     assert f"http server listening on 127.0.0.1:{port_a}" in down.stdout
     assert str(port_b) not in down.stdout and "current: remote" not in down.stdout
     # B's refusal is the newest error in the shared file, but it is not A's.
-    status = cli(home_a, env_a, "gateway", "status", "--json", "--timeout", "2000")
+    status = openclaw(home_a, "gateway", "status", "--json", "--timeout", "2000", env=env_a)
     assert status.returncode == 0, status.stderr
     assert json.loads(status.stdout)["lastGatewayError"] is None
-    status_b = cli(home_b, env_b, "gateway", "status", "--json", "--timeout", "2000")
+    status_b = openclaw(home_b, "gateway", "status", "--json", "--timeout", "2000", env=env_b)
     assert "current: remote" in json.loads(status_b.stdout)["lastGatewayError"]["message"]
 
 
@@ -120,9 +103,9 @@ def test_logs_with_no_gateway_and_no_credentials_reads_the_file(tmp_path: Path) 
     private_tmp.mkdir()
     home = make_home(tmp_path)
     env = {"OPENCLAW_GATEWAY_PORT": str(free_port()), "TMPDIR": str(private_tmp)}
-    refused = cli(home, env, "gateway", "run")  # no config: refused, and logged in this state dir's name
+    refused = openclaw(home, "gateway", "run", env=env)  # no config: refused, and logged in this state dir's name
     assert refused.returncode == 78
-    done = cli(home, env, "logs", "--plain")
+    done = openclaw(home, "logs", "--plain", env=env)
     assert done.returncode == 0, done.stderr
     assert "reading configured file log instead" in done.stderr
     assert "Missing config." in done.stdout

@@ -9,27 +9,11 @@ gateways" warning.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from gateway_proc import TOKEN, GatewayProcess, child_env, free_port, make_home
+from gateway_proc import TOKEN, GatewayProcess, free_port, make_home, openclaw
 
 from openclaw_cli.local_gateways import is_gateway_server
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(home: Path, *args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", *args],
-        cwd=REPO,
-        env=child_env(home, env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_probe_finds_the_other_profiles_gateway(tmp_path: Path) -> None:
@@ -50,7 +34,7 @@ def test_probe_finds_the_other_profiles_gateway(tmp_path: Path) -> None:
         gw.wait_ready(port)
         work.wait_ready(work_port)
         env = {**base, "OPENCLAW_GATEWAY_PORT": str(port)}
-        done = cli(home, "gateway", "probe", "--json", env=env)
+        done = openclaw(home, "gateway", "probe", "--json", env=env)
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)
         # (Other gateways of this user elsewhere on the machine, e.g. a parallel test run, are found
@@ -64,7 +48,7 @@ def test_probe_finds_the_other_profiles_gateway(tmp_path: Path) -> None:
         found = [f for f in doc["discovery"]["local"] if f["stateDir"].startswith(str(home))]
         assert [f["profile"] for f in found] == ["work"] and found[0]["pid"] == work.pid
         assert {"lock file", "process"} == set(found[0]["sources"])
-        human = cli(home, "gateway", "probe", env=env)
+        human = openclaw(home, "gateway", "probe", env=env)
         assert "Unconventional setup: multiple reachable gateway identities detected." in human.stdout
         assert f"Local (profile work, {work_state}, pid {work.pid}) ws://127.0.0.1:{work_port}" in human.stdout
 

@@ -11,50 +11,33 @@ from __future__ import annotations
 import datetime as dt
 import json
 import shlex
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from gateway_proc import GatewayProcess, child_env, free_port, make_home
+from gateway_proc import GatewayProcess, free_port, make_home, openclaw
 
 from openclaw_cli.setup_cmd import Answers, SetupError, ask_answers
-
-REPO = Path(__file__).resolve().parent.parent
-
-
-def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "openclaw_cli", *args],
-        cwd=REPO,
-        env=child_env(home, env),
-        stdin=subprocess.DEVNULL,  # never a terminal
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 def test_dev_setup_runs_without_a_terminal_and_keeps_the_profile_in_its_hint(tmp_path: Path) -> None:
     home = make_home(tmp_path)
-    done = cli(home, "--dev", "setup")
+    done = openclaw(home, "--dev", "setup")
     assert done.returncode == 0, done.stderr
     cfg = json.loads((home / ".openclaw-dev" / "openclaw.json").read_text())
     assert cfg["gateway"]["mode"] == "local" and cfg["gateway"]["auth"]["token"]
     assert "Next: openclaw --dev gateway run" in done.stdout
-    named = cli(home, "--profile", "work", "setup")
+    named = openclaw(home, "--profile", "work", "setup")
     assert "Next: openclaw --profile work gateway run" in named.stdout
 
 
 def test_onboard_non_interactive_local_and_remote(tmp_path: Path) -> None:
     home = make_home(tmp_path)
-    local = cli(home, "onboard", "--non-interactive", "--accept-risk", "--mode", "local", "--gateway-port", "19876")
+    local = openclaw(home, "onboard", "--non-interactive", "--accept-risk", "--mode", "local", "--gateway-port", "19876")
     assert local.returncode == 0, local.stderr
     path = home / ".openclaw" / "openclaw.json"
     cfg = json.loads(path.read_text())
     assert cfg["gateway"]["mode"] == "local" and cfg["gateway"]["port"] == 19876
-    remote = cli(
+    remote = openclaw(
         home, "--profile", "laptop", "onboard", "--mode", "remote", "--remote-url", "ws://127.0.0.1:1", "--remote-token", "t"
     )
     assert remote.returncode == 0, remote.stderr
@@ -65,7 +48,7 @@ def test_onboard_non_interactive_local_and_remote(tmp_path: Path) -> None:
 
 def test_onboard_without_a_terminal_says_how_to_automate(tmp_path: Path) -> None:
     home = make_home(tmp_path)
-    done = cli(home, "--dev", "onboard")
+    done = openclaw(home, "--dev", "onboard")
     assert done.returncode == 2
     assert "Use `openclaw --dev onboard --non-interactive --mode local` for automation" in done.stderr
     assert not (home / ".openclaw-dev" / "openclaw.json").exists()
@@ -90,14 +73,14 @@ def test_two_gateway_example_gets_the_exact_setup_command(tmp_path: Path) -> Non
         "OPENCLAW_STATE_DIR": str(home / ".openclaw-a"),
         "TMPDIR": str(tmp_path),
     }
-    refused = cli(home, "gateway", "--port", str(port), env=env)
+    refused = openclaw(home, "gateway", "--port", str(port), env=env)
     assert refused.returncode == 78
     hint = "OPENCLAW_STATE_DIR=~/.openclaw-a OPENCLAW_CONFIG_PATH=~/.openclaw/a.json openclaw setup"
     assert f"Missing config. Run `{hint}`" in refused.stderr, refused.stderr
     # That command, exactly as printed (the environment it names, nothing else), creates that config.
     words = shlex.split(hint.replace("~", str(home)))
     named = dict(w.split("=", 1) for w in words if "=" in w)
-    made = cli(home, *words[len(named) + 1 :], env={"TMPDIR": str(tmp_path), **named})
+    made = openclaw(home, *words[len(named) + 1 :], env={"TMPDIR": str(tmp_path), **named})
     assert made.returncode == 0, made.stderr
     assert json.loads((home / ".openclaw" / "a.json").read_text())["gateway"]["mode"] == "local"
     with GatewayProcess(tmp_path, home, "--port", str(port), env=env) as gw:

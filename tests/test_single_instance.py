@@ -7,14 +7,10 @@ the local CLI must keep working with the first gateway's token.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from gateway_proc import GatewayProcess, child_env, free_port, make_home
-
-REPO = Path(__file__).resolve().parent.parent
+from gateway_proc import GatewayProcess, free_port, make_home, openclaw
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -50,16 +46,6 @@ def test_refused_second_start_changes_nothing(tmp_path: Path, first: list[str], 
         assert _snapshot(home / state) == before, "the refused start changed the state dir"
         assert gw.poll() is None
         # The local CLI still talks to the first gateway with its (unchanged) runtime token.
-        cli_env = child_env(home, env)
-        if state != ".openclaw":
-            cli_env["OPENCLAW_PROFILE"] = "dev"
-        call = subprocess.run(
-            [sys.executable, "-m", "openclaw_cli", "gateway", "call", "health", "--json"],
-            cwd=REPO,
-            env=cli_env,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        cli_env = env if state == ".openclaw" else {**env, "OPENCLAW_PROFILE": "dev"}
+        call = openclaw(home, "gateway", "call", "health", "--json", env=cli_env)
         assert call.returncode == 0, call.stdout + call.stderr

@@ -7,18 +7,15 @@ one line per request/response pair with its duration, plus events, ``conn=`` onl
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from gateway_proc import TOKEN, GatewayProcess, child_env, free_port, local_config, make_home
+from gateway_proc import TOKEN, GatewayProcess, free_port, local_config, make_home, openclaw
 
 from gateway_trio.wslog import WsLog
 
-REPO = Path(__file__).resolve().parent.parent
 A, B = "c4de25ac-aaaa-bbbb-cccc-0123456717ee", "587db438-aaaa-bbbb-cccc-012345675691"
 ERR = SimpleNamespace(code="INVALID_REQUEST", message="unknown method: no.such.method")
 
@@ -92,15 +89,7 @@ def test_gateway_console_shows_the_style(tmp_path: Path, flags: list[str], prese
     home = make_home(tmp_path, local_config(port=port))
     with GatewayProcess(tmp_path, home, *flags) as gw:
         gw.wait_ready(port)
-        call = subprocess.run(
-            [sys.executable, "-m", "openclaw_cli", "gateway", "call", "health", "--token", TOKEN, "--json"],
-            cwd=REPO,
-            env=child_env(home),
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        call = openclaw(home, "gateway", "call", "health", "--token", TOKEN, "--json")
         assert call.returncode == 0, call.stderr
         deadline = time.monotonic() + 10
         while present and time.monotonic() < deadline and not all(p in gw.stdout for p in present):

@@ -1,10 +1,12 @@
 """The other gateways on this host, found without the network (issue 9 items 10 and 12).
 
-Two sources, merged by process: this user's state dirs (``~/.openclaw``, ``~/.openclaw-<profile>``)
-whose ``gateway.lock`` is held (it records the pid and the port), and this user's running gateway
-processes (``/proc``: a ``gateway [run]`` command line, or the published gateway's
-``openclaw-gateway`` title), whose state dir follows from their own environment and profile flags
-and whose ports from their listening sockets. Other users' processes are never looked at.
+Two sources, merged by state dir: this account's state dirs (``~/.openclaw``,
+``~/.openclaw-<profile>``) whose ``gateway.lock`` is held (it records the pid and the port), and
+this user's running gateway processes (``/proc``: a ``gateway [run]`` command line, or the
+published gateway's ``openclaw-gateway`` title) with the same home, whose state dir follows from
+their own environment and profile flags and whose ports from their listening sockets. Other users'
+processes are never looked at; this user's processes under another HOME (a throwaway test HOME, a
+container's) are a separate setup and are included only when asked (``gateway status --deep``).
 ``gateway probe`` probes each with the credentials its own state dir holds; ``doctor`` and
 ``gateway status --deep`` tell this gateway's processes from the others.
 """
@@ -100,11 +102,13 @@ def _read_process(pid: int) -> tuple[list[str], dict[str, str]] | None:
     return argv, environ
 
 
-def gateway_processes(uid: int | None = None) -> list[LocalGateway]:
-    """This user's running gateway processes (Linux /proc), each with its state dir and ports."""
+def gateway_processes(*, any_home: bool = False) -> list[LocalGateway]:
+    """This user's running gateway processes (Linux /proc) whose home is this process's (every
+    home with ``any_home``), each with its state dir and ports."""
     from gateway_trio.force import ports_of
 
-    uid = os.getuid() if uid is None else uid
+    uid = os.getuid()
+    here = owner_key(home_dir())
     found: list[LocalGateway] = []
     proc = Path("/proc")
     if not proc.is_dir():
@@ -121,6 +125,8 @@ def gateway_processes(uid: int | None = None) -> list[LocalGateway]:
         if read is None or not is_gateway_server(read[0]):
             continue
         argv, environ = read
+        if not any_home and owner_key(home_dir(environ)) != here:
+            continue
         try:
             paths = Paths.resolve(profile_of(argv, environ), environ=environ)
         except StartupError:

@@ -334,7 +334,7 @@ def gateway_status(
         here = owner_key(_paths_and_config()[0].state_dir)
         extra = [
             {"kind": "process", "pid": g.pid, "commandLine": g.command, "stateDir": str(g.state_dir), "ports": g.ports}
-            for g in gateway_processes()
+            for g in gateway_processes(any_home=True)
             if owner_key(g.state_dir) != here  # this gateway is not "another" service
         ]
         for unit_dir in (

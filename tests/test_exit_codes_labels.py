@@ -85,7 +85,9 @@ def _sleeper_as(uid: int, home: Path) -> subprocess.Popen[bytes]:
 
 
 def test_doctor_after_the_readme_start(tmp_path: Path) -> None:
-    home, other_home = make_home(tmp_path / "a"), make_home(tmp_path / "b", local_config())
+    home = make_home(tmp_path)
+    (home / ".openclaw-b").mkdir()
+    (home / ".openclaw-b" / "openclaw.json").write_text(json.dumps(local_config()))  # another profile, same HOME
     port, other_port = free_port(), free_port()
     env = {"OPENCLAW_GATEWAY_PORT": str(port), "TMPDIR": str(tmp_path)}
     strangers = []
@@ -94,7 +96,9 @@ def test_doctor_after_the_readme_start(tmp_path: Path) -> None:
     try:
         with (
             GatewayProcess(tmp_path, home, "--allow-unconfigured", env=env, name="mine") as gw,
-            GatewayProcess(tmp_path, other_home, "--port", str(other_port), env={"TMPDIR": str(tmp_path)}, name="b") as b,
+            GatewayProcess(
+                tmp_path, home, "--profile", "b", "--port", str(other_port), env={"TMPDIR": str(tmp_path)}, name="b"
+            ) as b,
         ):
             gw.wait_ready(port)
             b.wait_ready(other_port)

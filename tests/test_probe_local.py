@@ -37,8 +37,8 @@ def test_probe_finds_the_other_profiles_gateway(tmp_path: Path) -> None:
         done = openclaw(home, "gateway", "probe", "--json", env=env)
         assert done.returncode == 0, done.stderr
         doc = json.loads(done.stdout)
-        # (Other gateways of this user elsewhere on the machine, e.g. a parallel test run, are found
-        # too, as they should be: only this HOME's are asserted on.)
+        # Gateways of this user under other HOMEs (a parallel test run) are a separate setup and are
+        # not probed; the assertions stay on this HOME's anyway.
         urls = {t["url"]: t for t in doc["targets"]}
         assert {f"ws://127.0.0.1:{port}", f"ws://127.0.0.1:{work_port}"} <= set(urls)
         assert urls[f"ws://127.0.0.1:{port}"]["kind"] == "localLoopback"

@@ -32,10 +32,11 @@ from gateway_core.frames import PresenceEntry
 from gateway_core.idempotency import Final, IdempotencyLedger
 
 from . import _runtime
-from .filelog import FileLog, tail
+from .filelog import FileLog, record_filter, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, atomic_write
+from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
 REDACTED = "__OPENCLAW_REDACTED__"
@@ -139,6 +140,10 @@ class Gateway:
         self.settings = settings
         self.reload_state = reload_state
         self.log = log
+        #: The WebSocket traffic log (``--ws-log``/``--verbose``, runtime-cli.md §9.3).
+        self.ws_log = WsLog(
+            settings.ws_log, verbose=settings.verbose, emit=lambda level, line: log.log(level, "gateway/ws", line)
+        )
         self.secret = SharedSecret(
             mode=settings.auth_mode,  # type: ignore[arg-type]
             token=settings.token,
@@ -512,16 +517,20 @@ class Gateway:
         s.respond(ev.request_id, self.identity.as_payload())
 
     def m_logs_tail(self, s: Session, ev: RequestReceived) -> None:
+        """The tail of this gateway's file log: only its own records (the file may be shared by
+        every gateway on the machine), newer than ``now - sinceMs`` when given (runtime-cli.md §9.4)."""
         p = ev.params
         cursor = p.cursor if p.cursor is not UNSET else None
         limit = p.limit if p.limit is not UNSET else 500
         max_bytes = p.max_bytes if p.max_bytes is not UNSET else 250_000
+        since = _runtime.wall_ms() - p.since_ms if p.since_ms is not UNSET else None
+        keep = record_filter(state_dir=self.settings.paths.state_dir, since_epoch_ms=since)
         path = self.log.path
 
         async def read() -> Any:
             try:
                 return await trio.to_thread.run_sync(
-                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes)
+                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes, keep=keep)
                 )
             except OSError as exc:
                 raise E.RemoteProtocolError(E.unavailable(f"log read failed: {exc}"), 0) from None

@@ -227,6 +227,18 @@ def gateway_env(home: Path) -> dict[str, str]:
     return env
 
 
+def shown_path(path: Path) -> str:
+    """``path`` as the report may record it: relative to the checkout, or ``~/…``, never this
+    machine's absolute path (the report is committed)."""
+    path = path.expanduser().absolute()
+    for base, label in ((REPO, "."), (Path.home(), "~")):
+        try:
+            return f"{label}/{path.relative_to(base)}"
+        except ValueError:
+            continue
+    return f"$OPENCLAW_REFERENCE_BIN ({path.name})"
+
+
 def reference_bin(cli: str | None) -> Path | None:
     for cand in (cli, os.environ.get("OPENCLAW_REFERENCE_BIN"), str(DEFAULT_REFERENCE)):
         if cand and Path(cand).is_file() and os.access(cand, os.X_OK):
@@ -594,7 +606,7 @@ def machine_info(ref: Path | None) -> dict[str, str]:
         "python": platform.python_version(),
         "node": node,
         "reference": ref_version,
-        "reference_bin": str(ref) if ref else "not installed",
+        "reference_bin": shown_path(ref) if ref else "not installed",
     }
 
 
@@ -846,7 +858,7 @@ def main(argv: list[str] | None = None) -> int:
     ref = reference_bin(args.reference_bin)
     which = [OURS, REF] if args.only is None else [args.only]
     if REF in which and ref is None:
-        say("published gateway launcher not found (run `bash /work/shared/tools/install-reference.sh`); skipping it")
+        say("published gateway launcher not found (run `bash ../shared/tools/install-reference.sh`); skipping it")
         which.remove(REF)
     if not which:
         return 2

@@ -29,10 +29,18 @@ LIVE_UNMET = {
 }
 #: The command-line flag that declares a requirement met (the others cannot be met live).
 LIFTED_BY = {"fresh-gateway": "fresh", "slow": "slow"}
+#: Requirements a live run checks on the gateway itself before the cases run (see :func:`live_facts`).
+CHECKED_LIVE = ("config-file", "config-secret")
+#: Methods that may write the gateway's config file: a live case sending one is checked to leave
+#: the file as it found it (same hash before and after).
+CONFIG_WRITES = frozenset({"config.set", "config.patch", "config.apply"})
 
 
-def skip_reason(case: Case, mode: str, live_auth: str | None, flags: set[str]) -> str | None:
-    """Why ``case`` cannot run in ``mode`` (``None`` if it can)."""
+def skip_reason(
+    case: Case, mode: str, live_auth: str | None, flags: set[str], facts: dict[str, str | None] | None = None
+) -> str | None:
+    """Why ``case`` cannot run in ``mode`` (``None`` if it can). ``facts`` maps each requirement a
+    live run checked on the gateway to ``None`` (met) or why not."""
     pending = case.header.get("pending")
     if pending:
         return f"pending: {pending}"
@@ -45,7 +53,61 @@ def skip_reason(case: Case, mode: str, live_auth: str | None, flags: set[str]) -
                 return LIVE_UNMET[req]
         if live_auth is not None and case.auth != live_auth:
             return f"needs a gateway in auth mode {case.auth!r} (this run targets {live_auth!r})"
+        for req in case.requires:
+            if req in CHECKED_LIVE and (facts or {}).get(req, "not checked") is not None:
+                return (facts or {}).get(req) or f"{req}: not checked"
     return None
+
+
+def writes_config(case: Case) -> bool:
+    """Whether a step sends a config write (then the live run checks the file is unchanged)."""
+    return any(isinstance(st.get("send"), dict) and st["send"].get("method") in CONFIG_WRITES for st in case.steps)
+
+
+def _probe_case(auth: str) -> Case:
+    """A read-only session: connect as the local CLI with operator.read and call ``config.get``."""
+    from pathlib import Path
+
+    creds = {"token": {"token": "${token}"}, "password": {"password": "${password}"}}[auth]
+    steps: list[dict[str, Any]] = [
+        {"open": "a"},
+        {"send_connect": {"client": "cli/cli", "auth": creds, "scopes": ["operator.read"]}},
+        {"expect": {"type": "res", "id": "connect-1", "ok": True}},
+        {"send": {"type": "req", "id": "g", "method": "config.get", "params": {}}},
+        {"expect": {"type": "res", "id": "g", "ok": True, "payload": {"$capture": "config"}}},
+    ]
+    return Case("precondition-probe", "config.get", Path("precondition-probe"), {"case": "precondition-probe"}, steps)
+
+
+async def read_config_state(url: str, auth: str, variables: dict[str, Any]) -> dict[str, Any]:
+    """The gateway's ``config.get`` answer (raises ``StepFailed``/``ConnectionError`` if it cannot)."""
+    import trio
+
+    from .live_driver import open_live_driver
+
+    with trio.fail_after(15):
+        async with open_live_driver(url) as driver:
+            interp = Interpreter(_probe_case(auth), driver, variables)
+            await interp.run()
+    return interp.vars["config"] if isinstance(interp.vars.get("config"), dict) else {}
+
+
+def facts_from_config(state: dict[str, Any]) -> dict[str, str | None]:
+    """Which config preconditions the gateway meets (``None``) or why not, from ``config.get``."""
+    where = state.get("path") or "its config path"
+    if not state.get("exists"):
+        missing = f"this gateway has no config file ({where}); config writes would create one"
+        return {
+            "config-file": f"needs an existing config file: {missing}",
+            "config-secret": f"needs the gateway's token or password in its config file: {missing}",
+        }
+    redacted = "__OPENCLAW_REDACTED__" in str(state.get("raw") or "")
+    return {
+        "config-file": None,
+        "config-secret": None
+        if redacted
+        else f"needs the gateway's token or password in its config file ({where} holds none, so nothing is redacted)",
+    }
 
 
 def _variables(args: argparse.Namespace) -> dict[str, Any]:
@@ -79,14 +141,34 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
     flags = {f for f in ("fresh", "slow") if getattr(args, f)}
     results: list[Result] = []
 
+    async def config_state() -> dict[str, Any] | str:
+        """``config.get`` of the gateway, or why it could not be read."""
+        if live_auth == "none":
+            return "cannot read the gateway's config without credentials"
+        try:
+            return await read_config_state(args.url, live_auth, _variables(args))
+        except (StepFailed, trio.TooSlowError, ConnectionError, BaseExceptionGroup) as exc:
+            leaf = _leaf(exc)
+            if not isinstance(leaf, (StepFailed, trio.TooSlowError, ConnectionError)):
+                raise
+            return f"could not read the gateway's config to check it: {leaf}"
+
     async def main() -> None:
-        for case in cases:
-            reason = skip_reason(case, "live", live_auth, flags)
+        # Cases that need an untouched gateway go first, before any other session (the precondition
+        # probe included) has used it; the rest keep their order.
+        ordered = sorted(cases, key=lambda c: "fresh-gateway" not in c.requires)
+        facts: dict[str, str | None] | None = None
+        if any(req in CHECKED_LIVE for case in cases for req in case.requires):
+            state = await config_state()
+            facts = facts_from_config(state) if isinstance(state, dict) else dict.fromkeys(CHECKED_LIVE, state)
+        for case in ordered:
+            reason = skip_reason(case, "live", live_auth, flags, facts)
             if reason:
                 results.append(Result(case.id, case.title, "skipped", reason))
                 if not args.json:
                     _print_result(results[-1])
                 continue
+            before = await config_state() if writes_config(case) else None
             started = time.perf_counter()
             try:
                 with trio.fail_after(float(case.header.get("timeout_s", 60))):
@@ -100,6 +182,16 @@ def run_live(cases: list[Case], args: argparse.Namespace) -> list[Result]:
                 results.append(Result(case.id, case.title, "failed", detail, duration_ms=_ms(started)))
             else:
                 results.append(Result(case.id, case.title, "passed", duration_ms=_ms(started)))
+            if isinstance(before, dict):
+                after = await config_state()
+                if not isinstance(after, dict) or (after.get("exists"), after.get("hash")) != (
+                    before.get("exists"),
+                    before.get("hash"),
+                ):
+                    changed = "the case changed the gateway's config file"
+                    if isinstance(after, dict):
+                        changed += f" ({before.get('hash')} -> {after.get('hash')}; the previous version may be in {after.get('path')}.bak)"
+                    results[-1] = Result(case.id, case.title, "failed", changed, duration_ms=results[-1].duration_ms)
             if not args.json:
                 _print_result(results[-1])
 

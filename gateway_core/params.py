@@ -29,9 +29,13 @@ class Empty(Params):
 
 
 class LogsTailParams(Params):
+    """``sinceMs`` (records newer than now − sinceMs) is the runbook's; the published 2026.9.6
+    schema has no such key and refuses it (the runbook wins, design.md §1)."""
+
     cursor: NonNegInt | UnsetType = UNSET
     limit: Annotated[int, Meta(ge=1, le=5000)] | UnsetType = UNSET
     max_bytes: Annotated[int, Meta(ge=1, le=1_000_000)] | UnsetType = UNSET
+    since_ms: NonNegInt | UnsetType = UNSET
 
 
 class ConfigSetParams(Params):

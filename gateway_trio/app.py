@@ -52,10 +52,11 @@ from gateway_core.events import HandshakeFailed, Principal
 
 from . import _runtime
 from .agent_host import AgentHost, resolve_provider_keys
-from .filelog import FileLog, tail
+from .filelog import FileLog, record_filter, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, atomic_write
+from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
 
@@ -97,6 +98,10 @@ class Gateway:
         self.reload_state = reload_state
         self.log = log
         self.restart_count = restart_count
+        #: The WebSocket traffic log (``--ws-log``/``--verbose``, runtime-cli.md §9.3).
+        self.ws_log = WsLog(
+            settings.ws_log, verbose=settings.verbose, emit=lambda level, line: log.log(level, "gateway/ws", line)
+        )
         secret = SharedSecret(
             mode=settings.auth_mode,  # type: ignore[arg-type]
             token=settings.token,
@@ -357,10 +362,12 @@ class Gateway:
             except OSError as exc:
                 raise _failure("storage", exc) from None
         if isinstance(effect, TailLog):
+            # Only this gateway's records: the file may be shared by every gateway on the machine.
             path = self.log.path
+            keep = record_filter(state_dir=self.settings.paths.state_dir, since_epoch_ms=effect.since_ms)
             try:
                 return await trio.to_thread.run_sync(
-                    lambda: tail(path, cursor=effect.cursor, limit=effect.limit, max_bytes=effect.max_bytes)
+                    lambda: tail(path, cursor=effect.cursor, limit=effect.limit, max_bytes=effect.max_bytes, keep=keep)
                 )
             except OSError as exc:
                 raise _failure("io", exc) from None

@@ -7,6 +7,11 @@ One record per line::
 The file rolls daily (``openclaw[-<profile>]-YYYY-MM-DD.log`` under ``<tmp>/openclaw``) unless
 ``logging.file`` names one, and rotates at ``maxFileBytes`` to ``.1`` … ``.5``. Writes are
 line-buffered appends, so ``logs.tail`` (which reads the same file) sees every complete line.
+
+Every gateway on a machine may share that file (as the published gateway's do), so each record
+says whose it is: ``_meta.gateway = {stateDir, profile, boot, pid}``. ``logs.tail``, ``openclaw
+logs`` and ``gateway status``'s last error keep only the records of one state dir
+(:func:`record_filter`), whatever the file layout.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -80,9 +86,18 @@ class FileLog:
         max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
         console: TextIO | None = None,
         console_enabled: bool = True,
+        state_dir: Path | None = None,
+        boot_id: str | None = None,
     ) -> None:
         self.fixed_path = path
         self.profile = profile
+        #: Whose records these are (``_meta.gateway``): the state dir identifies the gateway.
+        self.owner: dict[str, Any] = {
+            "stateDir": owner_key(state_dir) if state_dir is not None else None,
+            "profile": profile or "default",
+            "boot": boot_id,
+            "pid": os.getpid(),
+        }
         self.level = LEVELS.get(level, 3)
         self.console_level = LEVELS.get(console_level, 3)
         self.max_file_bytes = max_file_bytes
@@ -150,6 +165,7 @@ class FileLog:
                 "logLevelName": LEVEL_NAMES[lvl],
                 "name": name,
                 "parentNames": ["openclaw"],
+                "gateway": self.owner,
             }
             record["time"] = now.isoformat(timespec="milliseconds")
             record["hostname"] = self.hostname
@@ -197,13 +213,56 @@ class FileLog:
                 self._open_path = None
 
 
-def tail(path: Path, *, cursor: int | None, limit: int, max_bytes: int) -> dict[str, Any]:
+def owner_key(state_dir: Path) -> str:
+    """How a record names its gateway: the state dir, absolute with symlinks resolved (the CLI
+    and the gateway may spell the same directory differently)."""
+    return str(Path(os.path.expanduser(state_dir)).resolve())
+
+
+def record_filter(*, state_dir: Path | None = None, since_epoch_ms: int | None = None) -> Callable[[str], bool]:
+    """A line predicate for :func:`tail`: records of the gateway at ``state_dir`` (``_meta.gateway.
+    stateDir``; lines that say no owner are not provably its own and are left out), written at or
+    after ``since_epoch_ms`` (``_meta.date``)."""
+    key = owner_key(state_dir) if state_dir is not None else None
+    needle = json.dumps(key, ensure_ascii=False) if key is not None else None
+
+    def keep(line: str) -> bool:
+        if needle is not None and needle not in line:
+            return False  # cheap: the owner's path is not even on the line
+        try:
+            record = json.loads(line)
+            meta = record["_meta"]
+        except (ValueError, TypeError, KeyError):
+            return False
+        if not isinstance(meta, dict):
+            return False
+        if key is not None:
+            owner = meta.get("gateway")
+            if not isinstance(owner, dict) or owner.get("stateDir") != key:
+                return False
+        if since_epoch_ms is not None:
+            try:
+                when = dt.datetime.fromisoformat(str(meta.get("date") or record.get("time")))
+            except ValueError:
+                return False
+            if when.tzinfo is None:
+                when = when.astimezone()
+            if int(when.timestamp() * 1000) < since_epoch_ms:
+                return False
+        return True
+
+    return keep
+
+
+def tail(
+    path: Path, *, cursor: int | None, limit: int, max_bytes: int, keep: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
     """``logs.tail`` over ``path`` exactly as runtime-cli.md §9.4 specifies.
 
     Without a cursor: the last ``max_bytes``. With one: from it (``reset`` if past the end, or if
     more than ``max_bytes`` is pending, then also ``truncated`` and ``skippedBytes``). A partial
-    first line is dropped, the last ``limit`` lines kept, and ``cursor`` is the offset just after
-    the last newline read.
+    first line is dropped, the lines ``keep`` rejects (other gateways' records) are left out, the
+    last ``limit`` kept, and ``cursor`` is the offset just after the last newline read.
     """
     size = path.stat().st_size if path.exists() else 0
     out: dict[str, Any] = {"file": str(path), "cursor": size, "size": size, "lines": []}
@@ -243,6 +302,8 @@ def tail(path: Path, *, cursor: int | None, limit: int, max_bytes: int) -> dict[
     lines = chunk.decode("utf-8", "replace").split("\n")[:-1]
     if drop_partial and lines:
         lines = lines[1:]
+    if keep is not None:
+        lines = [line for line in lines if keep(line)]
     if len(lines) > limit:
         lines = lines[-limit:]
         out["truncated"] = True
@@ -251,14 +312,16 @@ def tail(path: Path, *, cursor: int | None, limit: int, max_bytes: int) -> dict[
     return out
 
 
-def last_error(path: Path, *, max_bytes: int = 262_144) -> dict[str, str] | None:
-    """The newest ERROR/FATAL record in the last ``max_bytes`` of ``path``: ``{time, subsystem, message}``.
+def last_error(path: Path, *, state_dir: Path | None = None, max_bytes: int = 262_144) -> dict[str, str] | None:
+    """The newest ERROR/FATAL record in the last ``max_bytes`` of ``path``: ``{time, subsystem, message}``,
+    among the records of the gateway at ``state_dir`` when given.
 
     ``gateway status`` shows it when the probe fails, so an operator sees why a supervised gateway
     keeps exiting (a config refusal, a busy port) without opening the log.
     """
     found = None
-    for line in tail(path, cursor=None, limit=100_000, max_bytes=max_bytes)["lines"]:
+    keep = record_filter(state_dir=state_dir) if state_dir is not None else None
+    for line in tail(path, cursor=None, limit=100_000, max_bytes=max_bytes, keep=keep)["lines"]:
         try:
             record = json.loads(line)
         except ValueError:

@@ -20,9 +20,9 @@ def _decode_address(hex_addr: str) -> str:
     return socket.inet_ntop(family, words)
 
 
-def _listening_sockets(port: int) -> list[tuple[str, str]]:
-    """``(host:port, inode)`` of every listening TCP socket on ``port``, from /proc/net/tcp{,6}."""
-    found: list[tuple[str, str]] = []
+def listening_table() -> list[tuple[str, int, str]]:
+    """``(address, port, inode)`` of every listening TCP socket on this host, from /proc/net/tcp{,6}."""
+    found: list[tuple[str, int, str]] = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -30,11 +30,34 @@ def _listening_sockets(port: int) -> list[tuple[str, str]]:
             continue
         for line in lines:
             parts = line.split()
-            host, _, hex_port = parts[1].rpartition(":")
-            if parts[3] == "0A" and int(hex_port, 16) == port:
-                addr = _decode_address(host)
-                found.append((f"[{addr}]:{port}" if ":" in addr else f"{addr}:{port}", parts[9]))
+            if len(parts) > 9 and parts[3] == "0A":
+                host, _, hex_port = parts[1].rpartition(":")
+                found.append((_decode_address(host), int(hex_port, 16), parts[9]))
     return found
+
+
+def _listening_sockets(port: int) -> list[tuple[str, str]]:
+    """``(host:port, inode)`` of every listening TCP socket on ``port``."""
+    return [
+        (f"[{addr}]:{p}" if ":" in addr else f"{addr}:{p}", inode) for addr, p, inode in listening_table() if p == port
+    ]
+
+
+def ports_of(pid: int) -> list[int]:
+    """The TCP ports process ``pid`` listens on (Linux /proc; empty when it cannot be read)."""
+    inodes: set[str] = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return []
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return sorted({p for _, p, inode in listening_table() if inode in inodes})
 
 
 def listening_addresses(port: int) -> list[str]:

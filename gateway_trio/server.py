@@ -65,16 +65,20 @@ class Control:
         self.send.send_nowait(("restart", why, settings))
 
 
-def _lock(state_dir: Path) -> int:
-    """Hold ``<state>/gateway.lock`` (one gateway per state dir); waits up to 5 s."""
+def acquire_state_lock(state_dir: Path) -> int:
+    """Hold ``<state>/gateway.lock`` (one gateway per state dir); waits up to 5 s.
+
+    ``gateway run`` takes it before it writes anything (runtime token, dev config), so a refused
+    second start leaves the running gateway's state as it was. A holder removes the file when it
+    exits; if the file we locked is no longer the one at the path, lock the new one instead.
+    """
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = state_dir / "gateway.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     deadline = time.monotonic() + LOCK_WAIT_S
     while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
         except BlockingIOError:
             if time.monotonic() >= deadline:
                 try:
@@ -86,7 +90,16 @@ def _lock(state_dir: Path) -> int:
                     f"lock timeout after {int(LOCK_WAIT_S * 1000)}ms",
                     1,
                 ) from None
+            os.close(fd)
             time.sleep(0.1)
+            continue
+        try:
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            break
+        os.close(fd)  # the previous holder unlinked it after we opened it: lock the file now there
     record_port(fd, None)
     return fd
 
@@ -106,7 +119,8 @@ def running_port(state_dir: Path) -> int | None:
     return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
 
 
-def _unlock(fd: int, state_dir: Path) -> None:
+def release_state_lock(fd: int, state_dir: Path) -> None:
+    """Release and remove the state-dir lock taken by :func:`acquire_state_lock`."""
     try:
         fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
@@ -185,16 +199,20 @@ async def run_gateway(
     control: Control | None = None,
     handle_signals: bool = True,
     resolve_again: Callable[[], GatewaySettings] | None = None,
+    lock_fd: int | None = None,
     task_status: trio.TaskStatus[Control] = trio.TASK_STATUS_IGNORED,
 ) -> int:
     """Serve until stopped; returns the process exit status (0 on a clean stop).
 
     With ``resolve_again`` (how ``gateway run`` resolves its settings), the config file is
     watched and changes are hot-applied or restart the gateway in process (see reloader.py).
+    With ``lock_fd`` the caller already holds the state-dir lock (and releases it).
     """
     control = control or Control.new()
     state_dir = settings.paths.state_dir
-    lock_fd = _lock(state_dir)
+    owns_lock = lock_fd is None
+    if lock_fd is None:
+        lock_fd = acquire_state_lock(state_dir)
     ref = GatewayRef()
     state = ReloadState(settings)
     state.resolve_again = resolve_again
@@ -291,7 +309,8 @@ async def run_gateway(
             s.close()
         return exit_code
     finally:
-        _unlock(lock_fd, state_dir)
+        if owns_lock:
+            release_state_lock(lock_fd, state_dir)
 
 
 async def _serve(
@@ -319,4 +338,4 @@ def _dup(sock: socket.socket) -> socket.socket:
     return dup
 
 
-__all__ = ["Control", "bind_sockets", "run_gateway"]
+__all__ = ["Control", "acquire_state_lock", "bind_sockets", "release_state_lock", "run_gateway"]

@@ -46,9 +46,6 @@ from . import _runtime
 if TYPE_CHECKING:
     from .app import Gateway
 
-#: Answers slower than this are logged even without --verbose (runtime-cli.md §9.3).
-SLOW_RESPONSE_MS = 50
-
 
 class Transport(Protocol):
     """How a session reaches its socket (wsproto over a Trio stream)."""
@@ -243,7 +240,7 @@ class Session:
         elif isinstance(event, HandshakeFailed):
             self.gw.log_handshake_failure(self, event)
         elif isinstance(event, FrameIgnored):
-            self.gw.log.warn("gateway/ws", f"✗ parse-error error={event.reason} conn={self.conn_id[:8]}")
+            self.gw.ws_log.parse_error(self.conn_id, event.reason)
         elif isinstance(event, ConnectionTerminated):
             self.gw.unregister(self)
 
@@ -260,6 +257,8 @@ class Session:
             now=_runtime.now(),
         )
         if result is not PublishResult.FILTERED:
+            if result is PublishResult.SENT:
+                self.gw.ws_log.event(self.conn_id, event)
             self.pump()
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
@@ -277,22 +276,15 @@ class Session:
     def request_started(self, request_id: str, method: str) -> None:
         """Remember when a request reached the application (for the ws log)."""
         self._inflight[request_id] = (method, _runtime.now())
+        self.gw.ws_log.request(self.conn_id, request_id, method)
 
     def _log_response(self, request_id: str, error: Any) -> None:
-        """``⇄ res ✓/✗ <method> <ms>ms``: errors and slow answers always, everything with --verbose (§9.3)."""
+        """The answer's ws-log line (which ones, and how: gateway_trio/wslog.py)."""
         started = self._inflight.pop(request_id, None)
         if started is None:
             return
         method, t0 = started
-        ms = int((_runtime.now() - t0) * 1000)
-        if error is None and ms < SLOW_RESPONSE_MS and not self.gw.settings.verbose:
-            return
-        conn = f"{self.conn_id[:8]}…{self.conn_id[-4:]}"
-        if error is None:
-            line = f"⇄ res ✓ {method} {ms}ms conn={conn} id={request_id}"
-        else:
-            line = f"⇄ res ✗ {method} {ms}ms errorCode={error.code} errorMessage={error.message} conn={conn} id={request_id}"
-        self.gw.log.info("gateway/ws", line)
+        self.gw.ws_log.response(self.conn_id, request_id, method, int((_runtime.now() - t0) * 1000), error)
 
     def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run an async method handler in this connection's nursery (cancelled when it closes)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from .secrets import SecretError, resolve_secret
 DEFAULT_PORT = 18789
 DEV_PORT = 19001
 EXIT_CONFIG = 78
+#: A usage error (a flag's value), as for an unknown flag (cyclopts exits 2 too).
+EXIT_USAGE = 2
 BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
 PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
@@ -35,17 +38,24 @@ class StartupError(Exception):
         self.message = message
         self.exit_code = exit_code
 
+    @property
+    def summary(self) -> str:
+        """One line for one-line reports (a log record, a doctor check): the first line, joined
+        with the next when the first only introduces it (``… Invalid config at <path>:``)."""
+        lines = self.message.splitlines() or [""]
+        return f"{lines[0]} {lines[1].strip()}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
 
-def _env(name: str) -> str | None:
-    value = os.environ.get(name)
+
+def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    value = (os.environ if environ is None else environ).get(name)
     if value is None or value.strip() in ("", "undefined", "null"):
         return None
     return value
 
 
-def home_dir() -> Path:
-    """``OPENCLAW_HOME`` > ``$HOME`` > the OS home."""
-    raw = _env("OPENCLAW_HOME") or _env("HOME")
+def home_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """``OPENCLAW_HOME`` > ``$HOME`` > the OS home (of this process, or of ``environ``)."""
+    raw = _env("OPENCLAW_HOME", environ) or _env("HOME", environ)
     return Path(raw).expanduser() if raw else Path.home()
 
 
@@ -67,23 +77,142 @@ class Paths:
     config_path: Path
 
     @classmethod
-    def resolve(cls, profile: str | None = None) -> Paths:
-        profile = profile or _env("OPENCLAW_PROFILE")
+    def resolve(cls, profile: str | None = None, *, environ: Mapping[str, str] | None = None) -> Paths:
+        """The paths for ``profile`` in this process's environment (or in ``environ``: another
+        process's, as read from ``/proc/<pid>/environ``)."""
+        profile = profile or _env("OPENCLAW_PROFILE", environ)
         if profile is not None and not PROFILE_RE.match(profile):
             raise StartupError('Invalid --profile (use letters, numbers, "_", "-" only)', 2)
         named = profile if profile and profile.lower() != "default" else None
-        state_env = _env("OPENCLAW_STATE_DIR")
+        state_env = _env("OPENCLAW_STATE_DIR", environ)
         if state_env:
             state = Path(state_env).expanduser()
         else:
-            state = home_dir() / (f".openclaw-{named}" if named else ".openclaw")
-        cfg_env = _env("OPENCLAW_CONFIG_PATH")
+            state = home_dir(environ) / (f".openclaw-{named}" if named else ".openclaw")
+        cfg_env = _env("OPENCLAW_CONFIG_PATH", environ)
         config = Path(cfg_env).expanduser() if cfg_env else state / "openclaw.json"
         return cls(named, state, config)
 
+    def cli(self, command: str) -> str:
+        """``openclaw <command>`` as the operator types it to act on these paths: the profile flag
+        (``--dev`` for dev), and ``OPENCLAW_STATE_DIR``/``OPENCLAW_CONFIG_PATH`` in front when they
+        are not what the profile implies (the runbook's two-gateway example)."""
+        home = home_dir()
+        state = home / (f".openclaw-{self.profile}" if self.profile else ".openclaw")
+        env = []
+        if self.state_dir != state:
+            env.append(f"OPENCLAW_STATE_DIR={tilde(self.state_dir)}")
+        if self.config_path != self.state_dir / "openclaw.json":
+            env.append(f"OPENCLAW_CONFIG_PATH={tilde(self.config_path)}")
+        return " ".join([*env, cli_command(command, self.profile)])
+
+
+def cli_command(command: str, profile: str | None) -> str:
+    """``openclaw <command>`` for ``profile``: ``--dev`` for dev, ``--profile NAME`` otherwise."""
+    if not profile or profile.lower() == "default":
+        return f"openclaw {command}"
+    return f"openclaw --dev {command}" if profile == "dev" else f"openclaw --profile {profile} {command}"
+
+
+def tilde(path: Path) -> str:
+    """``path`` with the home directory written ``~`` (as the runbook's messages show paths)."""
+    home = str(home_dir())
+    text = str(path)
+    return "~" + text[len(home) :] if home != "/" and (text == home or text.startswith(home + "/")) else text
+
+
+class ConfigSyntaxError(StartupError):
+    """The config file is not valid JSON5: where (``line``, ``column``, 1-based) and what, in words.
+
+    ``message`` is the whole operator text (``Gateway failed to start: Invalid config at …`` then
+    ``<path>:<line>:<col>: <problem>`` and the offending line with a caret); ``location`` is the
+    ``<path>:<line>:<col>: <problem>`` line alone (for one-line reports such as doctor's).
+    """
+
+    def __init__(self, path: Path, line: int, column: int, problem: str, source_line: str) -> None:
+        self.path, self.line, self.column, self.problem = path, line, column, problem
+        self.location = f"{path}:{line}:{column}: {problem}"
+        shown = source_line.expandtabs(1)
+        #: The offending line and a caret under the column (empty for a blank line).
+        self.excerpt = f"  {shown}\n  {' ' * max(0, column - 1)}^" if shown.strip() else ""
+        text = f"Gateway failed to start: Invalid config at {path}:\n{self.location}"
+        if self.excerpt:
+            text += "\n" + self.excerpt
+        text += "\nFix the file (`openclaw config validate` checks it), then retry."
+        super().__init__(text, EXIT_CONFIG)
+
+    @property
+    def summary(self) -> str:
+        return f"Gateway failed to start: {self.location}"
+
+
+_JSON5_AT = re.compile(r"^<string>:(\d+) (.+) at column (\d+)$", re.S)
+_PYJSON5_NEAR = re.compile(r"(starting )?near (\d+)")
+
+
+def _line_col(text: str, offset: int) -> tuple[int, int]:
+    offset = max(0, min(offset, len(text)))
+    return text.count("\n", 0, offset) + 1, offset - (text.rfind("\n", 0, offset) + 1) + 1
+
+
+def _char(code: str) -> str:
+    ch = chr(int(code, 16))
+    return {"\n": "end of line", "\t": "tab", " ": "space"}.get(ch, f"'{ch}'")
+
+
+def _problem_words(raw: str, text: str) -> str:
+    """A parser's message in words: pyjson5's ``Expected b'comma' or U+007d near 12, found U+0022``
+    → ``expected comma or '}', found '"'``; json5's ``Unexpected "\\n"`` → ``unexpected end of line``."""
+    words = raw.replace('Unexpected "\n"', "unexpected end of line").replace("Unexpected end of input", "unexpected end of file")
+    words = re.sub(r'Unexpected "(.)"', lambda m: f"unexpected '{m.group(1)}'", words)
+    words = words.replace("b'JSON5Value'", "a value")
+    words = re.sub(r"b'([A-Za-z0-9_]+)'", r"\1", words)  # pyjson5 writes token names as bytes reprs
+    words = re.sub(r"U\+([0-9a-fA-F]{4})", lambda m: _char(m.group(1)), words)
+
+    def near(m: re.Match[str]) -> str:
+        if not m.group(1):
+            return ""
+        line, col = _line_col(text, int(m.group(2)))
+        return f"(opened at line {line}, column {col})"
+
+    words = _PYJSON5_NEAR.sub(near, words)
+    words = re.sub(r"\s+,", ",", re.sub(r"\s{2,}", " ", words)).strip(" ,")
+    words = words.replace("Extra data", "extra data after the end of the config:")
+    words = words[:1].lower() + words[1:]
+    if "end of file" in words or words.startswith("unclosed"):
+        words += "" if "opened at" in words else " (an object, array or string is not closed)"
+    return words
+
+
+def syntax_error(path: Path, text: str, exc: Exception) -> ConfigSyntaxError:
+    """Locate a JSON5 syntax error: the position from json5 (line and column of the offending
+    character), the words from pyjson5 (it names what it expected); either alone when the other
+    cannot say."""
+    import json5
+
+    lines = text.splitlines() or [""]
+    message = str(exc.args[0]) if exc.args else str(exc)
+    pyjson5_words = _problem_words(message, text) if re.search(r"near \d+", message) else None
+    try:
+        json5.loads(text)
+    except ValueError as located:
+        m = _JSON5_AT.match(str(located))
+        if m:
+            line, column = int(m.group(1)), int(m.group(3))
+            source = lines[line - 1] if 0 < line <= len(lines) else ""
+            return ConfigSyntaxError(path, line, column, pyjson5_words or _problem_words(m.group(2), text), source)
+    near = re.search(r"near (\d+)", message)
+    line, column = _line_col(text, int(near.group(1)) if near else 0)
+    return ConfigSyntaxError(
+        path, line, column, pyjson5_words or _problem_words(message, text), lines[line - 1] if line <= len(lines) else ""
+    )
+
 
 def load_config(path: Path) -> dict[str, Any] | None:
-    """The config as a dict (JSON5), ``None`` when the file does not exist."""
+    """The config as a dict (JSON5), ``None`` when the file does not exist.
+
+    A syntax error raises :class:`ConfigSyntaxError` (exit 78) saying where and what, in words.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -93,7 +222,7 @@ def load_config(path: Path) -> dict[str, Any] | None:
     try:
         value = pyjson5.decode(text) if text.strip() else {}
     except Exception as exc:  # noqa: BLE001 - pyjson5 raises several error types
-        raise StartupError(f"Gateway failed to start: Invalid config at {path}:\n{exc}", EXIT_CONFIG) from None
+        raise syntax_error(path, text, exc) from None
     if not isinstance(value, dict):
         raise StartupError(f"Gateway failed to start: Invalid config at {path}: the root must be an object", 78)
     return value
@@ -161,15 +290,15 @@ def resolve(
 ) -> GatewaySettings:
     """Apply the precedence rules of runtime-cli.md §3.1 and the start guards of §1.4 and §5.2."""
     if bind is not None and bind not in BIND_MODES:
-        raise StartupError('Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".')
+        raise StartupError('Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".', EXIT_USAGE)
     if port is not None and not 1 <= port <= 65535:
-        raise StartupError("Invalid --port. Use a port number from 1 to 65535, for example 18789.")
+        raise StartupError("Invalid --port. Use a port number from 1 to 65535, for example 18789.", EXIT_USAGE)
     if auth is not None and auth not in AUTH_MODES:
-        raise StartupError('Invalid --auth. Use "none", "token", "password", or "trusted-proxy".')
+        raise StartupError('Invalid --auth. Use "none", "token", "password", or "trusted-proxy".', EXIT_USAGE)
     if ws_log not in ("auto", "full", "compact"):
-        raise StartupError('Invalid --ws-log. Use "auto", "full", or "compact".')
+        raise StartupError('Invalid --ws-log. Use "auto", "full", or "compact".', EXIT_USAGE)
     if password is not None and password_file is not None:
-        raise StartupError("Use either --password or --password-file.")
+        raise StartupError("Use either --password or --password-file.", EXIT_USAGE)
     cfg = load_config(paths.config_path)
     warnings: list[str] = []
     if cfg is not None:
@@ -222,14 +351,16 @@ def resolve(
     if not allow_unconfigured and not dev:
         mode = _get(cfg, "gateway.mode")
         if cfg is None:
+            where = "" if paths.cli("setup") == "openclaw setup" else f"\nConfig path: {paths.config_path}"
             raise StartupError(
-                "Missing config. Run `openclaw setup` or set gateway.mode=local (or pass --allow-unconfigured).",
+                f"Missing config. Run `{paths.cli('setup')}` or set gateway.mode=local (or pass --allow-unconfigured)."
+                + where,
                 EXIT_CONFIG,
             )
         if mode is None:
             raise StartupError(
                 "Gateway start blocked: existing config is missing gateway.mode. Treat this as suspicious or "
-                "clobbered config. Re-run `openclaw onboard --mode local` or `openclaw setup`, set "
+                f"clobbered config. Re-run `{paths.cli('onboard --mode local')}` or `{paths.cli('setup')}`, set "
                 "gateway.mode=local manually, or pass --allow-unconfigured.",
                 EXIT_CONFIG,
             )

@@ -15,7 +15,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
-from cyclopts import App, Parameter
+from cyclopts import Parameter
 
 from .rpc_cmds import Json, Password, Port, Token, Url
 from .target import CliFailure, Target, resolve_target, transport_failure
@@ -290,10 +290,6 @@ def _age(ms: int | None) -> str:
 # --------------------------------------------------------------------------- models
 
 
-models_app = App(name="models", help="Model catalog.", help_epilogue="Docs: https://docs.openclaw.ai/cli/models")
-
-
-@models_app.command(name="list")
 def models_list(
     *,
     agent_id: Annotated[str | None, Parameter(name="--agent", help="For this agent.")] = None,
@@ -338,4 +334,4 @@ def models_list(
     return 0
 
 
-__all__ = ["agent", "models_app", "sessions"]
+__all__ = ["agent", "models_list", "sessions"]

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import sys
 from importlib.metadata import PackageNotFoundError, version
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from cyclopts import App, Parameter
+from cyclopts import App, Group, Parameter
+
+from ._lazy import lazy_command
+from .config_cmd import config_app
+from .gateway import daemon_app, gateway_app
+from .secrets_cmd import secrets_app
 
 
 def _version() -> str:
@@ -20,31 +25,93 @@ def _version() -> str:
         return "0.0.0+local"
 
 
+EXIT_CODES = (
+    "Exit codes: 0 ok; 1 a runtime failure (gateway unreachable, a call refused, a check that found "
+    "problems); 2 a usage error (unknown flag, invalid --port/--bind); 78 a configuration refusal "
+    "(missing or invalid config, unsafe bind)."
+)
+
 app = App(
     name="openclaw",
     help="Drive an OpenClaw-compatible gateway: run it, probe it, call it.",
-    help_epilogue="Docs: https://docs.openclaw.ai/cli",
+    help_epilogue=f"{EXIT_CODES}\n\nDocs: https://docs.openclaw.ai/cli",
     # Flags are positive only (`--deep`, never `--no-deep`), as in the published CLI.
     default_parameter=Parameter(negative=()),
     version=_version,
 )
 
-
-app.command("openclaw_cli.gateway:gateway_app", name="gateway")
-app.command("openclaw_cli.config_cmd:config_app", name="config")
-app.command("openclaw_cli.setup_cmd:setup", name="setup", help_epilogue="Docs: https://docs.openclaw.ai/cli/setup")
-app.command("openclaw_cli.secrets_cmd:secrets_app", name="secrets")
-app.command("openclaw_cli.rpc_cmds:health", name="health", help_epilogue="Docs: https://docs.openclaw.ai/cli/health")
-app.command("openclaw_cli.logs_cmd:logs", name="logs", help_epilogue="Docs: https://docs.openclaw.ai/cli/logs")
-app.command("openclaw_cli.doctor:doctor", name="doctor", help_epilogue="Docs: https://docs.openclaw.ai/cli/doctor")
-app.command("openclaw_cli.service:daemon_app", name="daemon")
-app.command("openclaw_cli.rpc_cmds:status", name="status", help_epilogue="Docs: https://docs.openclaw.ai/cli/status")
-channels_app = App(name="channels", help="Chat channels.", help_epilogue="Docs: https://docs.openclaw.ai/cli/channels")
-channels_app.command("openclaw_cli.rpc_cmds:channels_status", name="status")
+#: (import path, name, one-line help, docs page): the commands, loaded only when run (cyclopts
+#: cannot read a lazy command's docstring, so the listing's line is given here).
+COMMANDS = [
+    ("openclaw_cli.rpc_cmds:status", "status", "Overview: the gateway (reachable? auth), agents, heartbeat, channels, sessions.", "status"),
+    ("openclaw_cli.rpc_cmds:health", "health", "Health of the gateway: agents, heartbeat, session store.", "health"),
+    ("openclaw_cli.logs_cmd:logs", "logs", "The gateway's file log (--follow streams it; read directly when the gateway is down).", "logs"),
+    ("openclaw_cli.doctor:doctor", "doctor", "Diagnose the local gateway setup; --fix repairs what is safe.", "doctor"),
+    ("openclaw_cli.setup_cmd:setup", "setup", "Write a local gateway's config, workspace and sessions directory (asks nothing).", "setup"),
+    ("openclaw_cli.agent_cmd:agent", "agent", "Run one agent turn through the gateway and print the reply.", "agent"),
+    ("openclaw_cli.agent_cmd:sessions", "sessions", "Stored conversation sessions, newest first.", "sessions"),
+    ("openclaw_cli.setup_cmd:onboard", "onboard", "Set this machine up as a local gateway or a remote gateway's client (asks on a terminal).", "onboard"),
+]  # fmt: skip
+for _path, _name, _help, _doc in COMMANDS:
+    lazy_command(app, _path, _name, _help, help_epilogue=f"Docs: https://docs.openclaw.ai/cli/{_doc}")
+# Command groups are small modules that only register their (lazy) subcommands: imported here so
+# their descriptions show in the listing.
+app.command(gateway_app)
+app.command(daemon_app)
+app.command(config_app)
+app.command(secrets_app)
+channels_app = App(name="channels", help="Chat channels: channels status [--probe].", help_epilogue="Docs: https://docs.openclaw.ai/cli/channels")
+lazy_command(channels_app, "openclaw_cli.rpc_cmds:channels_status", "status", "Status of the configured chat channels (--probe asks each account).")
 app.command(channels_app)
-app.command("openclaw_cli.agent_cmd:agent", name="agent", help_epilogue="Docs: https://docs.openclaw.ai/cli/agent")
-app.command("openclaw_cli.agent_cmd:sessions", name="sessions", help_epilogue="Docs: https://docs.openclaw.ai/cli/sessions")
-app.command("openclaw_cli.agent_cmd:models_app", name="models")
+models_app = App(name="models", help="Model catalog: models list.", help_epilogue="Docs: https://docs.openclaw.ai/cli/models")
+lazy_command(models_app, "openclaw_cli.agent_cmd:models_list", "list", "The models the gateway can use (offline/echo when none is configured).")
+app.command(models_app)
+
+ROOT_OPTIONS = Group("Root options (before the command)", sort_key=100)
+
+
+@app.meta.default
+def _root(
+    *tokens: Annotated[str, Parameter(show=False, allow_leading_hyphen=True)],
+    profile: Annotated[
+        str | None, Parameter(group=ROOT_OPTIONS, help="Use profile NAME: its own state dir (~/.openclaw-NAME), config and port.")
+    ] = None,
+    dev: Annotated[bool, Parameter(group=ROOT_OPTIONS, help="The dev profile (same as --profile dev; port 19001).")] = False,
+    no_color: Annotated[bool, Parameter(group=ROOT_OPTIONS, help="No ANSI colour in human output (same as NO_COLOR=1).")] = False,
+    log_level: Annotated[
+        Literal["silent", "fatal", "error", "warn", "info", "debug", "trace"] | None,
+        Parameter(group=ROOT_OPTIONS, help="File and console log level (same as OPENCLAW_LOG_LEVEL)."),
+    ] = None,
+) -> Any:
+    """Root options are applied by :func:`apply_root_options` before parsing; this launcher only
+    puts them in ``openclaw --help``."""
+    del profile, dev, no_color, log_level
+    return app(tokens)
+
+
+app.meta.help = app.help  # the overview describes the command, not this launcher
+app.meta._name = app._name  # noqa: SLF001 - the meta app otherwise names itself after sys.argv[0]
+
+
+@app.command(name="help")
+def help_(*command: str) -> int:
+    """Help for a command: `openclaw help gateway run` is `openclaw gateway run --help`.
+
+    Parameters
+    ----------
+    command
+        The command (and subcommands) to explain; none: the overview.
+    """
+    if not command:
+        app.meta.help_print([])
+        return 0
+    chain, _, unused = app.parse_commands(list(command))
+    if unused:
+        known = " ".join(("openclaw", *chain))
+        print(f"Unknown command: {' '.join(command)} ({unused[0]!r} is not a command of `{known}`). See `{known} --help`.", file=sys.stderr)
+        return 2
+    app.help_print(list(command))
+    return 0
 
 
 @app.command(name="conformance")
@@ -115,7 +182,9 @@ def main() -> None:
     import os
 
     try:
-        result = app(apply_root_options(sys.argv[1:]))
+        rest = apply_root_options(sys.argv[1:])
+        # The overview (which lists the root options) comes from the launcher that declares them.
+        result = app.meta(["--help"]) if rest in ([], ["--help"], ["-h"]) else app(rest)
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away: point stdout at /dev/null so the interpreter's final flush is silent.

@@ -40,13 +40,14 @@ class _Fail(Exception):
 
 
 def _load(path: Any) -> dict[str, Any]:
+    """The config, or a reported refusal (exit 78) saying where the file is broken and how."""
     from gateway_trio.settings import StartupError, load_config
 
     try:
         cfg = load_config(path)
     except StartupError as exc:
         print(exc.message.removeprefix("Gateway failed to start: "), file=sys.stderr)
-        raise _Fail(1) from None
+        raise _Fail(exc.exit_code) from None
     return cfg or {}
 
 
@@ -197,8 +198,19 @@ def validate(
 ) -> int:
     """Check the config file against the schema and list every problem (exit 1 when invalid)."""
     from gateway_core.config import validate_config, warnings_for
+    from gateway_trio.settings import ConfigSyntaxError, load_config
 
     path = _paths(profile).config_path
+    try:
+        load_config(path)
+    except ConfigSyntaxError as exc:
+        if json_:
+            syntax = {"line": exc.line, "column": exc.column, "problem": exc.problem}
+            doc = {"valid": False, "path": str(path), "exists": True, "issues": [exc.location], "syntax": syntax}
+            print(json.dumps({**doc, "warnings": []}))
+        else:
+            print(f"Invalid config at {path}:\n{exc.location}" + (f"\n{exc.excerpt}" if exc.excerpt else ""))
+        return 1
     if not path.exists():
         msg = f"No config file at {path} (defaults apply; `gateway run` needs gateway.mode=local)."
         print(

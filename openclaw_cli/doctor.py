@@ -62,26 +62,6 @@ class Report:
         return [i for i in self.items if not i["ok"] and not i.get("fixed")]
 
 
-def _gateway_processes() -> dict[int, str]:
-    """pid → command line of gateway-like processes (Linux /proc; empty elsewhere)."""
-    found: dict[int, str] = {}
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return found
-    for pid_dir in proc.iterdir():
-        if not pid_dir.name.isdigit() or int(pid_dir.name) == os.getpid():
-            continue
-        try:
-            cmd = (pid_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
-        except OSError:
-            continue
-        if (
-            "openclaw_cli gateway run" in cmd or "openclaw gateway run" in cmd or cmd.startswith("openclaw-gateway")
-        ) and "doctor" not in cmd:
-            found[int(pid_dir.name)] = cmd
-    return found
-
-
 def repair_policy_external(env: Mapping[str, str]) -> bool:
     """Doctor stays diagnostic-only for services (§11.2, §11.6)."""
     policy = (env.get("OPENCLAW_SERVICE_REPAIR_POLICY") or "").strip().lower()
@@ -106,10 +86,26 @@ def _service_definitions(ctx: Ctx) -> list[Path]:
 def _check_config(report: Report, ctx: Ctx) -> None:
     from gateway_core.config import validate_config
 
-    if ctx.warnings:
-        report.add("config", False, ctx.warnings[0].removeprefix("Gateway failed to start: "))
+    if ctx.config_error is not None:
+        # The reason whole: where and what (a syntax error also shows the offending line).
+        error = ctx.config_error
+        message = "invalid config: " + error.summary.removeprefix("Gateway failed to start: ")
+        excerpt = getattr(error, "excerpt", "")
+        if excerpt:
+            message += "\n" + "\n".join("    " + line for line in excerpt.splitlines())
+        report.add("config", False, message, hint=f"fix the file, then {ctx.cli('config validate')}")
     elif not ctx.config_path.exists():
-        report.add("config", False, f"no config at {ctx.config_path}", hint=ctx.cli("setup --baseline"))
+        how = _runs_unconfigured(ctx)
+        if how:
+            # The README's start: no config is how this gateway runs, not a fault (defaults apply).
+            report.add(
+                "config",
+                True,
+                f"no config at {ctx.config_path}; the gateway runs on defaults ({how} passes --allow-unconfigured)",
+                hint=f"to keep settings across restarts (a fixed token, a port): {ctx.cli('setup')}",
+            )
+        else:
+            report.add("config", False, f"no config at {ctx.config_path}", hint=ctx.cli("setup"))
     else:
         issues = validate_config(ctx.config)
         if issues:
@@ -118,6 +114,24 @@ def _check_config(report: Report, ctx: Ctx) -> None:
             )
         else:
             report.add("config", True, f"config valid: {ctx.config_path}")
+
+
+def _runs_unconfigured(ctx: Ctx) -> str | None:
+    """Who runs this profile's gateway with ``--allow-unconfigured`` (the running process holding
+    the state-dir lock, or the installed service), if anyone does."""
+    lock, owner = lock_owner(ctx.state_dir)
+    if lock == "held" and owner:
+        try:
+            argv = Path(f"/proc/{owner}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            argv = []
+        if b"--allow-unconfigured" in argv:
+            return f"the running gateway (pid {owner})"
+    backend = ctx.backend
+    if backend is not None and backend.definition_path.exists():
+        if "--allow-unconfigured" in _safe_read(backend.definition_path):
+            return f"the installed service ({backend.definition_path})"
+    return None
 
 
 def _check_state_dir(report: Report, ctx: Ctx, fix: bool) -> None:
@@ -280,16 +294,35 @@ def _safe_read(path: Path) -> str:
 
 
 def _check_processes(report: Report, ctx: Ctx) -> None:
-    procs = _gateway_processes()
-    if len(procs) > 1:
+    """This user's gateway processes: more than one serving this state dir is a problem; gateways
+    of other profiles or state dirs are listed (isolated profiles are legitimate). Other users'
+    processes are not looked at."""
+    from gateway_trio.filelog import owner_key
+
+    from .local_gateways import gateway_processes
+
+    lock, holder = lock_owner(ctx.state_dir)
+    mine, others = [], []
+    for proc in gateway_processes():
+        (mine if owner_key(proc.state_dir) == owner_key(ctx.state_dir) else others).append(proc)
+    serving = [p for p in mine if p.ports or (lock == "held" and p.pid == holder)]
+    if len(serving) > 1:
         report.add(
             "processes",
             False,
-            "several gateway-like processes: " + ", ".join(f"pid {p}" for p in procs),
+            f"several gateway processes for {ctx.state_dir}: " + ", ".join(f"pid {p.pid}" for p in serving),
             hint=f"one gateway per state dir and port; see {ctx.cli('gateway status --deep')}",
         )
     else:
-        report.add("processes", True, f"{len(procs)} gateway process(es) running")
+        report.add("processes", True, f"{len(serving)} gateway process(es) for {ctx.state_dir}")
+    if others:
+        listed = "; ".join(
+            f"pid {p.pid} ({p.profile or 'default'} profile, {p.state_dir}"
+            + (f", port {', '.join(map(str, p.ports))}" if p.ports else "")
+            + ")"
+            for p in others
+        )
+        report.add("other-gateways", True, f"this user's gateways for other state dirs: {listed}")
 
 
 def run_doctor(ctx: Ctx, *, fix: bool = False, json_: bool = False) -> int:
@@ -311,7 +344,7 @@ def run_doctor(ctx: Ctx, *, fix: bool = False, json_: bool = False) -> int:
             print(f"{mark} {item['check']}: {item['message']}")
             if item.get("fixed"):
                 print(f"    {item['fixed']}")
-            elif item.get("hint") and not item["ok"]:
+            elif item.get("hint"):
                 print(f"    hint: {item['hint']}")
         print(
             "No problems found."

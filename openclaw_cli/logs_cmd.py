@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 from cyclopts import Parameter
@@ -62,11 +63,17 @@ def logs(
             return CliFailure(
                 f"{flag} must be a positive integer.",
                 {"ok": False, "error": {"type": "cli_error", "message": f"{flag} must be a positive integer."}},
+                2,
             ).report(json_)
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method="logs.tail")
     except CliFailure as fail:
-        return fail.report(json_)
+        # No credentials and no gateway listening: the gateway is down, so the file is the log.
+        if url or follow or fail.envelope["error"].get("type") != "gateway_credentials_required":
+            return fail.report(json_)
+        if _local_gateway_listening(port):
+            return fail.report(json_)
+        return _print_local(limit, max_bytes, utc, json_)
     cursor: int | None = None
     file_shown: str | None = None
     failures = 0
@@ -86,6 +93,8 @@ def logs(
                     timeout=timeout / 1000,
                 )
             except RpcError as exc:
+                if exc.kind == "transport" and not follow and cursor is None and target.source == "local loopback":
+                    return _print_local(limit, max_bytes, utc, json_)
                 if exc.kind != "transport" or not follow or failures >= RETRIES:
                     print(str(exc), file=sys.stderr)
                     if exc.kind == "transport":
@@ -133,13 +142,7 @@ def logs(
                     json.dumps({"type": "notice", "message": notice}) if json_ else notice,
                     file=sys.stderr if not json_ else sys.stdout,
                 )
-            for line in out.get("lines") or []:
-                text, rec = _format(line, utc)
-                if json_:
-                    print(json.dumps({"type": "log", **rec, "raw": line} if rec else {"type": "raw", "raw": line}))
-                else:
-                    print(text)
-            sys.stdout.flush()
+            _print_lines(out.get("lines") or [], utc, json_)
             cursor = out.get("cursor")
             if not follow:
                 return 0
@@ -148,4 +151,74 @@ def logs(
         return 0
 
 
-__all__ = ["logs"]
+def _print_lines(lines: list[str], utc: bool, json_: bool) -> None:
+    for line in lines:
+        text, rec = _format(line, utc)
+        if json_:
+            print(json.dumps({"type": "log", **rec, "raw": line} if rec else {"type": "raw", "raw": line}))
+        else:
+            print(text)
+    sys.stdout.flush()
+
+
+def _local_gateway_listening(port: int | None) -> bool:
+    """Whether something listens on the local gateway's port (then it is up, not down)."""
+    from gateway_trio.force import listening_addresses
+
+    from .target import local_port, read_config, section
+
+    paths, cfg = read_config()
+    return bool(listening_addresses(port or local_port(paths, section(cfg, "gateway"))))
+
+
+def local_log_file(paths: Any, cfg: dict[str, Any]) -> Path:
+    """The gateway's file log as configured: ``logging.file``, else today's rolling file for the
+    profile, else (after midnight, before the first record) the newest file of that family."""
+    from gateway_trio.filelog import rolling_log_path
+
+    configured = (cfg.get("logging") or {}).get("file") if isinstance(cfg.get("logging"), dict) else None
+    if isinstance(configured, str) and configured:
+        return Path(configured).expanduser()
+    today = rolling_log_path(paths.profile)
+    if today.exists():
+        return today
+    family = today.name[: -len("YYYY-MM-DD.log")]
+    older = sorted(
+        (f for f in today.parent.glob(f"{family}????-??-??.log") if f.name[len(family) :][:1].isdigit()),
+        key=lambda f: f.name,
+    )
+    return older[-1] if older else today
+
+
+def _print_local(limit: int, max_bytes: int, utc: bool, json_: bool) -> int:
+    """``openclaw logs`` with the gateway down: read its file directly (this state dir's records
+    only) and say so on stderr (runtime-cli.md §9.4 fallback)."""
+    from gateway_trio.filelog import record_filter, tail
+
+    from .target import read_config
+
+    paths, cfg = read_config()
+    notice = "Local Gateway RPC unavailable; reading configured file log instead."
+    print(json.dumps({"type": "notice", "message": notice}) if json_ else notice, file=sys.stderr)
+    path = local_log_file(paths, cfg)
+    try:
+        out = tail(
+            path,
+            cursor=None,
+            limit=min(limit, 5000),
+            max_bytes=min(max_bytes, 1_000_000),
+            keep=record_filter(state_dir=paths.state_dir),
+        )
+    except OSError as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    if json_:
+        meta = {"type": "meta", "file": str(path), "sourceKind": "file", "localFallback": True}
+        print(json.dumps({**meta, "cursor": out["cursor"], "size": out["size"]}))
+    else:
+        print(f"Log file: {path}")
+    _print_lines(out["lines"], utc, json_)
+    return 0
+
+
+__all__ = ["local_log_file", "logs"]

@@ -80,10 +80,19 @@ def gateway_health(
     return 0
 
 
-def health(*, json_: Json = False, timeout: Timeout = 60000, verbose: bool = False) -> int:
-    """Health of the local gateway: agents, heartbeat, session store (``--verbose`` runs a live probe)."""
+def health(
+    *,
+    url: Url = None,
+    port: Port = None,
+    token: Token = None,
+    password: Password = None,
+    timeout: Timeout = 60000,
+    verbose: Annotated[bool, Parameter(help="Ask for a live probe and print the connection details.")] = False,
+    json_: Json = False,
+) -> int:
+    """Health of the gateway: agents, heartbeat, session store (``--verbose`` runs a live probe)."""
     try:
-        target = resolve_target(url=None, port=None, token=None, password=None, method="health")
+        target = resolve_target(url=url, port=port, token=token, password=password, method="health")
         payload = _rpc(
             target, "health", {"probe": True} if verbose else {}, scopes=["operator.read"], timeout_ms=timeout
         )
@@ -126,6 +135,7 @@ def gateway_call(
         return CliFailure(
             "Gateway call failed: --params must be valid JSON.",
             {"ok": False, "error": {"type": "cli_error", "message": "--params must be valid JSON."}},
+            2,
         ).report(json_)
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method=method)
@@ -162,16 +172,17 @@ def _cli_version() -> str:
     return _version()
 
 
-def _config_valid(paths: Any) -> bool | None:
+def _config_valid(paths: Any) -> bool:
+    """As the gateway's ``config.get`` says it (and so ``gateway probe --json``): a missing file is
+    valid (defaults apply); unreadable JSON5 or a schema issue is not."""
+    from gateway_core.config import validate_config
     from gateway_trio.settings import StartupError, load_config
 
-    if not paths.config_path.exists():
-        return None
     try:
-        load_config(paths.config_path)
+        cfg = load_config(paths.config_path)
     except StartupError:
         return False
-    return True
+    return cfg is None or not validate_config(cfg)
 
 
 def _log_file(cfg: dict[str, Any], profile: str | None) -> Any:
@@ -263,14 +274,14 @@ def gateway_status(
     from gateway_trio.filelog import last_error as last_error_in
     from gateway_trio.force import listeners, listening_addresses
 
-    from .target import read_config, section
+    from .target import local_port_and_source, read_config, section
 
     if require_rpc and no_probe:
         print(
             "Gateway status failed: --require-rpc needs probing enabled. Remove --no-probe or drop --require-rpc.",
             file=sys.stderr,
         )
-        return 1
+        return 2
     try:
         target = resolve_target(url=url, port=port, token=token, password=password, method="status")
         missing_credentials = None
@@ -315,9 +326,17 @@ def gateway_status(
     if deep:
         from pathlib import Path
 
-        from .doctor import _gateway_processes
+        from gateway_trio.filelog import owner_key
 
-        extra = [{"kind": "process", "pid": pid, "commandLine": cmd} for pid, cmd in _gateway_processes().items()]
+        from .local_gateways import gateway_processes
+        from .target import read_config as _paths_and_config
+
+        here = owner_key(_paths_and_config()[0].state_dir)
+        extra = [
+            {"kind": "process", "pid": g.pid, "commandLine": g.command, "stateDir": str(g.state_dir), "ports": g.ports}
+            for g in gateway_processes(any_home=True)
+            if owner_key(g.state_dir) != here  # this gateway is not "another" service
+        ]
         for unit_dir in (
             Path("/etc/systemd/system"),
             Path("/lib/systemd/system"),
@@ -339,7 +358,12 @@ def gateway_status(
     if failed:
         from gateway_trio.filelog import rolling_log_path
 
-        found = [e for e in (last_error_in(f) for f in {log_file, rolling_log_path(paths.profile)}) if e]
+        # This gateway's records only: the file may be shared by every gateway on the machine.
+        found = [
+            e
+            for e in (last_error_in(f, state_dir=paths.state_dir) for f in {log_file, rolling_log_path(paths.profile)})
+            if e
+        ]
         last_error = max(found, key=lambda e: e["time"], default=None)
     local = target.source == "local loopback"
     http_url = target.url.replace("ws", "http", 1).rstrip("/") + "/"
@@ -355,7 +379,7 @@ def gateway_status(
             "bindMode": target.bind,
             "bindHost": bind_host,
             "port": target.port,
-            "portSource": "--port" if port else ("env/config" if local else None),
+            "portSource": "--port" if port else (local_port_and_source(paths, gw_cfg)[1] if local else None),
             "probeUrl": target.url,
             "urlSource": target.source,
             "controlUiLinks": {"httpUrl": http_url, "wsUrl": target.url},
@@ -555,9 +579,12 @@ def gateway_probe(
     json_: Json = False,
 ) -> int:
     """Probe every gateway this CLI can reach: the explicit --url, an SSH tunnel (--ssh, or
-    gateway.remote.sshTarget), the configured remote (gateway.remote.url) and the local loopback
-    gateway; for each, connect, derive the capability and run the read RPCs. Also browses Bonjour for
-    gateways on this network. Exit 1 only when no target is reachable."""
+    gateway.remote.sshTarget), the configured remote (gateway.remote.url), the local loopback
+    gateway, and this user's other gateways on this host (other profiles' state dirs and lock
+    files, listening gateway processes; each with its own state dir's credentials unless
+    --token/--password). For each: connect, derive the capability, run the read RPCs. Warns when
+    several distinct gateways answer. Also browses Bonjour for gateways on this network. Exit 1
+    only when no target is reachable."""
     import contextlib
     from concurrent.futures import ThreadPoolExecutor
 
@@ -660,6 +687,8 @@ def gateway_probe(
         except CliFailure as fail:
             if not plan:
                 return fail.report(json_)
+        local_found = _other_local_gateways(paths, plan, token, password)
+        plan += [entry for entry, _ in local_found]
         results = []
         seen: set[str] = set()
         for entry in plan:
@@ -669,6 +698,8 @@ def gateway_probe(
             left = max(timeout / 1000 - (time.monotonic() - started), 0.2)
             result = _probe_target(entry["id"], entry["kind"], entry["url"], entry["token"], entry["password"], left)
             result["active"], result["tunnel"] = entry["active"], entry["tunnel"]
+            if entry.get("name"):
+                result["name"] = entry["name"]
             results.append(result)
         discovery = pending.result()
     reachable = [t for t in results if t["connect"]["ok"]]
@@ -714,7 +745,7 @@ def gateway_probe(
             "localTailnetUrl": None,
             "tailnetIPv4": None,
         },
-        "discovery": discovery,
+        "discovery": {**discovery, "local": [found for _, found in local_found]},
         "targets": results,
     }
     if json_:
@@ -742,9 +773,11 @@ def gateway_probe(
         print(
             "Tip: if the gateway is remote, mDNS won’t cross networks; use Wide-Area Bonjour (split DNS) or SSH tunnels."
         )
+    if local_found:
+        print(f"Found {len(local_found)} other gateway(s) of this user on this host (state dirs and processes)")
     print("\n" + st.heading("Targets"))
     for t in results:
-        name = TARGET_NAMES.get(t["kind"]) or (
+        name = t.get("name") or TARGET_NAMES.get(t["kind"]) or (
             "Remote (configured)" if t["active"] else "Remote (configured, inactive)"
         )
         c = t["connect"]
@@ -762,6 +795,50 @@ def gateway_probe(
 
 def _s(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def _other_local_gateways(
+    paths: Any, plan: list[dict[str, Any]], token: str | None, password: str | None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """Probe targets for this user's other gateways on this host, found without the network
+    (other profiles' state dirs and lock files, listening gateway processes): (plan entry, what was
+    found). Each is probed with the credentials its own state dir holds, unless --token/--password
+    (which apply to every target)."""
+    from gateway_trio.filelog import owner_key
+
+    from .local_gateways import discover_local
+
+    here = owner_key(paths.state_dir)
+    planned = {entry["url"] for entry in plan}
+    out = []
+    for gw in discover_local():
+        if owner_key(gw.state_dir) == here or not gw.ports:
+            continue
+        url = f"ws://127.0.0.1:{gw.ports[0]}"
+        if url in planned:
+            continue
+        planned.add(url)
+        own_token, own_password = gw.credentials()
+        entry = {
+            "id": f"local:{gw.ports[0]}",
+            "kind": "localOther",
+            "name": f"Local ({gw.label()})",
+            "url": url,
+            "token": token or (None if password else own_token),
+            "password": password or (None if token else own_password),
+            "active": True,
+            "tunnel": None,
+        }
+        found = {
+            "stateDir": str(gw.state_dir),
+            "profile": gw.profile,
+            "pid": gw.pid,
+            "ports": gw.ports,
+            "sources": gw.sources,
+            "url": url,
+        }
+        out.append((entry, found))
+    return out
 
 
 def channels_status(
@@ -791,8 +868,10 @@ def channels_status(
         print(json.dumps(payload, indent=2))
         return 0
     order = payload.get("channelOrder") or []
+    print("Checking channel status (probe)…" if probe else "Checking channel status…")
+    print(f"Gateway reachable ({target.url}).")
     if not order:
-        print("No channels configured.")
+        print("- no configured chat channels")
         return 0
     labels = payload.get("channelLabels") or {}
     for channel_id in order:

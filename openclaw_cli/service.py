@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
-from cyclopts import App, Parameter
+from cyclopts import Parameter
 
 Runner = Callable[[Sequence[str]], tuple[int, str, str]]
 
@@ -73,9 +73,16 @@ NON_INTERACTIVE_STOP = (
     "or --profile <name> with a free port) for testing, or re-run with --force if you really mean it."
 )
 NON_DEFAULT_IDENTITY = (
-    "service management skipped: non-default state dir or config path. Rerun with HOME set to the OS account home, "
+    "service management skipped: {cause}. Rerun with HOME set to the OS account home, "
     "without OPENCLAW_HOME, and with OPENCLAW_STATE_DIR and OPENCLAW_CONFIG_PATH either unset or pointing at the "
-    "canonical paths for that account home and profile to {action}."
+    "canonical paths for that account home and profile to {action}{override}."
+)
+#: What service commands require of the environment, for their --help (issue 9 item 11).
+IDENTITY_HELP = (
+    "Service commands act only for the account's canonical install: HOME is the OS account home (from the "
+    "password database), OPENCLAW_HOME is unset, and OPENCLAW_STATE_DIR/OPENCLAW_CONFIG_PATH are unset or "
+    "canonical for the profile. To manage a service for another HOME (a container whose passwd home is wrong, "
+    "a throwaway HOME), set OPENCLAW_SERVICE_ACCOUNT_HOME to that HOME."
 )
 ACTION_PROSE = {
     "install": "install or rewrite the gateway service",
@@ -157,8 +164,10 @@ def _derived_name(platform: str, profile: str | None) -> str:
 
 
 def cli_command(command: str, profile: str | None) -> str:
-    """``openclaw <command>`` as the operator should type it for this profile."""
-    return f"openclaw --profile {profile} {command}" if profile else f"openclaw {command}"
+    """``openclaw <command>`` as the operator should type it for this profile (``--dev`` for dev)."""
+    from gateway_trio.settings import cli_command as for_profile
+
+    return for_profile(command, profile)
 
 
 # --------------------------------------------------------------------------- command runner
@@ -783,6 +792,10 @@ class SystemdBackend(Backend):
             self._run_steps([("daemon-reload",), ("enable", self.name), ("restart", self.name)])
         except ServiceError as exc:
             exc.result = "installed-not-started"
+            exc.hints.append(
+                f"The unit file stays at {self.unit_path} (and its env file at {self.env_file}) so it can be "
+                f"enabled later; to remove it instead: rm {self.unit_path} {self.env_file}"
+            )
             raise
         out.append(f"Started systemd service: {self.name}")
         return "systemd-install"
@@ -1406,6 +1419,8 @@ class Ctx:
     send_signal: Callable[[int, int], None] = os.kill
     health_timeout_s: float = DEFAULT_HEALTH_TIMEOUT_S
     warnings: list[str] = field(default_factory=list)
+    #: Why the config could not be read (a syntax error, with where and what), if it could not.
+    config_error: Any = None
 
     @classmethod
     def current(cls, runner: Runner = run_command) -> Ctx:
@@ -1416,11 +1431,13 @@ class Ctx:
         paths = Paths.resolve(None)
         home = home_dir()
         warnings: list[str] = []
+        config_error = None
         try:
             config = load_config(paths.config_path) or {}
         except StartupError as exc:
             config = {}
-            warnings.append(exc.message.splitlines()[0])
+            warnings.append(exc.summary)
+            config_error = exc
         is_root = hasattr(os, "geteuid") and os.geteuid() == 0
         backend = make_backend(
             sys.platform,
@@ -1450,6 +1467,7 @@ class Ctx:
             is_root=is_root,
             user=user,
             warnings=warnings,
+            config_error=config_error,
         )
 
     def cli(self, command: str) -> str:
@@ -1482,25 +1500,38 @@ def mutation_refusal(ctx: Ctx, action: str) -> str | None:
                 f"Unset {key} so OpenClaw derives the native service identity from OPENCLAW_PROFILE to {prose}, "
                 "or keep this profile runtime-only without a native service."
             )
-    if not default_install_identity(ctx):
-        return NON_DEFAULT_IDENTITY.format(action=prose)
+    problem = install_identity_problem(ctx)
+    if problem:
+        return NON_DEFAULT_IDENTITY.format(cause=problem[0], action=prose, override=problem[1])
+    return None
+
+
+def install_identity_problem(ctx: Ctx) -> tuple[str, str] | None:
+    """Why this is not the account's canonical install (§10.6), as (cause, how to override), or None."""
+    if _env_value_of(ctx.env, "OPENCLAW_HOME"):
+        return f"OPENCLAW_HOME is set ({_env_value_of(ctx.env, 'OPENCLAW_HOME')})", ""
+    home_raw = _env_value_of(ctx.env, "HOME")
+    home = Path(home_raw).expanduser() if home_raw else Path.home()
+    account = account_home(ctx.env)
+    if not _same_path(home, account):
+        source = "OPENCLAW_SERVICE_ACCOUNT_HOME" if _env_value_of(ctx.env, "OPENCLAW_SERVICE_ACCOUNT_HOME") else "passwd"
+        return (
+            f"HOME ({home}) is not this account's home ({account}, from {source})",
+            f", or set OPENCLAW_SERVICE_ACCOUNT_HOME={home} to manage a service for this HOME",
+        )
+    canonical = home / (f".openclaw-{ctx.profile}" if ctx.profile else ".openclaw")
+    state = _env_value_of(ctx.env, "OPENCLAW_STATE_DIR")
+    if state and not _same_path(Path(state).expanduser(), canonical):
+        return f"OPENCLAW_STATE_DIR ({state}) is not this profile's state dir ({canonical})", ""
+    config = _env_value_of(ctx.env, "OPENCLAW_CONFIG_PATH")
+    if config and not _same_path(Path(config).expanduser(), canonical / "openclaw.json"):
+        return f"OPENCLAW_CONFIG_PATH ({config}) is not this profile's config path ({canonical / 'openclaw.json'})", ""
     return None
 
 
 def default_install_identity(ctx: Ctx) -> bool:
     """HOME is the account home, no OPENCLAW_HOME, state dir and config path canonical for the profile."""
-    if _env_value_of(ctx.env, "OPENCLAW_HOME"):
-        return False
-    home_raw = _env_value_of(ctx.env, "HOME")
-    home = Path(home_raw).expanduser() if home_raw else Path.home()
-    if not _same_path(home, account_home(ctx.env)):
-        return False
-    canonical = home / (f".openclaw-{ctx.profile}" if ctx.profile else ".openclaw")
-    state = _env_value_of(ctx.env, "OPENCLAW_STATE_DIR")
-    if state and not _same_path(Path(state).expanduser(), canonical):
-        return False
-    config = _env_value_of(ctx.env, "OPENCLAW_CONFIG_PATH")
-    return not config or _same_path(Path(config).expanduser(), canonical / "openclaw.json")
+    return install_identity_problem(ctx) is None
 
 
 def nix_mode(env: Mapping[str, str]) -> bool:
@@ -1778,8 +1809,6 @@ def do_start(ctx: Ctx, *, json_: bool = False) -> int:
 def do_stop(ctx: Ctx, *, force: bool = False, disable: bool = False, json_: bool = False) -> int:
     """``gateway stop``: refused non-interactively without --force; an absent service is a no-op."""
     rep = Reporter("stop", json_, ctx.backend, ctx.warnings)
-    if not force and not ctx.interactive:
-        return rep.fail(NON_INTERACTIVE_STOP)
     refusal = mutation_refusal(ctx, "stop")
     if refusal:
         return rep.fail(refusal)
@@ -1787,7 +1816,14 @@ def do_stop(ctx: Ctx, *, force: bool = False, disable: bool = False, json_: bool
     if backend is None:
         return rep.fail(_unsupported(ctx))
     if not backend.installed() and not (disable and backend.kind == "launchd"):
-        return rep.ok("not-loaded", message=f"Gateway service {backend.not_loaded_text}.", loaded=False)
+        # Nothing to stop: say so, whatever the shell (no --force is needed to do nothing).
+        return rep.ok(
+            "not-loaded",
+            message=f"No gateway service is installed ({backend.definition_path} does not exist); nothing to stop.",
+            loaded=False,
+        )
+    if not force and not ctx.interactive:
+        return rep.fail(NON_INTERACTIVE_STOP)
     status = backend.status()
     out: list[str] = []
     try:
@@ -2073,14 +2109,16 @@ def uninstall(*, json_: Json = False) -> int:
     return do_uninstall(Ctx.current(), json_=json_)
 
 
-daemon_app = App(
-    name="daemon",
-    help="The gateway service (alias of `openclaw gateway install|start|stop|restart|uninstall|status`).",
-    help_epilogue="Docs: https://docs.openclaw.ai/cli/daemon",
-)
-for _name in ("install", "start", "stop", "restart", "uninstall"):
-    daemon_app.command(f"openclaw_cli.service:{_name}", name=_name)
-daemon_app.command("openclaw_cli.rpc_cmds:gateway_status", name="status")
+def _with_identity_rule(doc: str | None) -> str:
+    """A service command's docstring with :data:`IDENTITY_HELP` as its last paragraph before
+    ``Parameters`` (so ``--help`` says when it refuses and how to override)."""
+    text = doc or ""
+    head, sep, tail = text.partition("\n    Parameters\n")
+    return f"{head.rstrip()}\n\n    {IDENTITY_HELP}\n" + (f"{sep}{tail}" if sep else "")
+
+
+for _command in (install, start, stop, restart, uninstall):
+    _command.__doc__ = _with_identity_rule(_command.__doc__)
 
 
 __all__ = [
@@ -2092,7 +2130,6 @@ __all__ = [
     "ServiceSpec",
     "Status",
     "SystemdBackend",
-    "daemon_app",
     "install",
     "restart",
     "start",

@@ -65,13 +65,20 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def read_config() -> tuple[Paths, dict[str, Any]]:
-    """The CLI's paths and config (empty when missing or unreadable)."""
+def read_config(*, strict: bool = False) -> tuple[Paths, dict[str, Any]]:
+    """The CLI's paths and config (empty when missing; when unreadable too, unless ``strict``:
+    then a :class:`CliFailure` (exit 78) says where the file is broken, so a command does not
+    blame missing credentials for a config it could not read)."""
     paths = Paths.resolve(None)
     try:
         return paths, load_config(paths.config_path) or {}
-    except StartupError:
-        return paths, {}
+    except StartupError as exc:
+        if not strict:
+            return paths, {}
+        text = exc.message.removeprefix("Gateway failed to start: ")
+        raise CliFailure(
+            text, {"ok": False, "error": {"type": "config_invalid", "message": exc.summary}}, exc.exit_code
+        ) from None
 
 
 def section(cfg: dict[str, Any], *keys: str) -> dict[str, Any]:
@@ -82,15 +89,29 @@ def section(cfg: dict[str, Any], *keys: str) -> dict[str, Any]:
     return node if isinstance(node, dict) else {}
 
 
+def local_port_and_source(paths: Paths, gateway: dict[str, Any]) -> tuple[int, str]:
+    """The local gateway's port and where it comes from: ``OPENCLAW_GATEWAY_PORT`` or
+    ``gateway.port`` ("env/config"), the named profile's hashed port ("profile"), else 18789
+    ("default"); the running gateway's port (its lock file) wins when it differs ("running gateway")."""
+    from gateway_trio.settings import fnv1a32
+
+    env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1].strip("[]")
+    cfg_port = gateway.get("port")
+    if env_port.isdigit() and 1 <= int(env_port) <= 65535:
+        configured = int(env_port), "env/config"
+    elif isinstance(cfg_port, int) and not isinstance(cfg_port, bool) and 1 <= cfg_port <= 65535:
+        configured = cfg_port, "env/config"
+    elif paths.profile:
+        configured = 20000 + fnv1a32(paths.profile) % 40000, "profile"
+    else:
+        configured = DEFAULT_PORT, "default"
+    running = running_port(paths.state_dir)
+    return (running, "running gateway") if running and running != configured[0] else configured
+
+
 def local_port(paths: Paths, gateway: dict[str, Any]) -> int:
-    """The local gateway's port: the running one (lock file), ``OPENCLAW_GATEWAY_PORT``, ``gateway.port``, 18789."""
-    env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1]
-    return (
-        running_port(paths.state_dir)
-        or (int(env_port) if env_port.isdigit() else None)
-        or (gateway.get("port") if isinstance(gateway.get("port"), int) else None)
-        or DEFAULT_PORT
-    )
+    """The local gateway's port (see :func:`local_port_and_source`)."""
+    return local_port_and_source(paths, gateway)[0]
 
 
 def resolve_target(
@@ -103,7 +124,7 @@ def resolve_target(
             {"ok": False, "error": {"type": "cli_error", "message": "--url cannot be combined with --port"}},
             2,
         )
-    paths, cfg = read_config()
+    paths, cfg = read_config(strict=not url)
     gateway = section(cfg, "gateway")
     auth = section(gateway, "auth")
     remote = section(gateway, "remote")

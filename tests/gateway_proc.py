@@ -134,12 +134,16 @@ def run_cli(
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def openclaw(home: Path, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
-    """Run our ``openclaw ARGS`` to completion with HOME=``home`` (bounded)."""
+def openclaw(
+    home: Path, *args: str, timeout: float = 60.0, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run our ``openclaw ARGS`` to completion with HOME=``home`` and ``env`` added (bounded; stdin
+    is not a terminal)."""
     return subprocess.run(
         [sys.executable, "-m", "openclaw_cli", *args],
         cwd=REPO,
-        env=child_env(home),
+        env=child_env(home, env),
+        stdin=subprocess.DEVNULL,
         capture_output=True,
         text=True,
         timeout=timeout,

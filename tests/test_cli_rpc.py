@@ -82,7 +82,7 @@ def test_status_against_a_closed_port(tmp_path: Path) -> None:
     strict = cli(tmp_path, "gateway", "status", "--url", url, "--token", TOKEN, "--require-rpc")
     assert strict.returncode == 1 and "Read probe: failed" in strict.stderr
     refused = cli(tmp_path, "gateway", "status", "--no-probe", "--require-rpc")
-    assert refused.returncode == 1 and "--require-rpc needs probing enabled" in refused.stderr
+    assert refused.returncode == 2 and "--require-rpc needs probing enabled" in refused.stderr
 
 
 def test_url_needs_explicit_credentials(tmp_path: Path) -> None:
@@ -129,7 +129,8 @@ def test_logs_limit(url: str, tmp_path: Path) -> None:
 def test_channels_status_probe(url: str, tmp_path: Path) -> None:
     out = cli(tmp_path, "channels", "status", "--probe", "--url", url, "--token", TOKEN)
     assert out.returncode == 0, out.stderr
-    assert "No channels configured." in out.stdout
+    assert out.stdout.startswith("Checking channel status (probe)…\nGateway reachable (")
+    assert "- no configured chat channels" in out.stdout
 
 
 def test_status_overview(url: str, tmp_path: Path) -> None:

@@ -60,8 +60,11 @@ def test_tail_keeps_a_first_line_that_starts_exactly_at_the_window(tmp_path: Pat
 def test_filelog_records_are_json_and_rotate(tmp_path: Path) -> None:
     path = tmp_path / "gw.log"
     log = FileLog(path, max_file_bytes=2_000, console_enabled=False)
-    for i in range(40):
+    for i in range(200):  # until it has rotated, then one more record for the fresh file
         log.info("gateway", f"record {i}")
+        if (tmp_path / "gw.1.log").exists() and i >= 40:
+            log.info("gateway", "record last")
+            break
     log.close()
     rotated = sorted(p.name for p in tmp_path.iterdir())
     assert "gw.1.log" in rotated and "gw.log" in rotated

@@ -335,14 +335,29 @@ GUARDS = [
         "Invalid gateway.port in config. Set gateway.port to a number from 1 to 65535, or pass --port 18789.",
         id="config-port-invalid",
     ),
+    # Usage errors exit 2 (issue 9 item 12: one rule for every command; the published CLI says 1).
     pytest.param(
         local_config(),
         ["--port", "70000"],
-        1,
+        2,
         "Invalid --port. Use a port number from 1 to 65535, for example 18789.",
         id="port-out-of-range",
     ),
-    pytest.param(local_config(), ["--reset"], 1, "Use --reset with --dev.", id="reset-without-dev"),
+    pytest.param(
+        local_config(),
+        ["--bind", "everywhere"],
+        2,
+        'Invalid --bind. Use "loopback", "lan", "tailnet", "auto", or "custom".',
+        id="bind-invalid",
+    ),
+    pytest.param(
+        {"gateway": {"mode": "local", "bind": "everywhere"}},
+        [],
+        78,
+        "Gateway failed to start: Invalid config at ",
+        id="config-bind-invalid",
+    ),
+    pytest.param(local_config(), ["--reset"], 2, "Use --reset with --dev.", id="reset-without-dev"),
 ]
 
 

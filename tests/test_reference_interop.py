@@ -56,18 +56,24 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], creds: list[str], case
     raise TimeoutError(f"reference gateway not ready on port {port} within {timeout} s")
 
 
-def _start(tmp: Path, auth: dict[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+def _start(tmp: Path, auth: dict[str, str], *, config_file: bool = True) -> tuple[subprocess.Popen[bytes], int]:
+    """The published gateway on a free port; without ``config_file`` the token comes from a flag
+    and the HOME has no config (as a user's gateway started with --allow-unconfigured)."""
     creds = {"token": ["--token", auth.get("token", "")], "password": ["--password", auth.get("password", "")]}.get(
         auth["mode"], []
     )
     home = tmp / "home"
     (home / ".openclaw").mkdir(parents=True)
-    (home / ".openclaw" / "openclaw.json").write_text(json.dumps({"gateway": {"mode": "local", "auth": auth}}))
+    flags: list[str] = []
+    if config_file:
+        (home / ".openclaw" / "openclaw.json").write_text(json.dumps({"gateway": {"mode": "local", "auth": auth}}))
+    else:
+        flags = ["--auth", auth["mode"], *creds]
     port = free_port()
     env = {**os.environ, "HOME": str(home)}
     log = open(tmp / "gateway.log", "wb")  # noqa: SIM115 - lives as long as the process
     proc = subprocess.Popen(
-        [REFERENCE or "", "gateway", "run", "--allow-unconfigured", "--bind", "loopback", "--port", str(port)],
+        [REFERENCE or "", "gateway", "run", "--allow-unconfigured", "--bind", "loopback", "--port", str(port), *flags],
         env=env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -104,6 +110,19 @@ def _run(*args: str) -> dict:
 def test_suite_passes_against_reference_token_mode(token_gateway: int) -> None:
     doc = _run("--url", f"ws://127.0.0.1:{token_gateway}", "--token", "conformance-token-0123", "--fresh", "--slow")
     assert doc["passed"] >= 80
+
+
+def test_suite_passes_against_reference_without_a_config_file(tmp_path: Path) -> None:
+    """A user's gateway with no config file: the config cases skip with the reason, none fails,
+    and no config file appears (issue 9 item 4)."""
+    proc, port = _start(tmp_path, {"mode": "token", "token": "conformance-token-0123"}, config_file=False)
+    try:
+        doc = _run("--url", f"ws://127.0.0.1:{port}", "--token", "conformance-token-0123")
+    finally:
+        stop_process(proc)
+    skipped = {r["case"]: r for r in doc["results"] if r["status"] == "skipped"}
+    assert {"38", "39", "40"} <= set(skipped)
+    assert not (tmp_path / "home" / ".openclaw" / "openclaw.json").exists()
 
 
 def test_password_mode_cases_against_reference(tmp_path: Path) -> None:

@@ -205,6 +205,9 @@ def test_install_when_systemctl_user_is_unavailable(tmp_path: Path, capsys: pyte
         "Tip: Also ensure XDG_RUNTIME_DIR is set: `export XDG_RUNTIME_DIR=/run/user/$(id -u)`, then retry.\n"
         "Tip: If you're in a container, run the gateway in the foreground instead of `openclaw gateway`.\n"
         f"Tip: Once the user manager is reachable: systemctl --user daemon-reload && systemctl --user enable --now {UNIT}\n"
+        # The failed install says the unit stays, and how to remove it (issue 9 item 11).
+        f"Tip: The unit file stays at {unit} (and its env file at {ctx.state_dir / 'gateway.systemd.env'}) so it can be "
+        f"enabled later; to remove it instead: rm {unit} {ctx.state_dir / 'gateway.systemd.env'}\n"
     )
     assert unit.exists()
     assert do_install(ctx, port=19123, json_=True) == 1
@@ -215,6 +218,7 @@ def test_install_when_systemctl_user_is_unavailable(tmp_path: Path, capsys: pyte
         "systemd-headless",
         "systemd-headless",
         "container-foreground",
+        "generic",
         "generic",
     ]
 
@@ -301,35 +305,51 @@ def test_backend_follows_the_platform(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_install_identity_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Each refusal names its real cause (issue 9 item 11), and the HOME one the override."""
     skipped = (
-        "service management skipped: non-default state dir or config path. Rerun with HOME set to the OS account "
+        "service management skipped: {cause}. Rerun with HOME set to the OS account "
         "home, without OPENCLAW_HOME, and with OPENCLAW_STATE_DIR and OPENCLAW_CONFIG_PATH either unset or pointing "
-        "at the canonical paths for that account home and profile to {}."
+        "at the canonical paths for that account home and profile to {{}}{override}."
     )
+    home = tmp_path / "home"
+    causes = {
+        "OPENCLAW_STATE_DIR": (f"OPENCLAW_STATE_DIR ({tmp_path / 'elsewhere'}) is not this profile's state dir ({home / '.openclaw'})", ""),
+        "OPENCLAW_CONFIG_PATH": (
+            f"OPENCLAW_CONFIG_PATH ({tmp_path / 'x.json'}) is not this profile's config path ({home / '.openclaw' / 'openclaw.json'})",
+            "",
+        ),
+        "OPENCLAW_HOME": (f"OPENCLAW_HOME is set ({tmp_path / 'oc-home'})", ""),
+        "OPENCLAW_SERVICE_ACCOUNT_HOME": (
+            f"HOME ({home}) is not this account's home ({tmp_path / 'real-home'}, from OPENCLAW_SERVICE_ACCOUNT_HOME)",
+            f", or set OPENCLAW_SERVICE_ACCOUNT_HOME={home} to manage a service for this HOME",
+        ),
+    }
     for env in (
         {"OPENCLAW_STATE_DIR": str(tmp_path / "elsewhere")},
         {"OPENCLAW_CONFIG_PATH": str(tmp_path / "x.json")},
         {"OPENCLAW_HOME": str(tmp_path / "oc-home")},
         {"OPENCLAW_SERVICE_ACCOUNT_HOME": str(tmp_path / "real-home")},
     ):
+        cause, override = causes[next(iter(env))]
+        skipped_here = skipped.format(cause=cause, override=override)
         runner = FakeRunner()
         ctx = make_ctx(tmp_path, runner=runner, env=env)
         assert do_start(ctx) == 1
-        assert capsys.readouterr().err == skipped.format("start the gateway") + "\n"
+        assert capsys.readouterr().err == skipped_here.format("start the gateway") + "\n"
         assert do_stop(ctx, force=True) == 1
-        assert capsys.readouterr().err == skipped.format("stop the gateway") + "\n"
+        assert capsys.readouterr().err == skipped_here.format("stop the gateway") + "\n"
         assert do_uninstall(ctx) == 1
-        assert capsys.readouterr().err == skipped.format("uninstall the gateway service") + "\n"
+        assert capsys.readouterr().err == skipped_here.format("uninstall the gateway service") + "\n"
         assert do_install(ctx) == 1
         assert (
             capsys.readouterr().err
-            == "Gateway install blocked: " + skipped.format("install or rewrite the gateway service") + "\n"
+            == "Gateway install blocked: " + skipped_here.format("install or rewrite the gateway service") + "\n"
         )
         assert do_restart(ctx, json_=True) == 1
         assert _json(capsys) == {
             "action": "restart",
             "ok": False,
-            "error": "Gateway restart failed: Error: " + skipped.format("restart the gateway"),
+            "error": "Gateway restart failed: Error: " + skipped_here.format("restart the gateway"),
         }
         assert runner.calls == []
     # canonical overrides are fine
@@ -373,26 +393,31 @@ def test_external_supervisor_and_nix_refusals(tmp_path: Path, capsys: pytest.Cap
 def test_stop_needs_force_when_not_interactive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     runner = FakeRunner()
     ctx = make_ctx(tmp_path, runner=runner)
-    assert do_stop(ctx, json_=True) == 1
+    unit = ctx.home / ".config" / "systemd" / "user" / UNIT
+    absent = {
+        "action": "stop",
+        "ok": True,
+        "result": "not-loaded",
+        "message": f"No gateway service is installed ({unit} does not exist); nothing to stop.",
+        "service": {**SERVICE, "loaded": False},
+    }
+    # No service: a successful no-op that says so, with or without --force (issue 9 item 11).
+    assert do_stop(ctx, json_=True) == 0
+    assert _json(capsys) == absent
+    assert do_stop(ctx, force=True, json_=True) == 0
+    assert _json(capsys) == absent
+    assert runner.calls == []
+    interactive = make_ctx(tmp_path, runner=runner, interactive=True)
+    do_install(interactive, port=19123)
+    runner.rules[("systemctl", "--user", "show")] = RUNNING
+    capsys.readouterr()
+    assert do_stop(ctx, json_=True) == 1  # installed and running: a non-interactive stop needs --force
     assert _json(capsys) == {
         "action": "stop",
         "ok": False,
         "error": "This stops the operator's running gateway service. Use an isolated dev gateway (openclaw gateway "
         "run --dev, or --profile <name> with a free port) for testing, or re-run with --force if you really mean it.",
     }
-    assert do_stop(ctx, force=True, json_=True) == 0  # absent service: a successful no-op
-    assert _json(capsys) == {
-        "action": "stop",
-        "ok": True,
-        "result": "not-loaded",
-        "message": "Gateway service disabled.",
-        "service": {**SERVICE, "loaded": False},
-    }
-    assert runner.calls == []
-    interactive = make_ctx(tmp_path, runner=runner, interactive=True)
-    do_install(interactive, port=19123)
-    runner.rules[("systemctl", "--user", "show")] = RUNNING
-    capsys.readouterr()
     assert do_stop(interactive) == 0
     assert capsys.readouterr().out == f"Stopped systemd service: {UNIT}\n"
     assert _audit(ctx)[-1] == "source=cli action=stop mode=systemctl-stop pid=4242 interactive=1"

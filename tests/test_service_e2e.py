@@ -203,7 +203,8 @@ def test_throwaway_home_is_not_the_canonical_install(tmp_path: Path) -> None:
         pytest.skip("HOME is the account home here")
     out = cli(env, "gateway", "start")
     assert out.returncode == 1
-    assert out.stderr.startswith("service management skipped: non-default state dir or config path.")
+    assert out.stderr.startswith(f"service management skipped: HOME ({home}) is not this account's home (")
+    assert f"or set OPENCLAW_SERVICE_ACCOUNT_HOME={home} to manage a service for this HOME" in out.stderr
     assert systemctl_calls(bin_dir) == []
 
 

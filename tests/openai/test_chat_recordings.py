@@ -10,8 +10,9 @@ import json
 
 import pytest
 from recordings import load, normalize
-from support import REQUEST_ID, context, ok, provider_failure, tool_calls
+from support import CONFIG, REQUEST_ID, context, ok, provider_failure, tool_calls
 
+from gateway_core.agents.roster import roster
 from gateway_core.openai.chat import plan_chat
 from gateway_core.openai.chat_render import ChatStream, chat_completion
 from gateway_core.openai.wire import Refused
@@ -119,10 +120,6 @@ def test_tool_choice_becomes_prompt_text_and_is_not_sent_upstream() -> None:
     assert j04.extra_system == "You must call one of the available tools before responding."
     j06 = plan_chat(load("j06_chat_tool_choice_function_pinned_satisfied").body, context())
     assert j06.extra_system == "You must call the get_weather tool before responding."
-    from gateway_core.agents.roster import roster
-
-    from support import CONFIG
-
     assert j06.turn_spec(roster(CONFIG).default).tool_choice is None
 
 

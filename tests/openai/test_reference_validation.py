@@ -16,7 +16,9 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
+from agent_gateways import TOKEN, agent_gateway, observed_config
 from support import CONFIG, context
 
 from gateway_core.openai.chat import plan_chat
@@ -87,8 +89,6 @@ CASES = [(p, b) for p, bodies in (("/v1/chat/completions", CHAT), ("/v1/response
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    from agent_gateways import agent_gateway
-
     with agent_gateway("reference", tmp_path_factory.mktemp("ref")) as (port, _upstream):
         yield port
 
@@ -103,10 +103,6 @@ def ours(path: str, body: bytes) -> tuple[int, str]:
 
 @pytest.mark.parametrize(("path", "body"), CASES, ids=[f"{p.rsplit('/', 1)[-1]}:{i}" for i, (p, _) in enumerate(CASES)])
 def test_refusals_match_the_published_gateway(reference: int, path: str, body: str) -> None:
-    import httpx
-
-    from agent_gateways import TOKEN
-
     got = httpx.post(f"http://127.0.0.1:{reference}{path}", content=body.encode(),
                      headers={"Authorization": f"Bearer {TOKEN}"}, timeout=120)
     expected = (200, "(planned)") if got.status_code == 200 else (got.status_code, got.text)
@@ -148,7 +144,5 @@ def test_json_errors_match_node() -> None:
 
 
 def test_config_is_the_recorded_one() -> None:
-    from agent_gateways import observed_config
-
     reference_cfg = observed_config(1, "http://127.0.0.1:2/v1")
     assert reference_cfg["agents"] == CONFIG["agents"] and reference_cfg["memory"] == CONFIG["memory"]

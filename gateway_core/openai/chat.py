@@ -96,14 +96,9 @@ class RequestContext(Struct, frozen=True, kw_only=True):
     aux_ids: tuple[str, ...] = ()
 
 
-class ChatPlan(Struct, frozen=True, kw_only=True):
-    """A validated chat completion: the turn to run and how to answer it."""
+class PlannedTurn(Struct, frozen=True, kw_only=True):
+    """What both routes plan: the agent, its session, the message and the run's options."""
 
-    run_id: str  # chatcmpl_<uuid>, also the completion's id
-    created: int
-    model: str  # echoed as given ("openclaw" when omitted)
-    stream: bool
-    include_usage: bool
     agent_id: str
     session_key: str
     message: str
@@ -115,26 +110,35 @@ class ChatPlan(Struct, frozen=True, kw_only=True):
     max_tokens: int | None
     params: dict[str, Any]
     channel: str
-    #: Conversation mode only: how the session was found (the glue calls ``remember`` for ``first``).
-    conversation: Derived | None = None
 
     def turn_spec(self, agent: Agent, **extra: Any) -> TurnSpec:
         """The agent runtime's :class:`TurnSpec` (``agent`` is the roster entry for :attr:`agent_id`)."""
-        return TurnSpec(
-            agent=agent,
-            session_key=self.session_key,
-            message=self.message,
-            surface="http",
-            images=self.images,
-            extra_system=self.extra_system,
-            client_tools=self.client_tools,
-            tool_choice=None,  # forcing choices are prompt text + a check afterwards (§9.3)
-            model_override=self.model_override,
-            max_tokens=self.max_tokens,
-            params=self.params,
-            channel=self.channel,
-            **extra,
-        )
+        return turn_spec(self, agent, **extra)
+
+
+class ChatPlan(PlannedTurn, frozen=True, kw_only=True):
+    """A validated chat completion: the turn to run and how to answer it."""
+
+    run_id: str  # chatcmpl_<uuid>, also the completion's id
+    created: int
+    model: str  # echoed as given ("openclaw" when omitted)
+    stream: bool
+    include_usage: bool
+    #: Conversation mode only: how the session was found (the glue calls ``remember`` for ``first``).
+    conversation: Derived | None = None
+
+
+def turn_spec(plan: PlannedTurn, agent: Agent, **extra: Any) -> TurnSpec:
+    """A planned OpenAI-compatible turn as a :class:`TurnSpec` (chat and responses plans alike).
+
+    ``tool_choice`` stays unset: a forcing choice is prompt text plus a check afterwards (§9.3).
+    """
+    return TurnSpec(
+        agent=agent, session_key=plan.session_key, message=plan.message, surface="http", images=plan.images,
+        extra_system=plan.extra_system, client_tools=plan.client_tools, tool_choice=None,
+        model_override=plan.model_override, max_tokens=plan.max_tokens, params=plan.params, channel=plan.channel,
+        **extra,
+    )
 
 
 def read_json(body: bytes) -> Any:
@@ -297,10 +301,12 @@ __all__ = [
     "MISSING_USER",
     "MODEL_HEADER",
     "ChatPlan",
+    "PlannedTurn",
     "RequestContext",
     "channel_of",
     "check_override_authority",
     "plan_chat",
     "read_json",
     "stream_params",
+    "turn_spec",
 ]

@@ -118,6 +118,58 @@ def split_arguments(arguments: str, size: int = ARGUMENT_FRAGMENT) -> list[str]:
     return out
 
 
+class ShownText:
+    """The assistant text of a streamed run, as the client sees it: trimmed, appended to, never rewritten.
+
+    :meth:`update` takes the whole text so far (or a delta) and returns the piece to send now
+    (``""`` while only whitespace grew, or while ``hold`` — a forcing ``tool_choice`` — is set).
+    A non-append update sets :attr:`broken`: the stream must then end in an error.
+    :meth:`final` is the text the stream ends with: what streamed, else the run's result text.
+    """
+
+    def __init__(self, hold: bool = False) -> None:
+        self.hold = hold
+        self.text = ""  # everything the run said so far
+        self.streamed = ""  # what went out
+        self.broken = False
+
+    def update(self, text: str | None = None, delta: str | None = None) -> str:
+        new = text if text is not None else self.text + (delta or "")
+        if self.hold:  # nothing streams, so nothing can be contradicted
+            self.text = new
+            return ""
+        if not new.startswith(self.text):
+            self.broken = True
+        self.text = new
+        if self.broken:
+            return ""
+        shown = js_trim(new)
+        if not shown.startswith(self.streamed):
+            self.broken = True
+            return ""
+        piece, self.streamed = shown[len(self.streamed):], shown
+        return piece
+
+    def final(self, result_text: str | None, fallback: str) -> str | None:
+        """The whole final text, or ``None`` when it cannot extend what was streamed."""
+        if self.broken:
+            return None
+        final = js_trim(self.text) if self.streamed else js_trim(result_text or "") or fallback
+        return final if final.startswith(self.streamed) else None
+
+    def tail(self, final: str) -> str:
+        return final[len(self.streamed):]
+
+
+def assistant_data(data: dict[str, Any]) -> tuple[str | None, str | None] | None:
+    """``(text, delta)`` of an ``agent`` event's ``assistant`` data; ``None`` for replaceable or empty ones."""
+    if data.get("replaceable") is True:
+        return None
+    text = data.get("text") if isinstance(data.get("text"), str) else None
+    delta = data.get("delta") if isinstance(data.get("delta"), str) else None
+    return None if text is None and delta is None else (text, delta)
+
+
 class ChatStream:
     """The SSE frames of one streamed chat completion. Feed it the run's progress; write what it returns.
 
@@ -129,9 +181,7 @@ class ChatStream:
     def __init__(self, plan: ChatPlan) -> None:
         self.plan = plan
         self.closed = False
-        self._text = ""  # everything the run said so far
-        self._streamed = ""  # what went out (the trimmed text, minus held-back whitespace)
-        self._broken = False  # a non-append update arrived: the stream ends in an error
+        self.shown = ShownText(hold=plan.requirement is not None)
 
     def _chunk(self, choices: list[dict[str, Any]], **extra: Any) -> bytes:
         plan = self.plan
@@ -148,29 +198,13 @@ class ChatStream:
         """The run's assistant text grew: ``text`` is the whole text so far (else ``delta`` is appended)."""
         if self.closed:
             return b""
-        new = text if text is not None else self._text + (delta or "")
-        if not new.startswith(self._text):
-            self._broken = True
-        self._text = new
-        if self._broken or self.plan.requirement is not None:
-            return b""
-        shown = js_trim(new)
-        if not shown.startswith(self._streamed):
-            self._broken = True
-            return b""
-        piece = shown[len(self._streamed):]
-        self._streamed = shown
+        piece = self.shown.update(text, delta)
         return self._delta({"content": piece}) if piece else b""
 
     def event(self, data: dict[str, Any]) -> bytes:
         """An ``agent`` event's ``assistant`` data (``{text, delta, …}``); replaceable snapshots are ignored."""
-        if data.get("replaceable") is True:
-            return b""
-        text = data.get("text") if isinstance(data.get("text"), str) else None
-        delta = data.get("delta") if isinstance(data.get("delta"), str) else None
-        if text is None and delta is None:
-            return b""
-        return self.assistant(text=text, delta=delta)
+        found = assistant_data(data)
+        return b"" if found is None else self.assistant(text=found[0], delta=found[1])
 
     def fail(self, message: str = failures.INTERNAL, type_: str = "api_error") -> bytes:
         """End with an error frame and ``[DONE]``."""
@@ -186,19 +220,17 @@ class ChatStream:
         if result.status != "ok":
             frame = failures.stream_frame(result)["error"]
             return self.fail(frame["message"], frame["type"])
-        if self._broken:
+        if self.shown.broken:
             return self.fail(UNREPRESENTABLE)
         calls = _tool_calls(result)
         requirement = self.plan.requirement
         if requirement is not None and not requirement.satisfied(calls):
             return self.fail(requirement.unsatisfied_message)
-        if self._streamed:
-            final = js_trim(self._text)
-        else:
-            final = js_trim(result.text or "") or ("" if calls else NO_RESPONSE)
-        if not final.startswith(self._streamed):
+        final = self.shown.final(result.text, "" if calls else NO_RESPONSE)
+        if final is None:
             return self.fail(UNREPRESENTABLE)
-        out = [self._delta({"content": final[len(self._streamed):]})] if len(final) > len(self._streamed) else []
+        tail = self.shown.tail(final)
+        out = [self._delta({"content": tail})] if tail else []
         for index, call in enumerate(calls):
             head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
             out.append(self._delta({"tool_calls": [head]}))
@@ -217,6 +249,8 @@ __all__ = [
     "NO_RESPONSE",
     "UNREPRESENTABLE",
     "ChatStream",
+    "ShownText",
+    "assistant_data",
     "chat_completion",
     "chat_usage",
     "run_usage",

@@ -13,17 +13,13 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from msgspec import Struct
-
-from ..agents.loop import TurnSpec
-from ..agents.roster import Agent
 from ..providers.types import ToolSpec
 from . import schema as z
-from .chat import MODEL_HEADER, RequestContext, channel_of, check_override_authority, read_json
+from .chat import MODEL_HEADER, PlannedTurn, RequestContext, channel_of, check_override_authority, read_json
 from .models import header, model_override, resolve_agent
 from .prompt import DEFAULT_IMAGE_MIMES, responses_prompt
 from .sessions import RESPONSES_PREFIX, LinkMap, Scope, authorize_session, session_key
-from .toolchoice import Requirement, apply_choice, responses_choice
+from .toolchoice import apply_choice, responses_choice
 from .wire import Refused, invalid_request
 
 MISSING_INPUT: Final = "Missing user message in `input`."
@@ -120,7 +116,7 @@ RESPONSES_SCHEMA: Final = z.Obj(
 )
 
 
-class ResponsesPlan(Struct, frozen=True, kw_only=True):
+class ResponsesPlan(PlannedTurn, frozen=True, kw_only=True):
     """A validated Responses request: the turn to run and how to answer it."""
 
     response_id: str  # resp_<uuid>, also the run id
@@ -128,28 +124,9 @@ class ResponsesPlan(Struct, frozen=True, kw_only=True):
     created_at: int
     model: str
     stream: bool
-    agent_id: str
-    session_key: str
     scope: Scope
-    message: str
-    extra_system: str | None
-    images: tuple[dict[str, Any], ...]
-    client_tools: tuple[ToolSpec, ...]
-    requirement: Requirement | None
-    model_override: str | None
-    max_tokens: int | None
-    params: dict[str, Any]
-    channel: str
     #: Whether the session came from ``previous_response_id``.
     continued: bool = False
-
-    def turn_spec(self, agent: Agent, **extra: Any) -> TurnSpec:
-        return TurnSpec(
-            agent=agent, session_key=self.session_key, message=self.message, surface="http", images=self.images,
-            extra_system=self.extra_system, client_tools=self.client_tools, tool_choice=None,
-            model_override=self.model_override, max_tokens=self.max_tokens, params=self.params, channel=self.channel,
-            **extra,
-        )
 
 
 def _images_of(payload: dict[str, Any], active: int) -> list[dict[str, Any]]:

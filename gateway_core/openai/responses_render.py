@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from . import failures
-from .chat_render import NO_RESPONSE, UNREPRESENTABLE, run_usage
+from .chat_render import NO_RESPONSE, UNREPRESENTABLE, ShownText, assistant_data, run_usage
 from .jsonbody import js_trim
 from .responses import ResponsesPlan
 from .wire import DONE, Answer, event_frame, json_answer
@@ -134,9 +134,7 @@ class ResponsesStream:
     def __init__(self, plan: ResponsesPlan) -> None:
         self.plan = plan
         self.closed = False
-        self._text = ""
-        self._streamed = ""
-        self._broken = False
+        self.shown = ShownText(hold=plan.requirement is not None)
 
     def _event(self, type_: str, **fields: Any) -> bytes:
         return event_frame({"type": type_, **fields})
@@ -160,27 +158,13 @@ class ResponsesStream:
     def assistant(self, *, text: str | None = None, delta: str | None = None) -> bytes:
         if self.closed:
             return b""
-        new = text if text is not None else self._text + (delta or "")
-        if not new.startswith(self._text):
-            self._broken = True
-        self._text = new
-        if self._broken or self.plan.requirement is not None:
-            return b""
-        shown = js_trim(new)
-        if not shown.startswith(self._streamed):
-            self._broken = True
-            return b""
-        piece = shown[len(self._streamed):]
-        self._streamed = shown
+        piece = self.shown.update(text, delta)
         return self._delta(piece) if piece else b""
 
     def event(self, data: dict[str, Any]) -> bytes:
         """An ``agent`` event's ``assistant`` data; replaceable snapshots are ignored."""
-        if data.get("replaceable") is True:
-            return b""
-        text = data.get("text") if isinstance(data.get("text"), str) else None
-        delta = data.get("delta") if isinstance(data.get("delta"), str) else None
-        return b"" if text is None and delta is None else self.assistant(text=text, delta=delta)
+        found = assistant_data(data)
+        return b"" if found is None else self.assistant(text=found[0], delta=found[1])
 
     def _failed(self, obj: dict[str, Any]) -> bytes:
         self.closed = True
@@ -204,13 +188,12 @@ class ResponsesStream:
         requirement = self.plan.requirement
         if requirement is not None and not requirement.satisfied(calls):
             return self.fail(requirement.unsatisfied_message, "api_error", result)
-        if self._broken:
-            return self.fail(UNREPRESENTABLE, "server_error", result)
-        final = js_trim(self._text) if self._streamed else js_trim(result.text or "") or ("" if calls else NO_RESPONSE)
-        if not final.startswith(self._streamed):
+        final = self.shown.final(result.text, "" if calls else NO_RESPONSE)
+        if final is None:
             return self.fail(UNREPRESENTABLE, "server_error", result)
         status = "incomplete" if result.stop_reason == "length" and not calls else "completed"
-        out = [self._delta(final[len(self._streamed):])] if len(final) > len(self._streamed) else []
+        tail = self.shown.tail(final)
+        out = [self._delta(tail)] if tail else []
         mid = self.plan.message_id
         out.append(self._event("response.output_text.done", item_id=mid, **_TEXT_AT, text=final))
         out.append(self._event("response.content_part.done", item_id=mid, **_TEXT_AT, part={"type": "output_text", "text": final}))

@@ -10,7 +10,6 @@ Node ``JSON.parse`` over malformed documents and compares its messages with :mod
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from agent_gateways import TOKEN, agent_gateway, observed_config
+from agent_gateways import NEEDS_REFERENCE, REFERENCE, TOKEN, agent_gateway, observed_config
 from support import CONFIG, context
 
 from gateway_core.openai.chat import plan_chat
@@ -27,12 +26,7 @@ from gateway_core.openai.jsonbody import BadJson, parse_body
 from gateway_core.openai.responses import plan_responses
 from gateway_core.openai.wire import Refused
 
-REFERENCE = os.environ.get("OPENCLAW_REFERENCE_BIN")
-pytestmark = pytest.mark.skipif(
-    not REFERENCE,
-    reason="OPENCLAW_REFERENCE_BIN is not set: install the published gateway with "
-    "../shared/tools/install-reference.sh and export the launcher path it prints",
-)
+pytestmark = NEEDS_REFERENCE
 
 U = ',"messages":[{"role":"user","content":"x"}]'
 CHAT = [

@@ -18,7 +18,7 @@ from . import schema as z
 from .chat import MODEL_HEADER, PlannedTurn, RequestContext, channel_of, check_override_authority, read_json
 from .models import header, model_override, resolve_agent
 from .prompt import DEFAULT_IMAGE_MIMES, responses_prompt
-from .sessions import RESPONSES_PREFIX, LinkMap, Scope, authorize_session, session_key
+from .sessions import RESPONSES_PREFIX, LinkMap, Scope, authorize_session, link_record, session_key
 from .toolchoice import apply_choice, responses_choice
 from .wire import Refused, invalid_request
 
@@ -217,6 +217,12 @@ def plan_responses(body: bytes, ctx: RequestContext, links: LinkMap | None = Non
     )
 
 
+def remember(links: LinkMap, plan: ResponsesPlan, now_ms: int) -> dict[str, Any]:
+    """After a completed, failed or mapped-error answer (not after a disconnect): link the response id
+    to its session for ``previous_response_id``. Returns the record a persisting host writes."""
+    return link_record(links.store(plan.response_id, plan.session_key, plan.scope, now_ms))
+
+
 def message_uuid(request_id: str) -> str:
     """A second uuid-shaped id derived from the request's, for hosts that pass only one."""
     head, _, tail = request_id.rpartition("-")
@@ -224,4 +230,4 @@ def message_uuid(request_id: str) -> str:
 
 
 __all__ = ["BODY_LIMIT", "INVALID_INPUT", "INVALID_TOOLS", "MISSING_INPUT", "RESPONSES_SCHEMA", "ResponsesPlan",
-           "message_uuid", "plan_responses"]
+           "message_uuid", "plan_responses", "remember"]

@@ -16,7 +16,7 @@ from gateway_core.openai.conversation import (
     conversation_settings,
     since_last_reply,
 )
-from gateway_core.openai.responses import plan_responses
+from gateway_core.openai.responses import plan_responses, remember
 from gateway_core.openai.sessions import (
     RESPONSE_MAX_ENTRIES,
     RESPONSE_TTL_MS,
@@ -121,6 +121,16 @@ def test_previous_response_settings() -> None:
     cfg = {"gateway": {"http": {"endpoints": {"responses": {"previousResponse": {"persist": True, "ttlSeconds": 86400, "maxEntries": 50}}}}}}
     got = previous_response_settings(cfg)
     assert (got.persist, got.ttl_ms, got.max_entries) == (True, 86_400_000, 50)
+
+
+def test_responses_remember_then_continue() -> None:
+    links = LinkMap()
+    first = plan_responses(json.dumps({"model": "openclaw", "input": "one"}).encode(), context())
+    record = remember(links, first, NOW_MS)
+    assert record["id"] == first.response_id and record["sessionKey"] == first.session_key
+    body = json.dumps({"model": "openclaw", "input": "two", "previous_response_id": first.response_id}).encode()
+    again = plan_responses(body, context(request_id="33333333-3333-4333-8333-333333333333"), links)
+    assert again.continued and again.session_key == first.session_key
 
 
 def test_responses_session_from_previous_id_only_in_scope() -> None:

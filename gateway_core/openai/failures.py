@@ -63,6 +63,10 @@ class Failure(NamedTuple):
 
 
 def _wire_message(detail: dict[str, Any], fallback: str | None) -> str:
+    """``wireMessage`` when the runtime gives it whole, else ``"<httpStatus> <providerErrorMessagePreview>"``."""
+    whole = detail.get("wireMessage")
+    if isinstance(whole, str) and whole.strip():
+        return whole.strip()
     status = detail.get("httpStatus")
     text = detail.get("providerErrorMessagePreview") or detail.get("providerErrorMessage")
     if isinstance(text, str) and text.strip():

@@ -200,3 +200,11 @@ def test_responses_incomplete_and_failed() -> None:
     failed = responses_stream([], provider_failure("auth", "bad key", 401))
     assert [e for e, _ in failed][-2:] == ["response.failed", "[DONE]"]
     assert failed[-2][1]["response"]["error"] == {"code": "authentication_error", "message": "401 bad key"}
+
+
+def test_whole_wire_message_wins_over_the_preview() -> None:
+    from gateway_core.openai.failures import non_stream
+
+    result = provider_failure("format", "x" * 300, 400)
+    result.error_detail["wireMessage"] = "400 " + "x" * 1000
+    assert non_stream(result).message == "400 " + "x" * 1000

@@ -105,6 +105,10 @@ class Endpoint(_C):
     images: Obj | UnsetType = UNSET
     files: Obj | UnsetType = UNSET
     max_url_parts: NonNegInt | UnsetType = UNSET
+    # Our extensions (gateway_core.openai.conversation / .sessions); the defaults are published behaviour.
+    session_mode: Literal["user", "stateless", "conversation"] | UnsetType = UNSET
+    conversation: Obj | UnsetType = UNSET
+    previous_response: Obj | UnsetType = UNSET
 
 
 class HttpEndpoints(_C):

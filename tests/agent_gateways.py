@@ -23,6 +23,12 @@ from gateway_proc import GatewayProcess, free_port, make_home, stop_process
 from upstream import ScriptedUpstream
 
 REFERENCE = os.environ.get("OPENCLAW_REFERENCE_BIN")
+#: For modules whose every test needs the published gateway (``pytestmark = NEEDS_REFERENCE``).
+NEEDS_REFERENCE = pytest.mark.skipif(
+    not REFERENCE,
+    reason="OPENCLAW_REFERENCE_BIN is not set: install the published gateway with "
+    "../shared/tools/install-reference.sh and export the launcher path it prints",
+)
 TOKEN = "agents-e2e-token-0123456789"
 KEY = "sk-upstream-test-key"
 KINDS = [

@@ -98,4 +98,41 @@ def run_tool(name: str, raw_args: str, session: SessionRecord) -> Generator[Effe
     return {"status": "error", "tool": name, "error": f"Tool {name} not found"}
 
 
-__all__ = ["BUILTIN", "describe_session", "run_tool"]
+#: ``agents_list`` (http-agents-channels.md §4.4 item 3): not offered to models yet, since answering it
+#: needs the roster, which :func:`run_tool` does not get; ``/tools/invoke`` answers it through
+#: :func:`agents_list`.
+AGENTS_LIST = ToolSpec(
+    name="agents_list",
+    description="The agents this agent may hand work to (itself included), with their models.",
+    parameters=_NO_ARGS,
+)
+
+
+def agents_list(roster: Any, requester: str, config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The published ``agents_list`` details (recording f07): the requester and the agents it may target.
+
+    ``agents.entries.<id>.subagents.allowAgents`` (a list of ids, ``"*"`` for any) widens the list;
+    by default it holds the requester alone. Rows: ``id``, ``configured``, ``model``, ``agentRuntime``.
+    """
+    from .roster import OFFLINE_REF
+
+    entries = (((config or {}).get("agents") or {}).get("entries") or {}) if isinstance((config or {}).get("agents"), dict) else {}
+    own = entries.get(requester) if isinstance(entries, dict) else None
+    allow = ((own or {}).get("subagents") or {}).get("allowAgents") if isinstance(own, dict) else None
+    allow_any = isinstance(allow, list) and "*" in allow
+    ids = [requester] + [a.id for a in roster.agents if a.id != requester and (allow_any or (isinstance(allow, list) and a.id in allow))]
+    rows = []
+    for agent_id in ids:
+        agent = roster.get(agent_id)
+        rows.append(
+            {
+                "id": agent_id,
+                "configured": agent is not None,
+                "model": (agent.primary if agent is not None and agent.primary else OFFLINE_REF),
+                "agentRuntime": {"id": "auto", "source": "implicit"},
+            }
+        )
+    return {"requester": requester, "allowAny": allow_any, "agents": rows}
+
+
+__all__ = ["AGENTS_LIST", "BUILTIN", "agents_list", "describe_session", "run_tool"]

@@ -68,6 +68,14 @@ class PairingRequest(Struct, kw_only=True):
     ts: int
 
 
+class StorageError(Exception):
+    """Raised by a :class:`GatewayServices` that could not persist a change (disk full, read-only).
+
+    The core answers the connect that needed it ``UNAVAILABLE`` (retryable) and closes 1013; the
+    message stays in the application's log, so no host path reaches the wire.
+    """
+
+
 class GatewayServices(Protocol):
     """What the core asks of the application during a handshake and a request."""
 
@@ -119,7 +127,7 @@ class MemoryServices:
     ) -> None:
         self.secret = secret or SharedSecret(mode="token", token="T")
         self.phase = Admission.ACCEPTING
-        self.rate_limiter = rate_limiter or AuthRateLimiter()
+        self.rate_limiter = rate_limiter if rate_limiter is not None else AuthRateLimiter()
         self.write_budget = WriteBudget()
         self.devices: dict[str, PairedDevice] = {}
         self.tokens: dict[tuple[str, str], DeviceToken] = {}
@@ -175,5 +183,6 @@ __all__ = [
     "MemoryServices",
     "PairedDevice",
     "PairingRequest",
+    "StorageError",
     "WriteBudget",
 ]

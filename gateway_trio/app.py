@@ -30,6 +30,8 @@ from gateway_core.config import config_json_schema, schema_lookup, validate_conf
 from gateway_core.events import HandshakeFailed, Principal
 from gateway_core.frames import PresenceEntry
 from gateway_core.idempotency import Final, IdempotencyLedger
+from gateway_core.ingress import parse_trusted_proxies
+from gateway_core.origin import seed_origins
 
 from . import _runtime
 from .filelog import FileLog, tail
@@ -125,16 +127,50 @@ def rate_limit_policy(config: dict[str, Any] | None) -> RateLimitPolicy:
     )
 
 
+def _gateway_section(config: dict[str, Any] | None) -> dict[str, Any]:
+    section = (config or {}).get("gateway")
+    return section if isinstance(section, dict) else {}
+
+
 def allowed_origins(config: dict[str, Any] | None) -> tuple[str, ...]:
-    """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides same-origin)."""
-    return tuple((((config or {}).get("gateway") or {}).get("controlUi") or {}).get("allowedOrigins") or ())
+    """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides the local ones)."""
+    ui = _gateway_section(config).get("controlUi") or {}
+    return tuple(o for o in ui.get("allowedOrigins") or () if isinstance(o, str))
+
+
+def host_header_origin_fallback(config: dict[str, Any] | None) -> bool:
+    """``gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback``."""
+    ui = _gateway_section(config).get("controlUi") or {}
+    return ui.get("dangerouslyAllowHostHeaderOriginFallback") is True
+
+
+def origin_policy_for(config: dict[str, Any] | None, bind: str, port: int | None) -> tuple[tuple[str, ...], bool, bool]:
+    """(allowed origins, host-header fallback, seeded?) for this runtime (runtime-cli.md §5.4)."""
+    allowed, fallback = allowed_origins(config), host_header_origin_fallback(config)
+    if port and not fallback and not any(o.strip() for o in allowed):
+        seeded = seed_origins(bind, port, _gateway_section(config).get("customBindHost"))
+        if seeded:
+            return seeded, fallback, True
+    return allowed, fallback, False
+
+
+def trusted_proxies(config: dict[str, Any] | None) -> tuple[Any, ...]:
+    """``gateway.trustedProxies`` as networks (entries that do not parse are ignored)."""
+    raw = _gateway_section(config).get("trustedProxies")
+    return parse_trusted_proxies(raw if isinstance(raw, list) else ())
 
 
 class Gateway:
     """Application state shared by every session of one server run."""
 
     def __init__(
-        self, settings: GatewaySettings, log: FileLog, *, restart_count: int = 0, reload_state: Any = None
+        self,
+        settings: GatewaySettings,
+        log: FileLog,
+        *,
+        restart_count: int = 0,
+        reload_state: Any = None,
+        port: int | None = None,
     ) -> None:
         self.settings = settings
         self.reload_state = reload_state
@@ -149,13 +185,26 @@ class Gateway:
         )
         self.identity = GatewayIdentity(settings.paths.state_dir)
         self.boot_id = _runtime.new_uuid()
+        self.port = port or settings.port or None
+        origins, fallback, seeded = origin_policy_for(settings.config, settings.bind, self.port)
+        if seeded:
+            log.info(
+                "gateway",
+                f"seeded gateway.controlUi.allowedOrigins {json.dumps(list(origins), separators=(',', ':'))} "
+                f"for bind={settings.bind} (required since v2026.2.26; see issue #29385). Applied for this runtime "
+                "without writing config; add other origins to gateway.controlUi.allowedOrigins if needed.",
+            )
+        self.trusted_proxies = trusted_proxies(settings.config)
+        self.allow_real_ip_fallback = _gateway_section(settings.config).get("allowRealIpFallback") is True
         self.policy = ServerPolicy(
             server_version=VERSION,
             boot_id=self.boot_id,
             auto_tick=False,
             implemented_methods=IMPLEMENTED,
             handshake_timeout_ms=int(os.environ.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS") or 15_000),
-            allowed_origins=allowed_origins(settings.config),
+            allowed_origins=origins,
+            host_header_origin_fallback=fallback,
+            port=self.port,
         )
         self.sessions: dict[str, Session] = {}
         self.started = _runtime.now()
@@ -171,7 +220,6 @@ class Gateway:
         self.runs: dict[str, Run] = {}
         self.closing = False
         self.restart_count = restart_count
-        self.preauth_by_ip: dict[str, int] = {}
         self._ticker_scope = trio.CancelScope()
         self.scheduler = DeadlineScheduler()
         self.host = socket.gethostname()
@@ -231,9 +279,22 @@ class Gateway:
         if any(p.startswith("gateway.auth.rateLimit") for p in paths):
             self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
             done.append("gateway.auth.rateLimit")
-        if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
-            self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
-            done.append("gateway.controlUi.allowedOrigins")
+        ui_keys = ("gateway.controlUi.allowedOrigins", "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback")
+        touched = [k for k in ui_keys if any(p.startswith(k) for p in paths)]
+        if touched:
+            origins, fallback, _ = origin_policy_for(config, self.settings.bind, self.port)
+            self.policy = msgspec.structs.replace(
+                self.policy, allowed_origins=origins, host_header_origin_fallback=fallback
+            )
+            done.extend(touched)
+        if any(p.startswith(("gateway.trustedProxies", "gateway.allowRealIpFallback")) for p in paths):
+            self.trusted_proxies = trusted_proxies(config)
+            self.allow_real_ip_fallback = _gateway_section(config).get("allowRealIpFallback") is True
+            done.extend(
+                k
+                for k in ("gateway.trustedProxies", "gateway.allowRealIpFallback")
+                if any(p.startswith(k) for p in paths)
+            )
         return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
@@ -252,23 +313,10 @@ class Gateway:
         if row is not None:
             row.ts = _runtime.wall_ms()
 
-    def claim_preauth(self, ip: str, limit: int) -> bool:
-        """Count one unauthenticated socket for ``ip``; False when the cap is reached."""
-        n = self.preauth_by_ip.get(ip, 0)
-        if n >= limit:
-            return False
-        self.preauth_by_ip[ip] = n + 1
-        return True
-
     def _release_preauth(self, session: Session) -> None:
-        if session.preauth_counted:
-            session.preauth_counted = False
-            ip = session.peer.client_ip
-            n = self.preauth_by_ip.get(ip, 1) - 1
-            if n <= 0:
-                self.preauth_by_ip.pop(ip, None)
-            else:
-                self.preauth_by_ip[ip] = n
+        slot, session.socket_slot = session.socket_slot, None
+        if slot is not None:
+            slot.admitted()
 
     def log_handshake_failure(self, session: Session, event: HandshakeFailed) -> None:
         code = event.error.code if event.error is not None else "-"

@@ -31,7 +31,7 @@ from .discovery import Advertiser
 from .filelog import FileLog
 from .reloader import ReloadState, watch_config
 from .settings import GatewaySettings, StartupError
-from .wsserver import GatewayRef, handle_stream
+from .wsserver import GatewayRef, SocketTracker, serve_listeners
 
 #: Port sources that pin the port across config reloads (the issue: config ports are re-read).
 PINNED = frozenset({"--port", "OPENCLAW_GATEWAY_PORT"})
@@ -216,14 +216,15 @@ async def run_gateway(
             outer.start_soon(advertiser.run)
             state.on_applied = lambda applied: advertiser.want(applied, control.port)
             while True:
-                gw = Gateway(state.settings, log, restart_count=restarts, reload_state=state)
+                gw = Gateway(state.settings, log, restart_count=restarts, reload_state=state, port=port)
                 ref.gateway = gw
                 async with trio.open_nursery() as nursery:
                     log.info("gateway", "starting HTTP server...")
                     nursery.start_soon(gw.scheduler.run)
-                    listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(_dup(s))) for s in sockets]
+                    listeners = [trio.socket.from_stdlib_socket(_dup(s)) for s in sockets]
                     accept_scope = trio.CancelScope()
-                    await nursery.start(_serve, ref, listeners, accept_scope)
+                    tracker = SocketTracker(log=partial(log.warn, "gateway/http"))
+                    await nursery.start(_serve, ref, listeners, tracker, accept_scope)
                     gw.refresh_health()
                     gw.services.phase = Admission.ACCEPTING
                     shown = ", ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in control.hosts)
@@ -297,7 +298,8 @@ async def run_gateway(
 
 async def _serve(
     ref: GatewayRef,
-    listeners: list[trio.SocketListener],
+    listeners: list[trio.socket.SocketType],
+    tracker: SocketTracker,
     accept_scope: trio.CancelScope,
     task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -307,10 +309,10 @@ async def _serve(
         task_status.started(handlers)
         try:
             with accept_scope:
-                await trio.serve_listeners(partial(handle_stream, ref), listeners, handler_nursery=handlers)
+                await serve_listeners(ref, listeners, tracker, handlers)
         finally:
             for listener in listeners:
-                listener.socket.close()
+                listener.close()
 
 
 def _dup(sock: socket.socket) -> socket.socket:

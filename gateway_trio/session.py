@@ -127,7 +127,8 @@ class Session:
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
         self.admitted = False
-        self.preauth_counted = False
+        #: The port's accounting of this socket (pre-auth until admitted); ``None`` in tests.
+        self.socket_slot: Any = None
         #: The shared secret this client authenticated with (None for device tokens / none mode).
         self.auth_secret: str | None = None
         self.subscriptions: set[str] = set()

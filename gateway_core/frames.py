@@ -309,6 +309,11 @@ def encode(obj: Any) -> str:
     return _encoder.encode(obj).decode()
 
 
+def encode_bytes(obj: Any) -> bytes:
+    """:func:`encode` as UTF-8 bytes (what goes on the wire; no str round trip)."""
+    return _encoder.encode(obj)
+
+
 def decode_json(data: str | bytes) -> Any:
     """Parse JSON into plain Python values; raises ``msgspec.DecodeError`` on bad syntax."""
     return _any_decoder.decode(data)
@@ -408,6 +413,7 @@ __all__ = [
     "UNSET",
     "JsonTooDeep",
     "decode_json_lenient",
+    "encode_bytes",
     "has_lone_surrogate",
     "top_level_id",
     "AnyFrame",

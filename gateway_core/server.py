@@ -94,7 +94,7 @@ from .frames import (
     TickPayload,
     decode_json_lenient,
     decode_request,
-    encode,
+    encode_bytes,
     has_lone_surrogate,
     top_level_id,
 )
@@ -584,7 +584,7 @@ class ServerConnection:
     # ------------------------------------------------------------------ internals: output
 
     def _send(self, frame: Any) -> None:
-        self._actions.append(SendText(encode(frame)))
+        self._actions.append(SendText(encode_bytes(frame)))
 
     def _send_event_direct(self, event: str, payload: Any) -> None:
         self._send(EventFrame(event=event, payload=payload))

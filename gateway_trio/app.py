@@ -45,6 +45,8 @@ TICK_INTERVAL_S = 30.0
 HEALTH_REFRESH_S = 60.0
 PRESENCE_TTL_MS = 5 * 60_000
 PRESENCE_MAX = 200
+#: ``logs.tail`` reads at once, gateway-wide: each holds up to 1 MB of lines (2-3 MB as str).
+LOG_READERS = 1
 NO_PROVIDER = "No model provider is configured for this gateway."
 HEARTBEAT_EVERY_MS = 30 * 60_000
 
@@ -222,6 +224,7 @@ class Gateway:
         self.restart_count = restart_count
         self._ticker_scope = trio.CancelScope()
         self.scheduler = DeadlineScheduler()
+        self.log_readers = trio.CapacityLimiter(LOG_READERS)
         self.host = socket.gethostname()
         self.handlers: dict[str, Callable[[Session, RequestReceived], None]] = {
             name: getattr(self, "m_" + name.replace(".", "_").replace("-", "_")) for name in IMPLEMENTED
@@ -461,6 +464,8 @@ class Gateway:
         """Run an async handler body in the session's nursery; it answers ``ev`` when done."""
 
         async def runner() -> None:
+            if session.close_if_slow():
+                return  # its answers would only be dropped: do not even produce them
             try:
                 payload = await fn()
             except E.RemoteProtocolError as exc:
@@ -569,7 +574,9 @@ class Gateway:
         async def read() -> Any:
             try:
                 return await trio.to_thread.run_sync(
-                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes)
+                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes),
+                    limiter=self.log_readers,
+                    abandon_on_cancel=True,
                 )
             except OSError as exc:
                 raise E.RemoteProtocolError(E.unavailable(f"log read failed: {exc}"), 0) from None

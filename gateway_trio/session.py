@@ -53,8 +53,23 @@ SLOW_RESPONSE_MS = 50
 class Transport(Protocol):
     """How a session reaches its socket (wsproto over a Trio stream)."""
 
-    async def send_batch(self, items: list[str | None]) -> None:
-        """Send text frames (``None`` = a ping) in order, in as few writes as possible."""
+    def frame_text(self, payload: bytes) -> list[bytes]:
+        """One complete text frame carrying ``payload`` (UTF-8), as one or two byte strings."""
+        ...
+
+    def ping_frame(self) -> bytes: ...
+
+    @property
+    def busy(self) -> bool:
+        """A write is in progress (nothing else may write now)."""
+        ...
+
+    def try_write(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting; returns how many bytes (0 if full)."""
+        ...
+
+    async def send_batch(self, items: list[bytes]) -> None:
+        """Send already framed bytes in order, in one write."""
         ...
 
     async def send_close(self, code: int, reason: str) -> None: ...
@@ -69,7 +84,6 @@ class _Close:
         self.reason = reason
 
 
-_PING = object()
 #: A batch sent in one write stops growing past this many bytes.
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -118,7 +132,8 @@ class Session:
             peer=peer,
         )
         self.conn_id = self.core.conn_id
-        self.out: deque[str | _Close | object] = deque()
+        #: Framed bytes waiting for the socket (answers, events, pings) and at most one close.
+        self.out: deque[bytes | _Close] = deque()
         self.out_bytes = 0
         self._out_ready = trio.Event()
         self._timer_at: float | None = None
@@ -133,6 +148,7 @@ class Session:
         self.auth_secret: str | None = None
         self.subscriptions: set[str] = set()
         self._inflight: dict[str, tuple[str, float]] = {}
+        self._overflowed = False
 
     @property
     def closed(self) -> bool:
@@ -190,9 +206,16 @@ class Session:
 
     # ------------------------------------------------------------------ core plumbing
 
-    def pump(self) -> None:
-        """Move the core's actions to the outgoing queue and its events to the gateway."""
+    def pump(self, *, wake: bool = True) -> None:
+        """Move the core's actions to the outgoing queue and its events to the gateway.
+
+        Answers count toward ``maxBufferedBytes`` like broadcasts do: a frame that may not be
+        dropped and would take the client's queue over it closes the client 1008 ``slow
+        consumer`` at once and frees what was queued for it. (Droppable broadcasts never get
+        here: ``publish`` drops them first.)
+        """
         core = self.core
+        limit = self.gw.policy.max_buffered_bytes
         while True:
             actions = core.actions()
             events = core.events()
@@ -200,22 +223,53 @@ class Session:
                 break
             for action in actions:
                 if isinstance(action, SendText):
-                    self.out.append(action.text)
-                    self.out_bytes += len(action.text)
+                    if self._overflowed:
+                        continue
+                    if self.out_bytes + len(action.data) > limit and core.state is ConnState.OPEN:
+                        self._overflow()  # a frame that may not be dropped and does not fit any more
+                        continue
+                    for part in self.transport.frame_text(action.data):
+                        self.out.append(part)
+                        self.out_bytes += len(part)
                 elif isinstance(action, CloseTransport):
                     self.out.append(_Close(action.code, action.reason))
                 elif isinstance(action, SendPing):
-                    self.out.append(_PING)
+                    self.out.append(self.transport.ping_frame())
                 elif isinstance(action, Terminate):
                     self.abort()
             for event in events:
                 self._on_event(event)
-        if self.out:
+        if self.out and wake:
             self._out_ready.set()
         nxt = core.next_deadline()
         if nxt is not None and (self._timer_at is None or nxt < self._timer_at):
             self._timer_at = nxt
             self.gw.scheduler.schedule(nxt, self)
+
+    def close_if_slow(self) -> bool:
+        """Before serving more work for this client: close it if it is already over its buffer."""
+        if self.congested and self.core.state is ConnState.OPEN:
+            self._overflow()
+            self.pump()
+            return True
+        return False
+
+    def _overflow(self) -> None:
+        self._overflowed = True
+        self.out.clear()
+        self.out_bytes = 0
+        self.gw.log.warn(
+            "gateway/ws",
+            f"closing slow consumer conn={self.conn_id[:8]} ip={self.peer.client_ip}: more than "
+            f"{self.gw.policy.max_buffered_bytes} bytes queued",
+        )
+        now = _runtime.now()
+        self.core.send_buffer_overflow(now=now)
+        if self._draining:
+            # A write to this client is stuck: the close frame could only follow the bytes the
+            # client is not reading, so the close grace would change nothing. Drop it now.
+            self.core.receive_closed(None, now=now)
+            self.abort()
 
     def on_deadline(self, now: float) -> None:
         """Called by the scheduler at (or after) a deadline this session asked for."""
@@ -246,6 +300,10 @@ class Session:
         elif isinstance(event, FrameIgnored):
             self.gw.log.warn("gateway/ws", f"✗ parse-error error={event.reason} conn={self.conn_id[:8]}")
         elif isinstance(event, ConnectionTerminated):
+            # Nothing more will be sent: free the queue now, not when the last reference goes.
+            self.out.clear()
+            self.out_bytes = 0
+            self._inflight.clear()
             self.gw.unregister(self)
 
     def publish(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
@@ -261,7 +319,30 @@ class Session:
             now=_runtime.now(),
         )
         if result is not PublishResult.FILTERED:
-            self.pump()
+            self.pump(wake=False)
+            self.flush_now()
+            if self.out:
+                self._out_ready.set()
+
+    def flush_now(self) -> None:
+        """Write the queued frames straight to the socket when nothing else is writing: a broadcast
+        then costs one ``send`` per client and no task switch. What the socket does not take now
+        stays queued, in order, for the writer task."""
+        if self._draining or not self.out or self.transport.busy:
+            return
+        chunks: list[bytes] = []
+        while self.out and isinstance(self.out[0], bytes):
+            chunks.append(self.out.popleft())  # type: ignore[arg-type]
+        if not chunks:
+            return
+        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        try:
+            sent = self.transport.try_write(data)
+        except OSError:
+            sent = 0  # the writer's send will see the error and close the session
+        if sent < len(data):
+            self.out.appendleft(data[sent:] if sent else data)
+        self.out_bytes -= sent
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
         if self.core.respond(request_id, payload, final=final):
@@ -326,22 +407,22 @@ class Session:
         self._draining = True
         try:
             while self.out:
-                batch: list[str | None] = []
+                batch: list[bytes] = []
                 size = 0
                 close: _Close | None = None
                 while self.out and size < MAX_BATCH_BYTES:
                     item = self.out.popleft()
-                    if isinstance(item, str):
-                        self.out_bytes -= len(item)
-                        size += len(item)
-                        batch.append(item)
-                    elif item is _PING:
-                        batch.append(None)
-                    elif isinstance(item, _Close):
+                    if isinstance(item, _Close):
                         close = item
                         break
+                    size += len(item)
+                    batch.append(item)
                 if batch:
-                    await self.transport.send_batch(batch)
+                    # Counted until the socket took it (like the published gateway's buffered amount).
+                    try:
+                        await self.transport.send_batch(batch)
+                    finally:
+                        self.out_bytes -= size
                 if close is not None:
                     self.out.clear()
                     await self.transport.send_close(close.code, close.reason)

@@ -101,13 +101,14 @@ class GatewayRef:
 class SocketSlot:
     """One accepted socket as the port accounts for it."""
 
-    __slots__ = ("ip", "opened_at", "over_cap", "scope", "tracker")
+    __slots__ = ("evicted", "ip", "opened_at", "over_cap", "scope", "tracker")
 
     def __init__(self, tracker: SocketTracker, ip: str, opened_at: float) -> None:
         self.tracker = tracker
         self.ip = ip
         self.opened_at = opened_at
         self.over_cap = False
+        self.evicted = False
         self.scope = trio.CancelScope()
 
     def admitted(self) -> None:
@@ -142,10 +143,11 @@ class SocketTracker:
 
     def accept(self, ip: str, now: float) -> SocketSlot | None:
         """Account for a new socket from ``ip``; ``None`` means refuse it (nothing to evict)."""
-        if len(self.open) >= self.budget and not self._evict_oldest(now):
-            self.refused += 1
-            self._episode(f"refusing new connections: {len(self.open)} sockets open (budget {self.budget})")
-            return None
+        if len(self.open) >= self.budget:
+            self._episode()
+            if not self._evict_oldest(now):
+                self.refused += 1
+                return None
         if self._exhausted and len(self.open) < self.budget * 0.9:
             self._exhausted = False
             self._log(
@@ -164,25 +166,25 @@ class SocketTracker:
         for slot in self.preauth:
             if now - slot.opened_at < EVICT_MIN_AGE_S:
                 return False  # the rest are younger still (insertion order)
-            if not slot.scope.cancel_called:
-                slot.scope.cancel()
-                self._forget_preauth(slot)
-                self.evicted += 1
-                self._episode(
-                    f"file descriptor budget reached ({len(self.open)} sockets open, budget {self.budget}): "
-                    "dropping the oldest unauthenticated sockets to make room"
-                )
-                return True
+            slot.evicted = True
+            slot.scope.cancel()
+            self._forget_preauth(slot)  # no longer a candidate, whenever its task ends
+            self.evicted += 1
+            return True
         return False
 
-    def _episode(self, line: str) -> None:
+    def _episode(self, cause: str = "") -> None:
+        """One log line when the budget is first reached; the next after recovery."""
         if not self._exhausted:
             self._exhausted = True
-            self._log(line)
+            self._log(
+                f"file descriptor budget reached{cause} ({len(self.open)} sockets open, budget {self.budget}): "
+                "dropping the oldest unauthenticated sockets, refusing new ones while none is old enough"
+            )
 
     def accept_failed(self, exc: OSError) -> None:
         """``accept`` itself failed for lack of resources (logged once per episode)."""
-        self._episode(f"accept failed: {os.strerror(exc.errno or 0)} ({len(self.open)} sockets open); retrying")
+        self._episode(f" (accept: {os.strerror(exc.errno or 0)})")
 
     def _forget_preauth(self, slot: SocketSlot) -> None:
         if self.preauth.pop(slot, 0) is None:
@@ -258,6 +260,8 @@ def _refuse_now(sock: trio.socket.SocketType) -> None:
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n"
             b"content-length: 25\r\nconnection: close\r\n\r\nToo many open connections"
         )
+        raw.shutdown(stdsocket.SHUT_WR)
+        raw.recv(65536)  # what already arrived: closing with unread data would reset the answer
     except OSError:
         pass
     finally:
@@ -318,25 +322,75 @@ def check_upgrade(method: bytes, values: dict[bytes, bytes]) -> tuple[int, str, 
 # --------------------------------------------------------------------------- WebSocket
 
 
+def text_frame_parts(payload: bytes) -> list[bytes]:
+    """:func:`text_frame` as (header, payload) for large payloads, so they are never copied."""
+    if len(payload) < 65536:
+        return [text_frame(payload)]
+    return [b"\x81\x7f" + len(payload).to_bytes(8, "big"), payload]
+
+
+def text_frame(payload: bytes) -> bytes:
+    """A complete, unmasked server-to-client text frame (RFC 6455 §5.2; no extensions are ever
+    negotiated). wsproto frames text only from ``str``; the session keeps answers as UTF-8 bytes
+    (counted exactly against ``maxBufferedBytes``, one byte per byte) and frames them here once."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x81, n)) + payload
+    if n < 65536:
+        return b"\x81\x7e" + n.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
 class WsTransport:
-    """A session's way out: wsproto frames over the Trio stream."""
+    """A session's way out: frames over the Trio stream (control frames through wsproto)."""
 
     def __init__(self, stream: trio.SocketStream, ws: WSConnection) -> None:
         self.stream = stream
         self.ws = ws
         self._send_lock = trio.Lock()
 
+    frame_text = staticmethod(text_frame_parts)
+
+    def ping_frame(self) -> bytes:
+        try:
+            return self.ws.send(Ping())
+        except WsLocalError:
+            return b""
+
+    @property
+    def busy(self) -> bool:
+        return self._send_lock.locked()
+
+    def try_write(self, data: bytes) -> int:
+        if self.ws.state is not ConnectionState.OPEN:
+            return 0
+        try:
+            return os.write(self.stream.socket.fileno(), data)
+        except BlockingIOError:
+            return 0
+
     async def _send(self, data: bytes) -> None:
         async with self._send_lock:
             await self.stream.send_all(data)
 
-    async def send_batch(self, items: list[str | None]) -> None:
-        ws = self.ws
-        try:
-            data = b"".join(ws.send(Ping()) if item is None else ws.send(Message(data=item)) for item in items)
-        except WsLocalError:
-            raise trio.ClosedResourceError("websocket is closed") from None
-        await self._send(data)
+    async def send_batch(self, items: list[bytes]) -> None:
+        if self.ws.state is not ConnectionState.OPEN:
+            raise trio.ClosedResourceError("websocket is closed")
+        if len(items) == 1:
+            await self._send(items[0])
+            return
+        async with self._send_lock:  # small frames coalesced into one write; large ones never copied
+            small: list[bytes] = []
+            for item in items:
+                if len(item) < 65536:
+                    small.append(item)
+                    continue
+                if small:
+                    await self.stream.send_all(b"".join(small))
+                    small = []
+                await self.stream.send_all(item)
+            if small:
+                await self.stream.send_all(b"".join(small))
 
     async def send_close(self, code: int, reason: str) -> None:
         try:
@@ -608,4 +662,5 @@ __all__ = [
     "ingress_of",
     "peer_info",
     "serve_listeners",
+    "text_frame",
 ]

@@ -175,11 +175,21 @@ def _kill_group(proc: subprocess.Popen) -> None:
 class GatewayProcess:
     """One ``gateway run`` child. Console output goes to files (no pipe can fill up)."""
 
-    def __init__(self, root: Path, home: Path, *args: str, env: dict[str, str] | None = None, name: str = "gw") -> None:
+    def __init__(
+        self,
+        root: Path,
+        home: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str = "gw",
+        nofile: int | None = None,
+    ) -> None:
         self.root = root
         self.home = home
         self.args = args
         self.env = env
+        #: RLIMIT_NOFILE (soft and hard) for the child, when set.
+        self.nofile = nofile
         self.out_path = root / f"{name}.stdout"
         self.err_path = root / f"{name}.stderr"
         self.proc: subprocess.Popen | None = None
@@ -196,8 +206,15 @@ class GatewayProcess:
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                preexec_fn=self._limits if self.nofile is not None else None,
             )
         return self
+
+    def _limits(self) -> None:
+        import resource
+
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     @property
     def pid(self) -> int:

@@ -696,8 +696,9 @@ class ServerConnection:
                 C.CLOSE_TRY_AGAIN_LATER,
                 "gateway starting",
             )
-        if admission in (Admission.RESTARTING, Admission.SUSPENDING):  # row 7b
-            word = "restart" if admission is Admission.RESTARTING else "suspension"
+        if admission in (Admission.RESTARTING, Admission.SUSPENDING, Admission.DRAINING):  # row 7b
+            word = "suspension" if admission is Admission.SUSPENDING else "restart"
+            admission = Admission.RESTARTING if admission is Admission.DRAINING else admission
             raise RemoteProtocolError(
                 unavailable(
                     f"connect unavailable during gateway {word}",
@@ -1051,6 +1052,13 @@ class ServerConnection:
                 {"reason": "startup-sidecars", "method": method},
                 retryable=True,
                 retry_after_ms=500,
+            )
+        if admission is Admission.DRAINING:  # new work while stopping (observed: stop and restart alike)
+            return unavailable(
+                f"{method} unavailable during gateway restart",
+                {"method": method, "reason": "gateway-restarting", "phase": "accepting"},
+                retryable=True,
+                retry_after_ms=1000,
             )
         if admission in (Admission.RESTARTING, Admission.SUSPENDING):
             word = "restart" if admission is Admission.RESTARTING else "suspension"

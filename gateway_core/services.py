@@ -27,6 +27,8 @@ class Admission(enum.Enum):
     STARTING = "starting"
     RESTARTING = "restarting"
     SUSPENDING = "suspending"
+    #: Stopping or restarting: requests in flight are finishing, new work is refused (§8.2).
+    DRAINING = "draining"
 
 
 class PairedDevice(Struct, kw_only=True):

@@ -221,6 +221,7 @@ class Gateway:
         self.ledger = IdempotencyLedger()
         self.runs: dict[str, Run] = {}
         self.closing = False
+        self._drained: trio.Event | None = None
         self.restart_count = restart_count
         self._ticker_scope = trio.CancelScope()
         self.scheduler = DeadlineScheduler()
@@ -434,11 +435,44 @@ class Gateway:
                 snap = self.refresh_health()
                 self.broadcast("health", snap, state_version=self.state_version)
 
-    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
-        """Close admission and tell every client (``shutdown`` event, then close 1012)."""
+    def close_admission(self) -> None:
+        """Stop taking work: new sockets get 503, new requests "unavailable during gateway restart"
+        (runtime-cli.md §8.2 step 1); requests already in flight go on."""
         self.closing = True
         self._ticker_scope.cancel()
-        self.services.phase = Admission.RESTARTING if restart_expected_ms is not None else Admission.ACCEPTING
+        self.services.phase = Admission.DRAINING
+
+    def inflight(self) -> int:
+        """Requests of admitted clients that have not been finally answered."""
+        return sum(s.core.inflight for s in self.sessions.values())
+
+    def request_done(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+
+    async def drain(self, budget_s: float, *, restart: bool) -> int:
+        """Let the requests in flight finish within ``budget_s`` (§8.2 step 2); the ones still
+        running then are cancelled and answered ``UNAVAILABLE``. Returns how many were failed."""
+        with trio.move_on_after(budget_s):
+            while self.inflight():
+                self._drained = trio.Event()
+                await self._drained.wait()
+        self._drained = None
+        word = "restarting" if restart else "stopping"
+
+        def interrupted(method: str) -> Any:
+            return E.unavailable(
+                f"{method} interrupted: gateway {word}",
+                {"method": method, "reason": "shutdown-drain-budget"},
+                retryable=True,
+                retry_after_ms=1000,
+            )
+
+        return sum(s.fail_pending(interrupted) for s in list(self.sessions.values()))
+
+    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
+        """Tell every client (``shutdown`` event, then close 1012; §8.2 steps 3-4)."""
+        self.close_admission()
         for session in list(self.sessions.values()):
             session.begin_shutdown(restart_expected_ms)
 
@@ -478,7 +512,7 @@ class Gateway:
                 return
             session.respond(ev.request_id, payload)
 
-        session.spawn(runner)
+        session.spawn(runner, request_id=ev.request_id)
 
     # ------------------------------------------------------------------ methods
 

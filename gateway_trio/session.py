@@ -148,6 +148,7 @@ class Session:
         self.auth_secret: str | None = None
         self.subscriptions: set[str] = set()
         self._inflight: dict[str, tuple[str, float]] = {}
+        self._tasks: dict[str, trio.CancelScope] = {}
         self._overflowed = False
 
     @property
@@ -363,6 +364,7 @@ class Session:
     def _log_response(self, request_id: str, error: Any) -> None:
         """``⇄ res ✓/✗ <method> <ms>ms``: errors and slow answers always, everything with --verbose (§9.3)."""
         started = self._inflight.pop(request_id, None)
+        self.gw.request_done()
         if started is None:
             return
         method, t0 = started
@@ -376,10 +378,41 @@ class Session:
             line = f"⇄ res ✗ {method} {ms}ms errorCode={error.code} errorMessage={error.message} conn={conn} id={request_id}"
         self.gw.log.info("gateway/ws", line)
 
-    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-        """Run an async method handler in this connection's nursery (cancelled when it closes)."""
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any, request_id: str | None = None) -> None:
+        """Run an async method handler in this connection's nursery (cancelled when it closes).
+
+        With ``request_id`` the task is the one that answers that request: :meth:`fail_pending`
+        can then cancel it before answering in its place.
+        """
         assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)
+        if request_id is None:
+            self._nursery.start_soon(fn, *args)
+            return
+        scope = trio.CancelScope()
+        self._tasks[request_id] = scope
+
+        async def task() -> None:
+            try:
+                with scope:
+                    await fn(*args)
+            finally:
+                if self._tasks.get(request_id) is scope:
+                    del self._tasks[request_id]
+
+        self._nursery.start_soon(task)
+
+    def fail_pending(self, error_for: Callable[[str], Any]) -> int:
+        """Answer every request still in flight with ``error_for(method)`` (their tasks are
+        cancelled first, so nothing answers twice); returns how many were failed."""
+        failed = 0
+        for request_id in self.core.pending_request_ids:
+            scope = self._tasks.pop(request_id, None)
+            if scope is not None:
+                scope.cancel()
+            method = self._inflight.get(request_id, ("?", 0.0))[0]
+            self.respond_error(request_id, error_for(method))
+            failed += 1
+        return failed
 
     def begin_shutdown(self, restart_expected_ms: int | None) -> None:
         """``shutdown`` event then close 1012; a client too far behind to read it is dropped."""

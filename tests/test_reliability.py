@@ -284,3 +284,122 @@ def test_stalled_http_sockets_count_toward_the_per_ip_cap(tmp_path: Path) -> Non
         while _get(port, "/readyz", source="127.0.0.44")[0] != 200:
             assert time.monotonic() < deadline, "slots were not released"
             time.sleep(0.05)
+
+
+# --------------------------------------------------------------------------- item 8: SIGTERM drains
+
+
+def _wait_exit_after(gw: GatewayProcess, text: str, timeout: float) -> float:
+    """Seconds from ``text`` appearing on the console to the process being gone (polled)."""
+    deadline = time.monotonic() + timeout
+    seen: float | None = None
+    while time.monotonic() < deadline:
+        if seen is None and text in gw.stdout:
+            seen = time.monotonic()
+        if gw.poll() is not None:
+            if seen is None and text in gw.stdout:
+                seen = time.monotonic()
+            assert seen is not None, gw.output()
+            return time.monotonic() - seen
+        time.sleep(0.01)
+    raise AssertionError(f"gateway still running {timeout}s later\n{gw.output()}")
+
+
+def test_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
+    """SIGTERM with an ``agent.wait`` in flight: new requests are refused "unavailable during
+    gateway restart", the one in flight is answered when it completes, then the shutdown event
+    and close 1012; the process is gone within a second of "completed cleanly" (issue 10 item 8)."""
+    import signal
+
+    port = free_port()
+    home = make_home(tmp_path, local_config(port=port))
+    gw = GatewayProcess(tmp_path, home).start()
+    try:
+        gw.wait_ready(port)
+        seen: dict = {}
+
+        async def main() -> None:
+            async with connected(port) as client:
+                await client.send(
+                    {"type": "req", "id": "w1", "method": "agent.wait", "params": {"runId": "r", "timeoutMs": 3000}}
+                )
+                await trio.sleep(0.3)
+                gw.send_signal(signal.SIGTERM)
+                await trio.sleep(0.5)
+                late = await client.call("health")
+                frames = []
+                with trio.fail_after(15):
+                    while True:
+                        try:
+                            frames.append(await client.recv())
+                        except Exception as exc:  # noqa: BLE001 - the close ends the loop
+                            seen["close"] = exc
+                            break
+                seen.update(late=late, frames=frames)
+
+        trio.run(main)
+        late = seen["late"]
+        assert late["ok"] is False and late["error"]["message"] == "health unavailable during gateway restart"
+        assert late["error"]["details"] == {"method": "health", "reason": "gateway-restarting", "phase": "accepting"}
+        kinds = [(f.get("type"), f.get("id") or f.get("event")) for f in seen["frames"]]
+        assert kinds == [("res", "w1"), ("event", "shutdown")], kinds
+        assert seen["frames"][0]["payload"] == {"runId": "r", "status": "timeout"}
+        assert (seen["close"].code, seen["close"].reason) == (1012, "service restart")
+        assert _wait_exit_after(gw, "completed cleanly", timeout=10) < 1.0
+        assert gw.poll() == 0
+        assert "draining active work before stop" in gw.stdout
+    finally:
+        gw.kill()
+
+
+def test_sigterm_fails_what_outlives_the_drain_budget(tmp_path: Path) -> None:
+    """A request that would outlive the 10 s drain budget is answered UNAVAILABLE at the budget,
+    before the shutdown event; nothing is left unanswered."""
+    import signal
+
+    port = free_port()
+    home = make_home(tmp_path, local_config(port=port))
+    gw = GatewayProcess(tmp_path, home).start()
+    try:
+        gw.wait_ready(port)
+        seen: dict = {}
+
+        async def main() -> None:
+            async with connected(port) as client:
+                await client.send(
+                    {"type": "req", "id": "w1", "method": "agent.wait", "params": {"runId": "r", "timeoutMs": 60000}}
+                )
+                await trio.sleep(0.3)
+                gw.send_signal(signal.SIGTERM)
+                with trio.fail_after(30):
+                    seen["res"] = await client.recv()
+                    seen["next"] = await client.recv()
+
+        trio.run(main)
+        err = seen["res"]["error"]
+        assert seen["res"]["id"] == "w1" and err["code"] == "UNAVAILABLE" and err["retryable"] is True
+        assert err["message"] == "agent.wait interrupted: gateway stopping"
+        assert seen["next"]["event"] == "shutdown"
+        assert gw.wait(timeout=15) == 0
+        assert "1 request(s) still in flight after the drain budget" in gw.stdout + gw.stderr
+    finally:
+        gw.kill()
+
+
+def test_sigint_with_nothing_to_drain_exits_within_a_second(tmp_path: Path) -> None:
+    """Ctrl-C on a foreground gateway with no clients: gone within 1 s (issue 9 item 6); it took
+    about 2-4 s while the config watcher's thread waited for its poll timeout."""
+    import signal
+
+    port = free_port()
+    home = make_home(tmp_path, local_config(port=port))
+    gw = GatewayProcess(tmp_path, home).start()
+    try:
+        gw.wait_ready(port)
+        time.sleep(0.5)  # past start-up: the watcher is in its poll
+        start = time.monotonic()
+        gw.send_signal(signal.SIGINT)
+        assert gw.wait(timeout=10) == 0
+        assert time.monotonic() - start < 1.0, gw.output()
+    finally:
+        gw.kill()

@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import socket
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +38,7 @@ from . import _runtime
 from .filelog import FileLog, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
-from .state import GatewayIdentity, PersistentServices, atomic_write
+from .state import GatewayIdentity, PersistentServices, StorageHealth, atomic_write, describe_os_error
 
 VERSION = "2026.9.6-py.0.1.0"
 REDACTED = "__OPENCLAW_REDACTED__"
@@ -45,6 +46,9 @@ TICK_INTERVAL_S = 30.0
 HEALTH_REFRESH_S = 60.0
 PRESENCE_TTL_MS = 5 * 60_000
 PRESENCE_MAX = 200
+#: Finished runs kept for agent.wait / chat.abort (and how long at most).
+RUNS_MAX = 1000
+RUN_TTL_MS = 5 * 60_000
 #: ``logs.tail`` reads at once, gateway-wide: each holds up to 1 MB of lines (2-3 MB as str).
 LOG_READERS = 1
 NO_PROVIDER = "No model provider is configured for this gateway."
@@ -81,6 +85,58 @@ IMPLEMENTED = frozenset(
 )
 
 
+class PresenceTable:
+    """Presence rows by key, in the order they were last updated, at most ``cap`` of them.
+
+    Bounded whatever the churn (the published gateway keeps 200 rows): a new row past the cap
+    evicts the least recently updated one, and expired rows leave from the old end, so building
+    the broadcast list costs O(cap), never O(connections ever seen).
+    """
+
+    def __init__(self, cap: int = PRESENCE_MAX, ttl_ms: int = PRESENCE_TTL_MS) -> None:
+        self.cap = cap
+        self.ttl_ms = ttl_ms
+        self._rows: OrderedDict[str, PresenceEntry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: str) -> PresenceEntry | None:
+        return self._rows.get(key)
+
+    def put(self, key: str, row: PresenceEntry) -> None:
+        self._rows[key] = row
+        self._rows.move_to_end(key)
+        while len(self._rows) > self.cap:
+            self._rows.popitem(last=False)
+
+    def touch(self, key: str, ts: int, reason: str | None = None) -> bool:
+        """Refresh a row's ``ts`` (and ``reason``); False when there is no such row."""
+        row = self._rows.get(key)
+        if row is None:
+            return False
+        row.ts = ts
+        if reason is not None:
+            row.reason = reason
+        self._rows.move_to_end(key)
+        return True
+
+    def newest(self, now_ms: int, limit: int) -> list[PresenceEntry]:
+        """Up to ``limit`` rows, newest first, after dropping the expired ones."""
+        rows = self._rows
+        while rows:
+            key, row = next(iter(rows.items()))
+            if now_ms - row.ts <= self.ttl_ms:
+                break
+            del rows[key]
+        out: list[PresenceEntry] = []
+        for row in reversed(rows.values()):
+            if len(out) >= limit:
+                break
+            out.append(row)
+        return out
+
+
 @dataclass
 class Run:
     """One agent/chat run in the run table."""
@@ -92,6 +148,13 @@ class Run:
     ended_at: int | None = None
     error: str | None = None
     done: trio.Event = field(default_factory=trio.Event)
+
+
+def _client_text(exc: Exception) -> str:
+    """What a client is told about a handler's exception: an OS error without its path."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return str(exc) or type(exc).__name__
 
 
 def _redact(value: Any, secrets: set[str]) -> Any:
@@ -182,8 +245,12 @@ class Gateway:
             token=settings.token,
             password=settings.password,
         )
+        self.storage = StorageHealth(lambda level, line: getattr(log, level)("storage", line))
         self.services = PersistentServices(
-            settings.paths.state_dir, lambda: self.secret, rate_limit=rate_limit_policy(settings.config)
+            settings.paths.state_dir,
+            lambda: self.secret,
+            rate_limit=rate_limit_policy(settings.config),
+            storage=self.storage,
         )
         self.identity = GatewayIdentity(settings.paths.state_dir)
         self.boot_id = _runtime.new_uuid()
@@ -211,7 +278,7 @@ class Gateway:
         self.sessions: dict[str, Session] = {}
         self.started = _runtime.now()
         self.state_version = StateVersion(presence=1, health=1)
-        self.presence: dict[str, PresenceEntry] = {}
+        self.presence = PresenceTable()
         self.health_cache: dict[str, Any] | None = None
         self._health_raw: msgspec.Raw | None = None
         self.health_at = -math.inf
@@ -219,7 +286,7 @@ class Gateway:
         self.last_heartbeat: Any = None
         self.system_events: list[str] = []
         self.ledger = IdempotencyLedger()
-        self.runs: dict[str, Run] = {}
+        self.runs: OrderedDict[str, Run] = OrderedDict()
         self.closing = False
         self._drained: trio.Event | None = None
         self.restart_count = restart_count
@@ -247,21 +314,24 @@ class Gateway:
         self._release_preauth(session)
         if p.presence_tracked:
             w = _runtime.wall_ms()
-            self.presence[session.conn_id] = PresenceEntry(
-                ts=w,
-                client_id=p.client.id,
-                host=p.client.display_name if p.client.display_name is not UNSET else UNSET,
-                ip=p.client_ip,
-                version=p.client.version,
-                platform=p.client.platform,
-                device_family=p.client.device_family,
-                mode=p.client.mode,
-                reason="connect",
-                online_since=w,
-                device_id=p.device_id or UNSET,
-                roles=[p.role],
-                scopes=list(p.scope_list),
-                instance_id=p.client.instance_id,
+            self.presence.put(
+                session.conn_id,
+                PresenceEntry(
+                    ts=w,
+                    client_id=p.client.id,
+                    host=p.client.display_name if p.client.display_name is not UNSET else UNSET,
+                    ip=p.client_ip,
+                    version=p.client.version,
+                    platform=p.client.platform,
+                    device_family=p.client.device_family,
+                    mode=p.client.mode,
+                    reason="connect",
+                    online_since=w,
+                    device_id=p.device_id or UNSET,
+                    roles=[p.role],
+                    scopes=list(p.scope_list),
+                    instance_id=p.client.instance_id,
+                ),
             )
             self.broadcast_presence()
         if self.settings.verbose:
@@ -271,10 +341,7 @@ class Gateway:
         self._release_preauth(session)
         if self.sessions.pop(session.conn_id, None) is None:
             return
-        row = self.presence.get(session.conn_id)
-        if row is not None:
-            row.reason = "disconnect"
-            row.ts = _runtime.wall_ms()
+        if self.presence.touch(session.conn_id, _runtime.wall_ms(), "disconnect"):
             self.broadcast_presence()
 
     def apply_hot(self, paths: set[str], config: dict[str, Any] | None) -> list[str]:
@@ -313,9 +380,7 @@ class Gateway:
         return closed
 
     def touch_presence(self, session: Session) -> None:
-        row = self.presence.get(session.conn_id)
-        if row is not None:
-            row.ts = _runtime.wall_ms()
+        self.presence.touch(session.conn_id, _runtime.wall_ms())
 
     def _release_preauth(self, session: Session) -> None:
         slot, session.socket_slot = session.socket_slot, None
@@ -333,8 +398,13 @@ class Gateway:
     # ------------------------------------------------------------------ broadcasts
 
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
+        """One event to every admitted client: the payload is encoded once, each client's frame
+        differs only in its ``seq`` (the core gates by scope and handles back-pressure)."""
+        if not self.sessions:
+            return
+        raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
         for session in list(self.sessions.values()):
-            session.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
+            session.publish(event, raw, state_version=state_version, drop_if_slow=drop_if_slow)
 
     def _self_row(self) -> PresenceEntry:
         ip = "127.0.0.1"
@@ -352,11 +422,7 @@ class Gateway:
         )
 
     def presence_rows(self) -> list[PresenceEntry]:
-        now = _runtime.wall_ms()
-        for key in [k for k, r in self.presence.items() if now - r.ts > PRESENCE_TTL_MS]:
-            del self.presence[key]
-        rows = sorted(self.presence.values(), key=lambda r: -r.ts)[: PRESENCE_MAX - 1]
-        return [self._self_row(), *rows]
+        return [self._self_row(), *self.presence.newest(_runtime.wall_ms(), PRESENCE_MAX - 1)]
 
     def broadcast_presence(self) -> None:
         self.state_version = StateVersion(presence=self.state_version.presence + 1, health=self.state_version.health)
@@ -492,7 +558,7 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - §7.3 step 13: a thrown handler answers UNAVAILABLE
             self.log.error("gateway/ws", f"handler {ev.method} failed: {exc!r}")
             if not session.closed:
-                session.respond_error(ev.request_id, E.unavailable(str(exc) or type(exc).__name__))
+                session.respond_error(ev.request_id, E.unavailable(_client_text(exc)))
 
     def _async(self, session: Session, ev: RequestReceived, fn: Callable[[], Any]) -> None:
         """Run an async handler body in the session's nursery; it answers ``ev`` when done."""
@@ -508,7 +574,7 @@ class Gateway:
                 return
             except Exception as exc:  # noqa: BLE001
                 self.log.error("gateway/ws", f"handler {ev.method} failed: {exc!r}")
-                session.respond_error(ev.request_id, E.unavailable(str(exc) or type(exc).__name__))
+                session.respond_error(ev.request_id, E.unavailable(_client_text(exc)))
                 return
             session.respond(ev.request_id, payload)
 
@@ -570,17 +636,20 @@ class Gateway:
         p = ev.params
         key = p.device_id if p.device_id is not UNSET else (p.instance_id if p.instance_id is not UNSET else None)
         key = key or f"event:{ev.principal.conn_id}"
-        self.presence[key] = PresenceEntry(
-            ts=_runtime.wall_ms(),
-            text=p.text,
-            host=p.host,
-            ip=p.ip,
-            mode=p.mode,
-            version=p.version,
-            platform=p.platform,
-            device_family=p.device_family,
-            reason=p.reason,
-            tags=p.tags,
+        self.presence.put(
+            key,
+            PresenceEntry(
+                ts=_runtime.wall_ms(),
+                text=p.text,
+                host=p.host,
+                ip=p.ip,
+                mode=p.mode,
+                version=p.version,
+                platform=p.platform,
+                device_family=p.device_family,
+                reason=p.reason,
+                tags=p.tags,
+            ),
         )
         self.system_events.append(p.text)
         del self.system_events[:-50]
@@ -613,7 +682,7 @@ class Gateway:
                     abandon_on_cancel=True,
                 )
             except OSError as exc:
-                raise E.RemoteProtocolError(E.unavailable(f"log read failed: {exc}"), 0) from None
+                raise E.RemoteProtocolError(E.unavailable(f"log read failed: {describe_os_error(exc)}"), 0) from None
 
         self._async(s, ev, read)
 
@@ -694,6 +763,20 @@ class Gateway:
 
     # runs (no model provider yet: every run ends in an error, as the published gateway's do) ---
 
+    def _add_run(self, run: Run) -> Run:
+        """Record ``run``; finished runs leave after RUN_TTL_MS, and past RUNS_MAX oldest first."""
+        runs = self.runs
+        runs[run.run_id] = run
+        runs.move_to_end(run.run_id)
+        now = _runtime.wall_ms()
+        for key in list(runs):
+            old = runs[key]
+            if len(runs) <= RUNS_MAX and not (old.ended_at is not None and now - old.ended_at > RUN_TTL_MS):
+                break
+            if old.done.is_set() and old is not run:
+                del runs[key]
+        return run
+
     def _finish_run(self, run: Run, error: str) -> None:
         run.status = "error"
         run.error = error
@@ -713,7 +796,7 @@ class Gateway:
                 s.respond_error(ev.request_id, answer.error, payload=answer.payload)
             return
         session_key = ev.params.session_key if ev.params.session_key is not UNSET else f"agent:main:explicit:{key}"
-        run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())
+        run = self._add_run(Run(key, session_key, _runtime.wall_ms()))
         s.respond(
             ev.request_id,
             {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": run.started_at},
@@ -776,7 +859,7 @@ class Gateway:
             return
         raw_key = ev.params.session_key
         session_key = raw_key if raw_key.startswith("agent:") else f"agent:main:{raw_key}"
-        run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())
+        run = self._add_run(Run(key, session_key, _runtime.wall_ms()))
         s.respond(ev.request_id, {"runId": key, "status": "started"})
 
         async def execute() -> None:
@@ -958,10 +1041,21 @@ class Gateway:
 
     def _write_config(self, value: Any) -> dict[str, Any]:
         path = self.settings.paths.config_path
-        if path.exists():
-            atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
         text = json.dumps(value, indent=2) + "\n"
-        atomic_write(path, text.encode())
+        try:
+            if path.exists():
+                atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
+            atomic_write(path, text.encode())
+        except OSError as exc:
+            self.storage.failed("config", exc)
+            raise E.RemoteProtocolError(
+                E.unavailable(
+                    f"config write failed: {describe_os_error(exc)}; retry when storage is writable",
+                    retryable=True,
+                ),
+                0,
+            ) from None
+        self.storage.ok("config")
         digest = hashlib.sha256(text.encode()).hexdigest()
         self.broadcast("config.changed", {"path": str(path), "hash": digest, "ts": _runtime.wall_ms()})
         self.log.info("gateway/reload", f"config written by RPC: {path}")

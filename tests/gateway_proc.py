@@ -183,6 +183,7 @@ class GatewayProcess:
         env: dict[str, str] | None = None,
         name: str = "gw",
         nofile: int | None = None,
+        wrap: list[str] | None = None,
     ) -> None:
         self.root = root
         self.home = home
@@ -190,6 +191,8 @@ class GatewayProcess:
         self.env = env
         #: RLIMIT_NOFILE (soft and hard) for the child, when set.
         self.nofile = nofile
+        #: A command the gateway's argv is appended to (e.g. ``unshare ... sh -c '...; exec "$@"'``).
+        self.wrap = wrap or []
         self.out_path = root / f"{name}.stdout"
         self.err_path = root / f"{name}.stderr"
         self.proc: subprocess.Popen | None = None
@@ -199,7 +202,7 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                gateway_argv(*self.args),
+                [*self.wrap, *gateway_argv(*self.args)],
                 cwd=REPO,
                 env=child_env(self.home, self.env),
                 stdin=subprocess.DEVNULL,

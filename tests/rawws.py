@@ -103,7 +103,7 @@ def session(
     host: str | None = None,
     origin: str | None = None,
     headers: Iterable[tuple[str, str]] = (),
-    connect: dict[str, Any] | None = None,
+    connect: dict[str, Any] | Callable[[dict[str, Any]], dict[str, Any] | str] | None = None,
     after: Iterable[bytes] = (),
     before_connect: Iterable[bytes] = (),
     until: Callable[[Outcome], bool] | None = None,
@@ -149,7 +149,8 @@ def session(
                         for raw in before_connect:
                             sock.sendall(raw)
                         if connect is not None:
-                            sock.sendall(ws.send(Message(data=json.dumps(connect))))
+                            first = connect(fr) if callable(connect) else connect
+                            sock.sendall(ws.send(Message(data=first if isinstance(first, str) else json.dumps(first))))
                     elif fr.get("type") == "res" and fr.get("id") == "c1" and not sent_after:
                         sent_after = True
                         for raw in after:
@@ -169,6 +170,27 @@ def session(
             if until is not None and until(out):
                 break
     return out
+
+
+def device_connect(seed: bytes, scopes: list[str] | None = None) -> Callable[[dict[str, Any]], str]:
+    """A ``connect`` (for :func:`session`) signed with the device key from ``seed``, answering the
+    challenge it is given; built by the core's client side, as the real CLI builds it."""
+    from gateway_core import ClientConnection, ClientInfo, ConnectAuth, ConnectParams, DeviceKey, SendText
+
+    def build(challenge: dict[str, Any]) -> str:
+        params = ConnectParams(
+            min_protocol=4,
+            max_protocol=4,
+            client=ClientInfo(id="cli", version="1", platform="linux", mode="cli"),
+            scopes=list(scopes if scopes is not None else ["operator.read"]),
+            auth=ConnectAuth(token="T0123"),
+        )
+        conn = ClientConnection(params, connect_id="c1", now=0.0, device_key=DeviceKey.from_seed(seed))
+        conn.receive_text(json.dumps(challenge), now=0.0, wall_ms=time.time_ns() // 1_000_000)
+        (frame,) = [a for a in conn.actions() if isinstance(a, SendText)]
+        return frame.text
+
+    return build
 
 
 def raw_http(port: int, request: bytes, *, timeout: float = 3.0) -> bytes:

@@ -15,15 +15,17 @@ are generous ceilings the issue asks for, never measurements of speed (those are
 from __future__ import annotations
 
 import json
+import os
 import select
 import socket
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import trio
 from gateway_proc import TOKEN, GatewayProcess, connected, free_port, local_config, make_home
-from rawws import connect_frame, session
+from rawws import connect_frame, device_connect, session
 from test_gateway_reload import _edit, _wait_log
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import Message, Request, TextMessage
@@ -403,3 +405,88 @@ def test_sigint_with_nothing_to_drain_exits_within_a_second(tmp_path: Path) -> N
         assert time.monotonic() - start < 1.0, gw.output()
     finally:
         gw.kill()
+
+
+# --------------------------------------------------------------------------- item 7: storage failures
+
+
+def _can_mount() -> bool:
+    try:
+        probe = subprocess.run(
+            ["unshare", "-m", "--propagation", "private", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return probe.returncode == 0
+
+
+def test_full_and_read_only_storage_is_answered(tmp_path: Path) -> None:
+    """The devices dir on a full tmpfs and the config dir on a read-only bind mount, in a private
+    mount namespace: a pairing connect is answered UNAVAILABLE (close 1013), config.set is answered
+    without a host path, the cause is logged once, the gateway keeps serving, and both recover
+    when space returns / the mount is writable again (issue 10 item 7)."""
+    if not _can_mount():
+        pytest.skip("no permission to mount in a private mount namespace (unshare -m)")
+    port = free_port()
+    home = make_home(tmp_path, None)
+    state = home / ".openclaw"
+    (state / "devices").mkdir(parents=True)
+    cfg_dir = tmp_path / "cfg"
+    cfg_dir.mkdir()
+    cfg = local_config(port=port)
+    cfg["logging"] = {"file": str(tmp_path / "gw.log")}
+    (cfg_dir / "openclaw.json").write_text(json.dumps(cfg))
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs {state / 'devices'} && "
+        f'mount --bind {cfg_dir} {cfg_dir} && mount -o remount,bind,ro {cfg_dir} && exec "$@"'
+    )
+    wrap = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh"]
+    env = {"OPENCLAW_CONFIG_PATH": str(cfg_dir / "openclaw.json")}
+    with GatewayProcess(tmp_path, home, env=env, wrap=wrap) as gw:
+        gw.wait_ready(port)
+        inside = Path(f"/proc/{gw.pid}/root") / str(state / "devices").lstrip("/") / "filler"
+        fd = os.open(inside, os.O_WRONLY | os.O_CREAT)  # fill the tmpfs, seen from the gateway's namespace
+        try:
+            for _ in range(1024):
+                os.write(fd, b"x" * 4096)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+        for attempt in range(2):
+            out = session(port, connect=device_connect(bytes([7]) * 32), timeout=10)
+            err = out.connect_error
+            assert err is not None and err["code"] == "UNAVAILABLE" and err["retryable"] is True, (attempt, out)
+            assert err["message"] == "gateway storage unavailable; retry later"
+            assert out.close == (1013, "gateway storage unavailable")
+        assert session(port, connect=connect_frame(TOKEN), until=lambda o: o.hello is not None).hello is not None
+
+        async def config_set() -> dict:
+            async with connected(port) as client:
+                current = await client.call("config.get")
+                raw = json.dumps({**cfg, "gateway": {**cfg["gateway"], "mode": "local"}})
+                return await client.call("config.set", {"raw": raw, "baseHash": current["payload"]["hash"]})
+
+        res = trio.run(config_set)
+        assert res["ok"] is False and res["error"]["code"] == "UNAVAILABLE", res
+        assert res["error"]["message"] == "config write failed: read-only file system; retry when storage is writable"
+        assert str(tmp_path) not in json.dumps(res)
+
+        inside.unlink()  # space returns
+        out = session(port, connect=device_connect(bytes([7]) * 32), until=lambda o: o.hello is not None, timeout=10)
+        assert out.hello is not None, out
+        remount = ["nsenter", "-t", str(gw.pid), "-m", "mount", "-o", "remount,bind,rw", str(cfg_dir)]
+        subprocess.run(remount, check=True, timeout=10)
+        res = trio.run(config_set)
+        assert res["ok"] is True, res
+
+        records = [json.loads(line) for line in (tmp_path / "gw.log").read_text().splitlines()]
+        messages = [str(r.get("message", "")) for r in records]
+        assert sum("device pairing write failed" in m for m in messages) == 1, messages
+        assert sum("config write failed: [Errno 30]" in m for m in messages) == 1
+        assert any("device pairing writes succeed again" in m for m in messages)
+        assert not any("Traceback" in m or "ExceptionGroup" in m for m in messages)
+        assert gw.poll() is None

@@ -403,8 +403,9 @@ class Gateway:
         if not self.sessions:
             return
         raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
+        now = _runtime.now()
         for session in list(self.sessions.values()):
-            session.publish(event, raw, state_version=state_version, drop_if_slow=drop_if_slow)
+            session.publish(event, raw, state_version=state_version, drop_if_slow=drop_if_slow, now=now)
 
     def _self_row(self) -> PresenceEntry:
         ip = "127.0.0.1"
@@ -764,17 +765,17 @@ class Gateway:
     # runs (no model provider yet: every run ends in an error, as the published gateway's do) ---
 
     def _add_run(self, run: Run) -> Run:
-        """Record ``run``; finished runs leave after RUN_TTL_MS, and past RUNS_MAX oldest first."""
+        """Record ``run``; finished runs leave after RUN_TTL_MS, and past RUNS_MAX oldest first
+        (O(RUNS_MAX) per new run; runs are rare next to other requests)."""
         runs = self.runs
         runs[run.run_id] = run
         runs.move_to_end(run.run_id)
         now = _runtime.wall_ms()
-        for key in list(runs):
-            old = runs[key]
-            if len(runs) <= RUNS_MAX and not (old.ended_at is not None and now - old.ended_at > RUN_TTL_MS):
-                break
-            if old.done.is_set() and old is not run:
-                del runs[key]
+        finished = [k for k, r in runs.items() if r is not run and r.done.is_set()]
+        stale = {k for k in finished if now - (runs[k].ended_at or now) > RUN_TTL_MS}
+        excess = max(0, len(runs) - len(stale) - RUNS_MAX)
+        for key in [*stale, *[k for k in finished if k not in stale][:excess]]:
+            del runs[key]
         return run
 
     def _finish_run(self, run: Run, error: str) -> None:

@@ -216,28 +216,12 @@ class Session:
         here: ``publish`` drops them first.)
         """
         core = self.core
-        limit = self.gw.policy.max_buffered_bytes
         while True:
             actions = core.actions()
             events = core.events()
             if not actions and not events:
                 break
-            for action in actions:
-                if isinstance(action, SendText):
-                    if self._overflowed:
-                        continue
-                    if self.out_bytes + len(action.data) > limit and core.state is ConnState.OPEN:
-                        self._overflow()  # a frame that may not be dropped and does not fit any more
-                        continue
-                    for part in self.transport.frame_text(action.data):
-                        self.out.append(part)
-                        self.out_bytes += len(part)
-                elif isinstance(action, CloseTransport):
-                    self.out.append(_Close(action.code, action.reason))
-                elif isinstance(action, SendPing):
-                    self.out.append(self.transport.ping_frame())
-                elif isinstance(action, Terminate):
-                    self.abort()
+            self._queue(actions)
             for event in events:
                 self._on_event(event)
         if self.out and wake:
@@ -254,6 +238,26 @@ class Session:
             self.pump()
             return True
         return False
+
+    def _queue(self, actions: list[Any]) -> None:
+        core = self.core
+        limit = self.gw.policy.max_buffered_bytes
+        for action in actions:
+            if isinstance(action, SendText):
+                if self._overflowed:
+                    continue
+                if self.out_bytes + len(action.data) > limit and core.state is ConnState.OPEN:
+                    self._overflow()  # a frame that may not be dropped and does not fit any more
+                    continue
+                for part in self.transport.frame_text(action.data):
+                    self.out.append(part)
+                    self.out_bytes += len(part)
+            elif isinstance(action, CloseTransport):
+                self.out.append(_Close(action.code, action.reason))
+            elif isinstance(action, SendPing):
+                self.out.append(self.transport.ping_frame())
+            elif isinstance(action, Terminate):
+                self.abort()
 
     def _overflow(self) -> None:
         self._overflowed = True
@@ -307,23 +311,52 @@ class Session:
             self._inflight.clear()
             self.gw.unregister(self)
 
-    def publish(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
-        """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure)."""
-        if self.core.state is not ConnState.OPEN:
+    def publish(
+        self,
+        event: str,
+        payload: Any,
+        *,
+        state_version: Any = None,
+        drop_if_slow: bool = False,
+        now: float | None = None,
+    ) -> None:
+        """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure).
+
+        The common case (nothing queued, nothing writing, one frame from the core) is written
+        straight to the socket: no queue, no task switch, no deadline bookkeeping.
+        """
+        core = self.core
+        if core.state is not ConnState.OPEN:
             return
-        result = self.core.publish(
+        result = core.publish(
             event,
             payload,
             state_version=state_version,
             drop_if_slow=drop_if_slow,
-            congested=self.congested,
-            now=_runtime.now(),
+            congested=self.out_bytes > self.gw.policy.max_buffered_bytes,
+            now=_runtime.now() if now is None else now,
         )
-        if result is not PublishResult.FILTERED:
-            self.pump(wake=False)
-            self.flush_now()
-            if self.out:
-                self._out_ready.set()
+        if result is PublishResult.FILTERED or result is PublishResult.DROPPED:
+            return
+        if result is PublishResult.SENT and not self.out and not self._draining and not self.transport.busy:
+            actions = core.actions()
+            if len(actions) == 1 and isinstance(actions[0], SendText):
+                parts = self.transport.frame_text(actions[0].data)
+                data = parts[0] if len(parts) == 1 else b"".join(parts)
+                try:
+                    sent = self.transport.try_write(data)
+                except OSError:
+                    sent = 0  # the writer's send will see the error and close the session
+                if sent < len(data):
+                    self.out.append(data[sent:] if sent else data)
+                    self.out_bytes += len(data) - sent
+                    self._out_ready.set()
+                return
+            self._queue(actions)
+        self.pump(wake=False)
+        self.flush_now()
+        if self.out:
+            self._out_ready.set()
 
     def flush_now(self) -> None:
         """Write the queued frames straight to the socket when nothing else is writing: a broadcast

@@ -348,6 +348,8 @@ class WsTransport:
         self.stream = stream
         self.ws = ws
         self._send_lock = trio.Lock()
+        fd = stream.socket.fileno()
+        self._raw_send: Callable[[bytes], int] = lambda data: os.write(fd, data)
 
     frame_text = staticmethod(text_frame_parts)
 
@@ -362,10 +364,11 @@ class WsTransport:
         return self._send_lock.locked()
 
     def try_write(self, data: bytes) -> int:
+        """A non-blocking ``send`` on the socket (Trio keeps it non-blocking); 0 if it is full."""
         if self.ws.state is not ConnectionState.OPEN:
             return 0
         try:
-            return os.write(self.stream.socket.fileno(), data)
+            return self._raw_send(data)
         except BlockingIOError:
             return 0
 

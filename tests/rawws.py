@@ -124,6 +124,7 @@ def session(
     ) as sock:
         sock.sendall(ws.send(Request(host=host or f"127.0.0.1:{port}", target="/", extra_headers=extra)))
         sent_after = False
+        parts: list[str] = []
         while time.monotonic() < deadline:
             sock.settimeout(max(0.01, deadline - time.monotonic()))
             try:
@@ -143,7 +144,11 @@ def session(
                 elif isinstance(ev, RejectData):
                     out.body += ev.data
                 elif isinstance(ev, (TextMessage, BytesMessage)):
-                    fr = json.loads(ev.data)
+                    parts.append(ev.data if isinstance(ev.data, str) else bytes(ev.data).decode("utf-8", "replace"))
+                    if not ev.message_finished:
+                        continue
+                    fr = json.loads("".join(parts))
+                    parts.clear()
                     out.frames.append(fr)
                     if fr.get("event") == "connect.challenge":
                         for raw in before_connect:

@@ -517,3 +517,47 @@ def test_gateway_alive_after_bad_input(gateways: _Gateways, kind: str) -> None:
     start = time.monotonic()
     assert http_request("127.0.0.1", port, "/readyz")[0] == 200
     assert time.monotonic() - start < 10
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(
+    ("name", "raw", "status"),
+    [
+        ("TLS ClientHello on the HTTP port", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03garbage\r\n\r\n", 400),
+        ("request line of spaces", b"   \r\n\r\n", 400),
+        ("header without a colon", b"GET /readyz HTTP/1.1\r\nHost: x\r\nbroken\r\n\r\n", 400),
+    ],
+    ids=["tls", "spaces", "no colon"],
+)
+def test_bad_http_is_answered(gateways: _Gateways, kind: str, name: str, raw: bytes, status: int) -> None:
+    port = gateways.port(kind, "A")
+    got, _ = _status_and_body(raw_http(port, raw))
+    assert got == status, name
+    assert http_request("127.0.0.1", port, "/healthz")[0] == 200
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_pipelined_requests_past_the_inflight_cap_are_busy(gateways: _Gateways, kind: str) -> None:
+    """400 pipelined ``logs.tail`` on one connection: each is answered, those past the in-flight
+    cap with the published "server is busy" error (its text and shape)."""
+    port = gateways.port(kind, "A")
+    burst = b"".join(
+        text_frame({"type": "req", "id": f"q{i}", "method": "logs.tail", "params": {"limit": 5}}) for i in range(400)
+    )
+    out = session(
+        port,
+        connect=connect_frame(TOKEN),
+        after=[burst],
+        until=lambda o: len([f for f in o.frames if str(f.get("id", "")).startswith("q")]) >= 400,
+        timeout=30,
+    )
+    answers = [f for f in out.frames if str(f.get("id", "")).startswith("q")]
+    assert len(answers) == 400
+    busy = [f for f in answers if not f["ok"]]
+    assert busy, "nothing past the cap"
+    assert all(
+        f["error"]
+        == {"code": "UNAVAILABLE", "message": "The server is busy. Please try again in a moment.", "retryable": True}
+        for f in busy
+    ), busy[:2]
+    assert len(answers) - len(busy) >= 257

@@ -566,24 +566,6 @@ async def cmd_hold(args: argparse.Namespace) -> dict[str, Any]:
     state: dict[str, Any] = {"marker": None, "arrivals": [0.0] * n, "got": 0, "done": trio.Event()}
     stray = {"frames": 0}
 
-    async def reader(i: int, c: Client) -> None:
-        # Reads everything the idle client is sent (answers pings); notes when the trial's
-        # presence event (recognised by the unique marker text) arrives.
-        for _ in range(10_000_000):
-            try:
-                msg = await c.recv()
-            except WSClosed:
-                return
-            stray["frames"] += 1
-            marker = state["marker"]
-            if marker is not None and marker in msg and '"presence"' in msg:
-                arrivals = state["arrivals"]
-                if arrivals[i] == 0.0:
-                    arrivals[i] = perf()
-                    state["got"] += 1
-                    if state["got"] >= n:
-                        state["done"].set()
-
     trials: list[dict[str, Any]] = []
     cpu_result: dict[str, Any] = {}
     stop = threading.Event()
@@ -604,6 +586,15 @@ async def cmd_hold(args: argparse.Namespace) -> dict[str, Any]:
                         trio.from_thread.run_sync(done.set, trio_token=token)
                     else:
                         done.set()
+
+    async def reader(i: int, c: Client) -> None:
+        # The ``tasks`` reader: one task per idle client; answers pings, hands messages to note.
+        for _ in range(10_000_000):
+            try:
+                msg = await c.recv()
+            except WSClosed:
+                return
+            note(i, msg)
 
     try:
         async with trio.open_nursery() as nursery:

@@ -342,14 +342,8 @@ class Session:
             actions = core.actions()
             if len(actions) == 1 and isinstance(actions[0], SendText):
                 parts = self.transport.frame_text(actions[0].data)
-                data = parts[0] if len(parts) == 1 else b"".join(parts)
-                try:
-                    sent = self.transport.try_write(data)
-                except OSError:
-                    sent = 0  # the writer's send will see the error and close the session
-                if sent < len(data):
-                    self.out.append(data[sent:] if sent else data)
-                    self.out_bytes += len(data) - sent
+                self._write_now(parts[0] if len(parts) == 1 else b"".join(parts))
+                if self.out:
                     self._out_ready.set()
                 return
             self._queue(actions)
@@ -366,17 +360,23 @@ class Session:
             return
         chunks: list[bytes] = []
         while self.out and isinstance(self.out[0], bytes):
-            chunks.append(self.out.popleft())  # type: ignore[arg-type]
-        if not chunks:
-            return
-        data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            data = self.out.popleft()
+            self.out_bytes -= len(data)  # type: ignore[arg-type]
+            chunks.append(data)  # type: ignore[arg-type]
+        if chunks:
+            self._write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _write_now(self, data: bytes) -> None:
+        """Write ``data`` (the head of the queue) without waiting; what the socket does not take
+        goes back to the front of the queue for the writer task."""
         try:
             sent = self.transport.try_write(data)
         except OSError:
             sent = 0  # the writer's send will see the error and close the session
         if sent < len(data):
-            self.out.appendleft(data[sent:] if sent else data)
-        self.out_bytes -= sent
+            rest = data[sent:] if sent else data
+            self.out.appendleft(rest)
+            self.out_bytes += len(rest)
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
         if self.core.respond(request_id, payload, final=final):

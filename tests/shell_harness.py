@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import trio
+from rawws import connect_frame
 
 from gateway_core import PeerInfo
 from gateway_trio.app import Gateway
@@ -93,20 +94,7 @@ def make_gateway(root: Path, config: dict[str, Any] | None = None) -> Gateway:
 
 
 def connect(client_id: str = "cli", mode: str = "cli", scopes: list[str] | None = None) -> str:
-    return json.dumps(
-        {
-            "type": "req",
-            "id": "c1",
-            "method": "connect",
-            "params": {
-                "minProtocol": 4,
-                "maxProtocol": 4,
-                "client": {"id": client_id, "version": "1", "platform": "linux", "mode": mode},
-                "scopes": scopes if scopes is not None else ["operator.admin"],
-                "auth": {"token": TOKEN},
-            },
-        }
-    )
+    return json.dumps(connect_frame(TOKEN, client_id=client_id, mode=mode, scopes=scopes))
 
 
 @asynccontextmanager

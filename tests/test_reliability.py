@@ -21,6 +21,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import trio
@@ -307,10 +308,9 @@ def _wait_exit_after(gw: GatewayProcess, text: str, timeout: float) -> float:
     raise AssertionError(f"gateway still running {timeout}s later\n{gw.output()}")
 
 
-def test_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
-    """SIGTERM with an ``agent.wait`` in flight: new requests are refused "unavailable during
-    gateway restart", the one in flight is answered when it completes, then the shutdown event
-    and close 1012; the process is gone within a second of "completed cleanly" (issue 10 item 8)."""
+def _sigterm_during_agent_wait(tmp_path: Path, timeout_ms: int, after: Any) -> GatewayProcess:
+    """A gateway with one client waiting in ``agent.wait`` (``timeout_ms``) when it gets SIGTERM;
+    ``after(client)`` then reads what follows. Returns the (stopping) process."""
     import signal
 
     port = free_port()
@@ -318,28 +318,43 @@ def test_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
     gw = GatewayProcess(tmp_path, home).start()
     try:
         gw.wait_ready(port)
-        seen: dict = {}
 
         async def main() -> None:
             async with connected(port) as client:
-                await client.send(
-                    {"type": "req", "id": "w1", "method": "agent.wait", "params": {"runId": "r", "timeoutMs": 3000}}
-                )
+                params = {"runId": "r", "timeoutMs": timeout_ms}
+                await client.send({"type": "req", "id": "w1", "method": "agent.wait", "params": params})
                 await trio.sleep(0.3)
                 gw.send_signal(signal.SIGTERM)
-                await trio.sleep(0.5)
-                late = await client.call("health")
-                frames = []
-                with trio.fail_after(15):
-                    while True:
-                        try:
-                            frames.append(await client.recv())
-                        except Exception as exc:  # noqa: BLE001 - the close ends the loop
-                            seen["close"] = exc
-                            break
-                seen.update(late=late, frames=frames)
+                with trio.fail_after(30):
+                    await after(client)
 
         trio.run(main)
+    except BaseException:
+        gw.kill()
+        raise
+    return gw
+
+
+def test_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
+    """SIGTERM with an ``agent.wait`` in flight: new requests are refused "unavailable during
+    gateway restart", the one in flight is answered when it completes, then the shutdown event
+    and close 1012; the process is gone within a second of "completed cleanly" (issue 10 item 8)."""
+    seen: dict = {}
+
+    async def after(client: Any) -> None:
+        await trio.sleep(0.5)
+        seen["late"] = await client.call("health")
+        frames = []
+        while True:
+            try:
+                frames.append(await client.recv())
+            except Exception as exc:  # noqa: BLE001 - the close ends the loop
+                seen["close"] = exc
+                break
+        seen["frames"] = frames
+
+    gw = _sigterm_during_agent_wait(tmp_path, 3000, after)
+    try:
         late = seen["late"]
         assert late["ok"] is False and late["error"]["message"] == "health unavailable during gateway restart"
         assert late["error"]["details"] == {"method": "health", "reason": "gateway-restarting", "phase": "accepting"}
@@ -357,27 +372,14 @@ def test_sigterm_answers_requests_in_flight(tmp_path: Path) -> None:
 def test_sigterm_fails_what_outlives_the_drain_budget(tmp_path: Path) -> None:
     """A request that would outlive the 10 s drain budget is answered UNAVAILABLE at the budget,
     before the shutdown event; nothing is left unanswered."""
-    import signal
+    seen: dict = {}
 
-    port = free_port()
-    home = make_home(tmp_path, local_config(port=port))
-    gw = GatewayProcess(tmp_path, home).start()
+    async def after(client: Any) -> None:
+        seen["res"] = await client.recv()
+        seen["next"] = await client.recv()
+
+    gw = _sigterm_during_agent_wait(tmp_path, 60000, after)
     try:
-        gw.wait_ready(port)
-        seen: dict = {}
-
-        async def main() -> None:
-            async with connected(port) as client:
-                await client.send(
-                    {"type": "req", "id": "w1", "method": "agent.wait", "params": {"runId": "r", "timeoutMs": 60000}}
-                )
-                await trio.sleep(0.3)
-                gw.send_signal(signal.SIGTERM)
-                with trio.fail_after(30):
-                    seen["res"] = await client.recv()
-                    seen["next"] = await client.recv()
-
-        trio.run(main)
         err = seen["res"]["error"]
         assert seen["res"]["id"] == "w1" and err["code"] == "UNAVAILABLE" and err["retryable"] is True
         assert err["message"] == "agent.wait interrupted: gateway stopping"

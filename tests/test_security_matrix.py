@@ -145,41 +145,28 @@ ORIGIN_INVALID = ("refused", "CONTROL_UI_ORIGIN_NOT_ALLOWED", "origin missing or
 PROXY_403 = ("http", 403, "proxy_attribution_required")
 
 
-def ws(
-    *, origin: str | None = None, host: str | None = None, headers: tuple[tuple[str, str], ...] = (), token: str = TOKEN
-) -> Callable[[int], tuple[Any, ...]]:
-    def run(port: int) -> tuple[Any, ...]:
-        def fix(text: str) -> str:
-            return text.replace("{P}", str(port)).replace("{P1}", str(port + 1))
-
-        out = session(
-            port,
-            origin=fix(origin) if origin is not None else None,
-            host=fix(host) if host else None,
-            headers=headers,
-            connect=connect_frame(token),
-            until=lambda o: o.response("c1") is not None and o.hello is not None,
-            timeout=8,
-        )
-        return summary(out)
-
-    return run
+def _fill(text: str | None, port: int) -> str | None:
+    return None if text is None else text.replace("{P}", str(port)).replace("{P1}", str(port + 1))
 
 
 def attempts(
     n: int,
     *,
-    token: str,
+    token: str = TOKEN,
     origin: str | None = None,
+    host: str | None = None,
     headers: tuple[tuple[str, str], ...] = (),
     source: str | None = None,
 ) -> Callable[[int], list[tuple[Any, ...]]]:
+    """``n`` connects with these headers; their outcomes (``{P}`` is the gateway's port)."""
+
     def run(port: int) -> list[tuple[Any, ...]]:
         got = []
         for _ in range(n):
             out = session(
                 port,
-                origin=origin.replace("{P}", str(port)) if origin else None,
+                origin=_fill(origin, port),
+                host=_fill(host, port),
                 headers=headers,
                 source=source,
                 connect=connect_frame(token),
@@ -190,6 +177,12 @@ def attempts(
         return got
 
     return run
+
+
+def ws(**kw: Any) -> Callable[[int], tuple[Any, ...]]:
+    """One connect's outcome (see :func:`attempts`)."""
+    once = attempts(1, **kw)
+    return lambda port: once(port)[0]
 
 
 MISMATCH = ("refused", "AUTH_TOKEN_MISMATCH", "token_mismatch", 1008)

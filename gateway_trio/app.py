@@ -14,6 +14,7 @@ import math
 import os
 import platform
 import socket
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,12 +31,14 @@ from gateway_core.config import config_json_schema, schema_lookup, validate_conf
 from gateway_core.events import HandshakeFailed, Principal
 from gateway_core.frames import PresenceEntry
 from gateway_core.idempotency import Final, IdempotencyLedger
+from gateway_core.ingress import parse_trusted_proxies
+from gateway_core.origin import seed_origins
 
 from . import _runtime
 from .filelog import FileLog, record_filter, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
-from .state import GatewayIdentity, PersistentServices, atomic_write
+from .state import GatewayIdentity, PersistentServices, StorageHealth, atomic_write, describe_os_error
 from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
@@ -44,6 +47,11 @@ TICK_INTERVAL_S = 30.0
 HEALTH_REFRESH_S = 60.0
 PRESENCE_TTL_MS = 5 * 60_000
 PRESENCE_MAX = 200
+#: Finished runs kept for agent.wait / chat.abort (and how long at most).
+RUNS_MAX = 1000
+RUN_TTL_MS = 5 * 60_000
+#: ``logs.tail`` reads at once, gateway-wide: each holds up to 1 MB of lines (2-3 MB as str).
+LOG_READERS = 1
 NO_PROVIDER = "No model provider is configured for this gateway."
 HEARTBEAT_EVERY_MS = 30 * 60_000
 
@@ -78,6 +86,58 @@ IMPLEMENTED = frozenset(
 )
 
 
+class PresenceTable:
+    """Presence rows by key, in the order they were last updated, at most ``cap`` of them.
+
+    Bounded whatever the churn (the published gateway keeps 200 rows): a new row past the cap
+    evicts the least recently updated one, and expired rows leave from the old end, so building
+    the broadcast list costs O(cap), never O(connections ever seen).
+    """
+
+    def __init__(self, cap: int = PRESENCE_MAX, ttl_ms: int = PRESENCE_TTL_MS) -> None:
+        self.cap = cap
+        self.ttl_ms = ttl_ms
+        self._rows: OrderedDict[str, PresenceEntry] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def get(self, key: str) -> PresenceEntry | None:
+        return self._rows.get(key)
+
+    def put(self, key: str, row: PresenceEntry) -> None:
+        self._rows[key] = row
+        self._rows.move_to_end(key)
+        while len(self._rows) > self.cap:
+            self._rows.popitem(last=False)
+
+    def touch(self, key: str, ts: int, reason: str | None = None) -> bool:
+        """Refresh a row's ``ts`` (and ``reason``); False when there is no such row."""
+        row = self._rows.get(key)
+        if row is None:
+            return False
+        row.ts = ts
+        if reason is not None:
+            row.reason = reason
+        self._rows.move_to_end(key)
+        return True
+
+    def newest(self, now_ms: int, limit: int) -> list[PresenceEntry]:
+        """Up to ``limit`` rows, newest first, after dropping the expired ones."""
+        rows = self._rows
+        while rows:
+            key, row = next(iter(rows.items()))
+            if now_ms - row.ts <= self.ttl_ms:
+                break
+            del rows[key]
+        out: list[PresenceEntry] = []
+        for row in reversed(rows.values()):
+            if len(out) >= limit:
+                break
+            out.append(row)
+        return out
+
+
 @dataclass
 class Run:
     """One agent/chat run in the run table."""
@@ -89,6 +149,13 @@ class Run:
     ended_at: int | None = None
     error: str | None = None
     done: trio.Event = field(default_factory=trio.Event)
+
+
+def _client_text(exc: Exception) -> str:
+    """What a client is told about a handler's exception: an OS error without its path."""
+    if isinstance(exc, OSError):
+        return describe_os_error(exc)
+    return str(exc) or type(exc).__name__
 
 
 def _redact(value: Any, secrets: set[str]) -> Any:
@@ -126,16 +193,50 @@ def rate_limit_policy(config: dict[str, Any] | None) -> RateLimitPolicy:
     )
 
 
+def _gateway_section(config: dict[str, Any] | None) -> dict[str, Any]:
+    section = (config or {}).get("gateway")
+    return section if isinstance(section, dict) else {}
+
+
 def allowed_origins(config: dict[str, Any] | None) -> tuple[str, ...]:
-    """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides same-origin)."""
-    return tuple((((config or {}).get("gateway") or {}).get("controlUi") or {}).get("allowedOrigins") or ())
+    """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides the local ones)."""
+    ui = _gateway_section(config).get("controlUi") or {}
+    return tuple(o for o in ui.get("allowedOrigins") or () if isinstance(o, str))
+
+
+def host_header_origin_fallback(config: dict[str, Any] | None) -> bool:
+    """``gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback``."""
+    ui = _gateway_section(config).get("controlUi") or {}
+    return ui.get("dangerouslyAllowHostHeaderOriginFallback") is True
+
+
+def origin_policy_for(config: dict[str, Any] | None, bind: str, port: int | None) -> tuple[tuple[str, ...], bool, bool]:
+    """(allowed origins, host-header fallback, seeded?) for this runtime (runtime-cli.md §5.4)."""
+    allowed, fallback = allowed_origins(config), host_header_origin_fallback(config)
+    if port and not fallback and not any(o.strip() for o in allowed):
+        seeded = seed_origins(bind, port, _gateway_section(config).get("customBindHost"))
+        if seeded:
+            return seeded, fallback, True
+    return allowed, fallback, False
+
+
+def trusted_proxies(config: dict[str, Any] | None) -> tuple[Any, ...]:
+    """``gateway.trustedProxies`` as networks (entries that do not parse are ignored)."""
+    raw = _gateway_section(config).get("trustedProxies")
+    return parse_trusted_proxies(raw if isinstance(raw, list) else ())
 
 
 class Gateway:
     """Application state shared by every session of one server run."""
 
     def __init__(
-        self, settings: GatewaySettings, log: FileLog, *, restart_count: int = 0, reload_state: Any = None
+        self,
+        settings: GatewaySettings,
+        log: FileLog,
+        *,
+        restart_count: int = 0,
+        reload_state: Any = None,
+        port: int | None = None,
     ) -> None:
         self.settings = settings
         self.reload_state = reload_state
@@ -149,23 +250,40 @@ class Gateway:
             token=settings.token,
             password=settings.password,
         )
+        self.storage = StorageHealth(lambda level, line: getattr(log, level)("storage", line))
         self.services = PersistentServices(
-            settings.paths.state_dir, lambda: self.secret, rate_limit=rate_limit_policy(settings.config)
+            settings.paths.state_dir,
+            lambda: self.secret,
+            rate_limit=rate_limit_policy(settings.config),
+            storage=self.storage,
         )
         self.identity = GatewayIdentity(settings.paths.state_dir)
         self.boot_id = _runtime.new_uuid()
+        self.port = port or settings.port or None
+        origins, fallback, seeded = origin_policy_for(settings.config, settings.bind, self.port)
+        if seeded:
+            log.info(
+                "gateway",
+                f"seeded gateway.controlUi.allowedOrigins {json.dumps(list(origins), separators=(',', ':'))} "
+                f"for bind={settings.bind} (required since v2026.2.26; see issue #29385). Applied for this runtime "
+                "without writing config; add other origins to gateway.controlUi.allowedOrigins if needed.",
+            )
+        self.trusted_proxies = trusted_proxies(settings.config)
+        self.allow_real_ip_fallback = _gateway_section(settings.config).get("allowRealIpFallback") is True
         self.policy = ServerPolicy(
             server_version=VERSION,
             boot_id=self.boot_id,
             auto_tick=False,
             implemented_methods=IMPLEMENTED,
             handshake_timeout_ms=int(os.environ.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS") or 15_000),
-            allowed_origins=allowed_origins(settings.config),
+            allowed_origins=origins,
+            host_header_origin_fallback=fallback,
+            port=self.port,
         )
         self.sessions: dict[str, Session] = {}
         self.started = _runtime.now()
         self.state_version = StateVersion(presence=1, health=1)
-        self.presence: dict[str, PresenceEntry] = {}
+        self.presence = PresenceTable()
         self.health_cache: dict[str, Any] | None = None
         self._health_raw: msgspec.Raw | None = None
         self.health_at = -math.inf
@@ -173,12 +291,13 @@ class Gateway:
         self.last_heartbeat: Any = None
         self.system_events: list[str] = []
         self.ledger = IdempotencyLedger()
-        self.runs: dict[str, Run] = {}
+        self.runs: OrderedDict[str, Run] = OrderedDict()
         self.closing = False
+        self._drained: trio.Event | None = None
         self.restart_count = restart_count
-        self.preauth_by_ip: dict[str, int] = {}
         self._ticker_scope = trio.CancelScope()
         self.scheduler = DeadlineScheduler()
+        self.log_readers = trio.CapacityLimiter(LOG_READERS)
         self.host = socket.gethostname()
         self.handlers: dict[str, Callable[[Session, RequestReceived], None]] = {
             name: getattr(self, "m_" + name.replace(".", "_").replace("-", "_")) for name in IMPLEMENTED
@@ -200,21 +319,24 @@ class Gateway:
         self._release_preauth(session)
         if p.presence_tracked:
             w = _runtime.wall_ms()
-            self.presence[session.conn_id] = PresenceEntry(
-                ts=w,
-                client_id=p.client.id,
-                host=p.client.display_name if p.client.display_name is not UNSET else UNSET,
-                ip=p.client_ip,
-                version=p.client.version,
-                platform=p.client.platform,
-                device_family=p.client.device_family,
-                mode=p.client.mode,
-                reason="connect",
-                online_since=w,
-                device_id=p.device_id or UNSET,
-                roles=[p.role],
-                scopes=list(p.scope_list),
-                instance_id=p.client.instance_id,
+            self.presence.put(
+                session.conn_id,
+                PresenceEntry(
+                    ts=w,
+                    client_id=p.client.id,
+                    host=p.client.display_name if p.client.display_name is not UNSET else UNSET,
+                    ip=p.client_ip,
+                    version=p.client.version,
+                    platform=p.client.platform,
+                    device_family=p.client.device_family,
+                    mode=p.client.mode,
+                    reason="connect",
+                    online_since=w,
+                    device_id=p.device_id or UNSET,
+                    roles=[p.role],
+                    scopes=list(p.scope_list),
+                    instance_id=p.client.instance_id,
+                ),
             )
             self.broadcast_presence()
         if self.settings.verbose:
@@ -224,10 +346,7 @@ class Gateway:
         self._release_preauth(session)
         if self.sessions.pop(session.conn_id, None) is None:
             return
-        row = self.presence.get(session.conn_id)
-        if row is not None:
-            row.reason = "disconnect"
-            row.ts = _runtime.wall_ms()
+        if self.presence.touch(session.conn_id, _runtime.wall_ms(), "disconnect"):
             self.broadcast_presence()
 
     def apply_hot(self, paths: set[str], config: dict[str, Any] | None) -> list[str]:
@@ -236,9 +355,22 @@ class Gateway:
         if any(p.startswith("gateway.auth.rateLimit") for p in paths):
             self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
             done.append("gateway.auth.rateLimit")
-        if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
-            self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
-            done.append("gateway.controlUi.allowedOrigins")
+        ui_keys = ("gateway.controlUi.allowedOrigins", "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback")
+        touched = [k for k in ui_keys if any(p.startswith(k) for p in paths)]
+        if touched:
+            origins, fallback, _ = origin_policy_for(config, self.settings.bind, self.port)
+            self.policy = msgspec.structs.replace(
+                self.policy, allowed_origins=origins, host_header_origin_fallback=fallback
+            )
+            done.extend(touched)
+        if any(p.startswith(("gateway.trustedProxies", "gateway.allowRealIpFallback")) for p in paths):
+            self.trusted_proxies = trusted_proxies(config)
+            self.allow_real_ip_fallback = _gateway_section(config).get("allowRealIpFallback") is True
+            done.extend(
+                k
+                for k in ("gateway.trustedProxies", "gateway.allowRealIpFallback")
+                if any(p.startswith(k) for p in paths)
+            )
         return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
@@ -253,27 +385,12 @@ class Gateway:
         return closed
 
     def touch_presence(self, session: Session) -> None:
-        row = self.presence.get(session.conn_id)
-        if row is not None:
-            row.ts = _runtime.wall_ms()
-
-    def claim_preauth(self, ip: str, limit: int) -> bool:
-        """Count one unauthenticated socket for ``ip``; False when the cap is reached."""
-        n = self.preauth_by_ip.get(ip, 0)
-        if n >= limit:
-            return False
-        self.preauth_by_ip[ip] = n + 1
-        return True
+        self.presence.touch(session.conn_id, _runtime.wall_ms())
 
     def _release_preauth(self, session: Session) -> None:
-        if session.preauth_counted:
-            session.preauth_counted = False
-            ip = session.peer.client_ip
-            n = self.preauth_by_ip.get(ip, 1) - 1
-            if n <= 0:
-                self.preauth_by_ip.pop(ip, None)
-            else:
-                self.preauth_by_ip[ip] = n
+        slot, session.socket_slot = session.socket_slot, None
+        if slot is not None:
+            slot.admitted()
 
     def log_handshake_failure(self, session: Session, event: HandshakeFailed) -> None:
         code = event.error.code if event.error is not None else "-"
@@ -286,8 +403,14 @@ class Gateway:
     # ------------------------------------------------------------------ broadcasts
 
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
+        """One event to every admitted client: the payload is encoded once, each client's frame
+        differs only in its ``seq`` (the core gates by scope and handles back-pressure)."""
+        if not self.sessions:
+            return
+        raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
+        now = _runtime.now()
         for session in list(self.sessions.values()):
-            session.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
+            session.publish(event, raw, state_version=state_version, drop_if_slow=drop_if_slow, now=now)
 
     def _self_row(self) -> PresenceEntry:
         ip = "127.0.0.1"
@@ -305,11 +428,7 @@ class Gateway:
         )
 
     def presence_rows(self) -> list[PresenceEntry]:
-        now = _runtime.wall_ms()
-        for key in [k for k, r in self.presence.items() if now - r.ts > PRESENCE_TTL_MS]:
-            del self.presence[key]
-        rows = sorted(self.presence.values(), key=lambda r: -r.ts)[: PRESENCE_MAX - 1]
-        return [self._self_row(), *rows]
+        return [self._self_row(), *self.presence.newest(_runtime.wall_ms(), PRESENCE_MAX - 1)]
 
     def broadcast_presence(self) -> None:
         self.state_version = StateVersion(presence=self.state_version.presence + 1, health=self.state_version.health)
@@ -388,11 +507,44 @@ class Gateway:
                 snap = self.refresh_health()
                 self.broadcast("health", snap, state_version=self.state_version)
 
-    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
-        """Close admission and tell every client (``shutdown`` event, then close 1012)."""
+    def close_admission(self) -> None:
+        """Stop taking work: new sockets get 503, new requests "unavailable during gateway restart"
+        (runtime-cli.md §8.2 step 1); requests already in flight go on."""
         self.closing = True
         self._ticker_scope.cancel()
-        self.services.phase = Admission.RESTARTING if restart_expected_ms is not None else Admission.ACCEPTING
+        self.services.phase = Admission.DRAINING
+
+    def inflight(self) -> int:
+        """Requests of admitted clients that have not been finally answered."""
+        return sum(s.core.inflight for s in self.sessions.values())
+
+    def request_done(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+
+    async def drain(self, budget_s: float, *, restart: bool) -> int:
+        """Let the requests in flight finish within ``budget_s`` (§8.2 step 2); the ones still
+        running then are cancelled and answered ``UNAVAILABLE``. Returns how many were failed."""
+        with trio.move_on_after(budget_s):
+            while self.inflight():
+                self._drained = trio.Event()
+                await self._drained.wait()
+        self._drained = None
+        word = "restarting" if restart else "stopping"
+
+        def interrupted(method: str) -> Any:
+            return E.unavailable(
+                f"{method} interrupted: gateway {word}",
+                {"method": method, "reason": "shutdown-drain-budget"},
+                retryable=True,
+                retry_after_ms=1000,
+            )
+
+        return sum(s.fail_pending(interrupted) for s in list(self.sessions.values()))
+
+    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
+        """Tell every client (``shutdown`` event, then close 1012; §8.2 steps 3-4)."""
+        self.close_admission()
         for session in list(self.sessions.values()):
             session.begin_shutdown(restart_expected_ms)
 
@@ -412,12 +564,14 @@ class Gateway:
         except Exception as exc:  # noqa: BLE001 - §7.3 step 13: a thrown handler answers UNAVAILABLE
             self.log.error("gateway/ws", f"handler {ev.method} failed: {exc!r}")
             if not session.closed:
-                session.respond_error(ev.request_id, E.unavailable(str(exc) or type(exc).__name__))
+                session.respond_error(ev.request_id, E.unavailable(_client_text(exc)))
 
     def _async(self, session: Session, ev: RequestReceived, fn: Callable[[], Any]) -> None:
         """Run an async handler body in the session's nursery; it answers ``ev`` when done."""
 
         async def runner() -> None:
+            if session.close_if_slow():
+                return  # its answers would only be dropped: do not even produce them
             try:
                 payload = await fn()
             except E.RemoteProtocolError as exc:
@@ -426,11 +580,11 @@ class Gateway:
                 return
             except Exception as exc:  # noqa: BLE001
                 self.log.error("gateway/ws", f"handler {ev.method} failed: {exc!r}")
-                session.respond_error(ev.request_id, E.unavailable(str(exc) or type(exc).__name__))
+                session.respond_error(ev.request_id, E.unavailable(_client_text(exc)))
                 return
             session.respond(ev.request_id, payload)
 
-        session.spawn(runner)
+        session.spawn(runner, request_id=ev.request_id)
 
     # ------------------------------------------------------------------ methods
 
@@ -488,17 +642,20 @@ class Gateway:
         p = ev.params
         key = p.device_id if p.device_id is not UNSET else (p.instance_id if p.instance_id is not UNSET else None)
         key = key or f"event:{ev.principal.conn_id}"
-        self.presence[key] = PresenceEntry(
-            ts=_runtime.wall_ms(),
-            text=p.text,
-            host=p.host,
-            ip=p.ip,
-            mode=p.mode,
-            version=p.version,
-            platform=p.platform,
-            device_family=p.device_family,
-            reason=p.reason,
-            tags=p.tags,
+        self.presence.put(
+            key,
+            PresenceEntry(
+                ts=_runtime.wall_ms(),
+                text=p.text,
+                host=p.host,
+                ip=p.ip,
+                mode=p.mode,
+                version=p.version,
+                platform=p.platform,
+                device_family=p.device_family,
+                reason=p.reason,
+                tags=p.tags,
+            ),
         )
         self.system_events.append(p.text)
         del self.system_events[:-50]
@@ -530,10 +687,12 @@ class Gateway:
         async def read() -> Any:
             try:
                 return await trio.to_thread.run_sync(
-                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes, keep=keep)
+                    lambda: tail(path, cursor=cursor, limit=limit, max_bytes=max_bytes, keep=keep),
+                    limiter=self.log_readers,
+                    abandon_on_cancel=True,
                 )
             except OSError as exc:
-                raise E.RemoteProtocolError(E.unavailable(f"log read failed: {exc}"), 0) from None
+                raise E.RemoteProtocolError(E.unavailable(f"log read failed: {describe_os_error(exc)}"), 0) from None
 
         self._async(s, ev, read)
 
@@ -614,6 +773,20 @@ class Gateway:
 
     # runs (no model provider yet: every run ends in an error, as the published gateway's do) ---
 
+    def _add_run(self, run: Run) -> Run:
+        """Record ``run``; finished runs leave after RUN_TTL_MS, and past RUNS_MAX oldest first
+        (O(RUNS_MAX) per new run; runs are rare next to other requests)."""
+        runs = self.runs
+        runs[run.run_id] = run
+        runs.move_to_end(run.run_id)
+        now = _runtime.wall_ms()
+        finished = [k for k, r in runs.items() if r is not run and r.done.is_set()]
+        stale = {k for k in finished if now - (runs[k].ended_at or now) > RUN_TTL_MS}
+        excess = max(0, len(runs) - len(stale) - RUNS_MAX)
+        for key in [*stale, *[k for k in finished if k not in stale][:excess]]:
+            del runs[key]
+        return run
+
     def _finish_run(self, run: Run, error: str) -> None:
         run.status = "error"
         run.error = error
@@ -633,7 +806,7 @@ class Gateway:
                 s.respond_error(ev.request_id, answer.error, payload=answer.payload)
             return
         session_key = ev.params.session_key if ev.params.session_key is not UNSET else f"agent:main:explicit:{key}"
-        run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())
+        run = self._add_run(Run(key, session_key, _runtime.wall_ms()))
         s.respond(
             ev.request_id,
             {"runId": key, "agentId": "main", "status": "accepted", "acceptedAt": run.started_at},
@@ -696,7 +869,7 @@ class Gateway:
             return
         raw_key = ev.params.session_key
         session_key = raw_key if raw_key.startswith("agent:") else f"agent:main:{raw_key}"
-        run = self.runs[key] = Run(key, session_key, _runtime.wall_ms())
+        run = self._add_run(Run(key, session_key, _runtime.wall_ms()))
         s.respond(ev.request_id, {"runId": key, "status": "started"})
 
         async def execute() -> None:
@@ -878,10 +1051,21 @@ class Gateway:
 
     def _write_config(self, value: Any) -> dict[str, Any]:
         path = self.settings.paths.config_path
-        if path.exists():
-            atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
         text = json.dumps(value, indent=2) + "\n"
-        atomic_write(path, text.encode())
+        try:
+            if path.exists():
+                atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
+            atomic_write(path, text.encode())
+        except OSError as exc:
+            self.storage.failed("config", exc)
+            raise E.RemoteProtocolError(
+                E.unavailable(
+                    f"config write failed: {describe_os_error(exc)}; retry when storage is writable",
+                    retryable=True,
+                ),
+                0,
+            ) from None
+        self.storage.ok("config")
         digest = hashlib.sha256(text.encode()).hexdigest()
         self.broadcast("config.changed", {"path": str(path), "hash": digest, "ts": _runtime.wall_ms()})
         self.log.info("gateway/reload", f"config written by RPC: {path}")

@@ -351,6 +351,7 @@ class Measured:
     handshake: dict[str, Any] = field(default_factory=dict)
     memory: dict[str, Any] = field(default_factory=dict)
     fanout: dict[str, Any] = field(default_factory=dict)
+    fanout_redone: list[dict[str, Any]] = field(default_factory=list)
     health: dict[int, dict[str, Any]] = field(default_factory=dict)
     profile: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -411,36 +412,47 @@ def measure(which: str, plan: Plan, work: Path, ref: Path | None) -> Measured:
             say(f"{which}: handshakes disturbed by other processes ({m.handshake['other_cpu_pct']}%); redoing")
         say(f"{which}: handshake p50 {m.handshake['p50_ms']} ms, p99 {m.handshake['p99_ms']} ms")
 
-        # 4. memory per idle connection, then broadcast fan-out to the same idle clients
-        time.sleep(1.0)
-        wait_quiet("idle connections")
-        base = sample_rss(pid)
-        hold = PROCS.spawn(
-            [sys.executable, "-m", "bench.loadclient", "hold", "--port", str(port), "--token", TOKEN,
-             "--conns", str(plan.idle_conns), "--trials", str(plan.fanout_trials), "--time-limit", "180",
-             "--watch-pid", str(pid)],
-            env=gateway_env(Path.home()), log=logs, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
-        )  # fmt: skip
-        try:
-            ready = json.loads(_lines_until(hold, "READY ", 120))
-            time.sleep(max(2.0, plan.settle))
-            loaded = sample_rss(pid)
-            assert hold.stdin is not None
-            hold.stdin.write(b"go\n")
-            hold.stdin.flush()
-            m.fanout = json.loads(_lines_until(hold, "RESULT ", 150))
-        finally:
-            PROCS.kill(hold)
-        n = ready["conns"]
-        m.memory = {
-            "conns": n,
-            "connect_s": ready["connect_s"],
-            "before": base,
-            "with_clients": loaded,
-            "per_conn_kb": round((loaded["root_kb"] - base["root_kb"]) / n, 1),
-            "per_conn_tree_kb": round((loaded["tree_kb"] - base["tree_kb"]) / n, 1),
-        }
-        say(f"{which}: memory per idle connection {m.memory['per_conn_kb']} KB; fan-out to {n}: "
+        # 4. memory per idle connection, then broadcast fan-out to the same idle clients; the
+        #    fan-out is redone (new idle clients) while other processes disturbed it
+        m.fanout_redone = []
+        for attempt in range(3):
+            time.sleep(1.0)
+            wait_quiet("idle connections")
+            base = sample_rss(pid)
+            hold = PROCS.spawn(
+                [sys.executable, "-m", "bench.loadclient", "hold", "--port", str(port), "--token", TOKEN,
+                 "--conns", str(plan.idle_conns), "--trials", str(plan.fanout_trials), "--time-limit", "180",
+                 "--watch-pid", str(pid)],
+                env=gateway_env(Path.home()), log=logs, stdout=subprocess.PIPE, stdin=subprocess.PIPE,
+            )  # fmt: skip
+            try:
+                ready = json.loads(_lines_until(hold, "READY ", 120))
+                time.sleep(max(2.0, plan.settle))
+                loaded = sample_rss(pid)
+                assert hold.stdin is not None
+                wait_quiet("fan-out trials")
+                hold.stdin.write(b"go\n")
+                hold.stdin.flush()
+                fanout = json.loads(_lines_until(hold, "RESULT ", 150))
+            finally:
+                PROCS.kill(hold)
+            if attempt == 0:
+                n = ready["conns"]
+                m.memory = {
+                    "conns": n,
+                    "connect_s": ready["connect_s"],
+                    "before": base,
+                    "with_clients": loaded,
+                    "per_conn_kb": round((loaded["root_kb"] - base["root_kb"]) / n, 1),
+                    "per_conn_tree_kb": round((loaded["tree_kb"] - base["tree_kb"]) / n, 1),
+                }
+            m.fanout = fanout
+            other = fanout.get("other_cpu_pct") or 0
+            if other <= NOISE_LIMIT_PCT or attempt == 2:
+                break
+            m.fanout_redone.append({"median_ms": fanout.get("fanout_median_ms"), "other_cpu_pct": other})
+            say(f"{which}: fan-out disturbed by other processes ({other}%); redoing")
+        say(f"{which}: memory per idle connection {m.memory['per_conn_kb']} KB; fan-out to {m.memory['conns']}: "
             f"median {m.fanout.get('fanout_median_ms')} ms")  # fmt: skip
 
         # 5. health throughput at each concurrency
@@ -749,7 +761,13 @@ def render_details(res: dict[str, Measured]) -> str:
             lines.append(f"- fan-out trials, last client (ms): {all_ms}; first client (ms): {firsts}; "
                          f"sender's ack (ms): {[t['ack_ms'] for t in trials]}; CPU during the trials: gateway "
                          f"{m.fanout.get('gateway_cpu_pct')}%, load client {m.fanout.get('client_cpu_pct')}%, rest of "
-                         f"machine {m.fanout.get('other_cpu_pct')}%")  # fmt: skip
+                         f"machine {m.fanout.get('other_cpu_pct')}%; idle clients read by "
+                         f"{m.fanout.get('reader', 'tasks')}")  # fmt: skip
+            if m.fanout_redone:
+                lines.append(
+                    "  - fan-out runs redone because other processes were busy (median ms / others %): "
+                    + ", ".join(f"{r['median_ms']} / {r['other_cpu_pct']}" for r in m.fanout_redone)
+                )
         lines.append("")
     return "\n".join(lines)
 

@@ -368,7 +368,9 @@ class SimHost:
         elif isinstance(effect, ReadFile):
             resume(self.files.get(effect.path))
         elif isinstance(effect, WriteFile) and self.write_failure is not None:
-            resume(exc=EffectFailed("storage", self.write_failure, f"{self.write_failure}: {effect.path}"))
+            detail = f"{self.write_failure}: {effect.path}"
+            self.log_lines.append(json.dumps({"time": self.wall_ms, "level": "error", "message": f"config write failed: {detail}"}))
+            resume(exc=EffectFailed("storage", self.write_failure.lower(), detail))
         elif isinstance(effect, WriteFile):
             if effect.backup and effect.path in self.files:
                 self.files[effect.path + ".bak"] = self.files[effect.path]

@@ -210,30 +210,38 @@ class AuthRateLimiter:
     Loopback peers are never locked out (when ``exempt_loopback``) but each failure earns an
     escalating delay before the answer; other peers are locked after ``max_attempts`` failures
     within ``window_ms`` for ``lockout_ms``, during which even a correct secret is refused.
+
+    Browser-origin attempts (``origin`` given) are counted apart and never exempt: a page in the
+    operator's own browser is as hostile as a remote peer. A loopback browser is keyed by its
+    origin (every local page shares the peer address), any other by its address (§6.5).
     """
 
     def __init__(self, policy: RateLimitPolicy | None = None) -> None:
-        self.policy = policy or RateLimitPolicy()
+        self.policy = policy if policy is not None else RateLimitPolicy()
         self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
 
-    def _key(self, scope: str, ip: str) -> tuple[str, str]:
-        return (scope, canonical_ip(ip))
+    def _key(self, scope: str, ip: str, origin: str | None) -> tuple[str, str]:
+        if origin is None:
+            return (scope, canonical_ip(ip))
+        if is_loopback(ip):
+            return (f"{scope}:browser", origin.strip().lower())
+        return (f"{scope}:browser", canonical_ip(ip))
 
-    def _exempt(self, ip: str) -> bool:
-        return self.policy.exempt_loopback and is_loopback(ip)
+    def _exempt(self, ip: str, origin: str | None) -> bool:
+        return origin is None and self.policy.exempt_loopback and is_loopback(ip)
 
-    def retry_after_ms(self, scope: str, ip: str, now_ms: int) -> int | None:
+    def retry_after_ms(self, scope: str, ip: str, now_ms: int, *, origin: str | None = None) -> int | None:
         """Remaining lockout for this peer, or ``None`` when it may try."""
-        if self._exempt(ip):
+        if self._exempt(ip, origin):
             return None
-        entry = self._entries.get(self._key(scope, ip))
+        entry = self._entries.get(self._key(scope, ip, origin))
         if entry is None or entry.locked_until <= now_ms:
             return None
         return entry.locked_until - now_ms
 
-    def record_failure(self, scope: str, ip: str, now_ms: int) -> int:
+    def record_failure(self, scope: str, ip: str, now_ms: int, *, origin: str | None = None) -> int:
         """Count one failure; returns the delay (ms) to hold the answer back (loopback penalty)."""
-        key = self._key(scope, ip)
+        key = self._key(scope, ip, origin)
         entry = self._entries.pop(key, None) or _Entry()
         self._entries[key] = entry
         while len(self._entries) > self.policy.max_keys:
@@ -242,17 +250,19 @@ class AuthRateLimiter:
         entry.failures = [t for t in entry.failures if t > horizon]
         entry.failures.append(now_ms)
         n = len(entry.failures)
-        if self._exempt(ip):
+        if self._exempt(ip, origin):
             return min(self.policy.penalty_base_ms * 2 ** min(n - 1, 30), self.policy.penalty_cap_ms)
         if n >= self.policy.max_attempts:
             entry.locked_until = now_ms + self.policy.lockout_ms
         return 0
 
-    def record_success(self, scope: str, ip: str) -> None:
+    def record_success(self, scope: str, ip: str, *, origin: str | None = None) -> None:
         """A success resets the peer's counter."""
-        self._entries.pop(self._key(scope, ip), None)
+        self._entries.pop(self._key(scope, ip, origin), None)
 
-    def __len__(self) -> int:
+    @property
+    def size(self) -> int:
+        """How many keys are tracked (bounded by ``max_keys``)."""
         return len(self._entries)
 
 

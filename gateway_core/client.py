@@ -41,7 +41,7 @@ from .events import (
     SequenceGap,
     Terminate,
 )
-from .frames import ConnectParams, ErrorShape, EventFrame, RequestFrame, ResponseFrame, decode_frame, encode
+from .frames import ConnectParams, ErrorShape, EventFrame, RequestFrame, ResponseFrame, decode_frame, encode_bytes
 
 #: A server may announce any tickIntervalMs; the watchdog never waits more than a day.
 MAX_TICK_INTERVAL_MS = 24 * 3600 * 1000
@@ -155,7 +155,7 @@ class ClientConnection:
         if request_id in self._pending:
             raise LocalProtocolError(f"request id {request_id!r} is already pending")
         self._pending[request_id] = expect_final
-        self._actions.append(SendText(encode(RequestFrame(id=request_id, method=method, params=params))))
+        self._actions.append(SendText(encode_bytes(RequestFrame(id=request_id, method=method, params=params))))
 
     def close(self, code: int = C.CLOSE_NORMAL, reason: str = "", *, now: float) -> None:
         """Start closing from our side."""
@@ -230,7 +230,7 @@ class ClientConnection:
             )
             params = msgspec.structs.replace(params, device=proof)
         self.state = ClientState.CONNECTING
-        self._actions.append(SendText(encode(RequestFrame(id=self.connect_id, method="connect", params=params))))
+        self._actions.append(SendText(encode_bytes(RequestFrame(id=self.connect_id, method="connect", params=params))))
 
     def _on_response(self, frame: ResponseFrame, now: float) -> None:
         err: ErrorShape | None = frame.error if frame.error is not UNSET else None

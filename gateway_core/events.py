@@ -16,9 +16,13 @@ from .frames import ClientInfo, ErrorShape
 
 
 class SendText(Struct, frozen=True):
-    """Send one WebSocket text frame."""
+    """Send one WebSocket text frame: ``data`` is its UTF-8 payload (as encoded, never re-encoded)."""
 
-    text: str
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return self.data.decode()
 
 
 class SendPing(Struct, frozen=True):

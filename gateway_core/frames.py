@@ -10,6 +10,8 @@ Rules of this module:
 
 from __future__ import annotations
 
+import json
+import re
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -307,9 +309,94 @@ def encode(obj: Any) -> str:
     return _encoder.encode(obj).decode()
 
 
+def encode_bytes(obj: Any) -> bytes:
+    """:func:`encode` as UTF-8 bytes (what goes on the wire; no str round trip)."""
+    return _encoder.encode(obj)
+
+
 def decode_json(data: str | bytes) -> Any:
     """Parse JSON into plain Python values; raises ``msgspec.DecodeError`` on bad syntax."""
     return _any_decoder.decode(data)
+
+
+class JsonTooDeep(ValueError):
+    """The document nests deeper than the decoder's limit (about 1000 levels)."""
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"invalid JSON literal {name}")
+
+
+def decode_json_lenient(data: str | bytes) -> Any:
+    """Parse JSON as a JavaScript peer would write it: out-of-range numbers become ±infinity and
+    escaped lone surrogates are kept (``has_lone_surrogate`` finds them). The fast decoder is
+    tried first; only a document it refuses is parsed again by the standard library.
+
+    Raises ``msgspec.DecodeError`` on bad syntax and :class:`JsonTooDeep` past the nesting limit.
+    """
+    try:
+        return _any_decoder.decode(data)
+    except RecursionError:
+        raise JsonTooDeep("nesting too deep") from None
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        pass
+    try:
+        return json.loads(data, parse_constant=_no_constants)
+    except RecursionError:
+        raise JsonTooDeep("nesting too deep") from None
+    except ValueError as exc:
+        raise msgspec.DecodeError(str(exc)) from None
+
+
+def has_lone_surrogate(value: Any) -> bool:
+    """Whether any string (key or value) in decoded JSON holds an unpaired UTF-16 surrogate."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(k) or has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogate(v) for v in value)
+    return False
+
+
+#: JSON strings and brackets: enough to find a top-level key without parsing the nesting.
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
+_VALUE = json.JSONDecoder()
+
+
+def top_level_id(text: str) -> str | None:
+    """The string ``id`` of a top-level JSON object that is too deep to parse, if it has one."""
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        tok = m.group()
+        if tok in ("{", "["):
+            if depth == 0 and tok == "[":
+                return None
+            depth += 1
+        elif tok in ("}", "]"):
+            depth -= 1
+            if depth <= 0:
+                return None
+        elif depth == 1 and tok == '"id"':
+            i = m.end()
+            n = len(text)
+            while i < n and text[i] in " \t\r\n":
+                i += 1
+            if i >= n or text[i] != ":":
+                continue
+            i += 1
+            while i < n and text[i] in " \t\r\n":
+                i += 1
+            try:
+                value, _ = _VALUE.raw_decode(text, i)
+            except (ValueError, RecursionError):
+                return None
+            return value if isinstance(value, str) and not has_lone_surrogate(value) else None
+    return None
 
 
 def decode_request(data: str | bytes) -> RequestFrame:
@@ -324,6 +411,11 @@ def decode_frame(data: str | bytes) -> AnyFrame:
 
 __all__ = [
     "UNSET",
+    "JsonTooDeep",
+    "decode_json_lenient",
+    "encode_bytes",
+    "has_lone_surrogate",
+    "top_level_id",
     "AnyFrame",
     "Attachments",
     "ChallengePayload",

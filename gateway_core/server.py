@@ -84,6 +84,7 @@ from .frames import (
     HelloAuth,
     HelloOk,
     HelloPolicy,
+    JsonTooDeep,
     RequestFrame,
     ResponseFrame,
     ServerInfo,
@@ -91,16 +92,26 @@ from .frames import (
     Snapshot,
     StateVersion,
     TickPayload,
-    decode_json,
+    decode_json_lenient,
     decode_request,
-    encode,
+    encode_bytes,
+    has_lone_surrogate,
+    top_level_id,
 )
 from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
+from .origin import OriginPolicy, check_origin
 from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
-from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest
-from .validation import SchemaError, convert, schema_errors
+from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest, StorageError
+from .validation import SchemaError, convert
 
 RATE_LIMIT_SCOPE: Final = "shared-secret"
+#: The connect answer when the gateway cannot save what admitting the client needs (a full or
+#: read-only state dir): the cause is in the gateway's log, never on the wire.
+STORAGE_UNAVAILABLE: Final = unavailable(
+    "gateway storage unavailable; retry later", {"reason": "storage-unavailable"}, retryable=True, retry_after_ms=5000
+)
+#: The answer past ``max_inflight_requests`` (same text and shape as the published gateway's).
+BUSY: Final = unavailable("The server is busy. Please try again in a moment.", retryable=True)
 CONTROL_UI_CLIENTS: Final = frozenset({"openclaw-control-ui", "openclaw-tui"})
 
 #: Pairing reasons → the requirement text of "pairing required: <requirement>" (§6.6).
@@ -146,6 +157,12 @@ class PeerInfo(Struct, frozen=True, kw_only=True):
         """``direct_local`` locality: loopback peer without forwarding headers (§6.2)."""
         return self.is_loopback and not self.forwarded
 
+    @property
+    def browser_origin(self) -> str | None:
+        """The ``Origin`` header when one was sent (an empty value counts as none): a browser client."""
+        origin = (self.origin or "").strip()
+        return origin or None
+
 
 class ServerPolicy(Struct, frozen=True, kw_only=True):
     """Per-gateway settings every connection shares. Times are milliseconds."""
@@ -170,6 +187,12 @@ class ServerPolicy(Struct, frozen=True, kw_only=True):
     extra_methods: frozenset[str] = frozenset()
     capabilities: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    #: ``gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback``.
+    host_header_origin_fallback: bool = False
+    #: The port the gateway serves on (a loopback browser origin must name it); ``None`` = any.
+    port: int | None = None
+    #: Requests of one connection in flight at once; the next is answered "server is busy" (§7.3).
+    max_inflight_requests: int = C.MAX_INFLIGHT_REQUESTS
     auto_approve_local_pairing: bool = True
     attachments_max_bytes: int = C.ATTACHMENT_MAX_BYTES
 
@@ -262,9 +285,11 @@ class ServerConnection:
         self._deadlines = Deadlines()
         self._pending_frames: list[str] = []
         self._pending_requests: Counter[str] = Counter()
+        self._inflight = 0
         self._connect_id: str | None = None
         self._held_refusal: RemoteProtocolError | None = None
         self._seq = 0
+        self._eligible: dict[str, bool] = {}
         self._unauthorized_streak = 0
         self._awaiting_pong = False
         self._close_code: int | None = None
@@ -306,6 +331,11 @@ class ServerConnection:
     @property
     def pending_request_ids(self) -> tuple[str, ...]:
         return tuple(self._pending_requests)
+
+    @property
+    def inflight(self) -> int:
+        """Requests handed to the application and not finally answered yet."""
+        return self._inflight
 
     # ------------------------------------------------------------------ transport inputs
 
@@ -502,7 +532,10 @@ class ServerConnection:
             self._now = max(self._now, now)
         if self.state is not ConnState.OPEN or p is None:
             return PublishResult.FILTERED
-        if not broadcast.may_receive(event, p.role, p.scopes):
+        eligible = self._eligible.get(event)
+        if eligible is None:  # the scopes are fixed once admitted: decide once per event name
+            eligible = self._eligible[event] = broadcast.may_receive(event, p.role, p.scopes)
+        if not eligible:
             return PublishResult.FILTERED
         self._seq += 1
         if congested:
@@ -539,6 +572,13 @@ class ServerConnection:
             )
         self.close(C.CLOSE_SERVICE_RESTART, "service restart", now=now)
 
+    def send_buffer_overflow(self, *, now: float) -> None:
+        """The shell's queue for this client passed ``maxBufferedBytes`` with frames that may not be
+        dropped (answers, non-droppable events): close 1008 ``slow consumer`` at once (§1)."""
+        if self.state not in (ConnState.CLOSING, ConnState.CLOSED):
+            self._held_refusal = None
+            self._close(C.CLOSE_POLICY_VIOLATION, "slow consumer", now)
+
     def close(self, code: int, reason: str = "", *, now: float) -> None:
         """Application-initiated close (e.g. 4001 ``gateway auth changed``)."""
         if self.state not in (ConnState.CLOSING, ConnState.CLOSED):
@@ -548,7 +588,7 @@ class ServerConnection:
     # ------------------------------------------------------------------ internals: output
 
     def _send(self, frame: Any) -> None:
-        self._actions.append(SendText(encode(frame)))
+        self._actions.append(SendText(encode_bytes(frame)))
 
     def _send_event_direct(self, event: str, payload: Any) -> None:
         self._send(EventFrame(event=event, payload=payload))
@@ -569,6 +609,7 @@ class ServerConnection:
         self._pending_frames = []
         pending = tuple(self._pending_requests)
         self._pending_requests.clear()
+        self._inflight = 0
         self._events.append(
             ConnectionTerminated(
                 code=self._close_code if self._close_code is not None else C.CLOSE_ABNORMAL,
@@ -586,6 +627,7 @@ class ServerConnection:
             raise LocalProtocolError(f"no pending request with id {request_id!r}")
         if final:
             self._pending_requests[request_id] -= 1
+            self._inflight -= 1
             if self._pending_requests[request_id] <= 0:
                 del self._pending_requests[request_id]
         self._send(ResponseFrame(id=request_id, ok=ok, payload=payload, error=err))
@@ -601,9 +643,15 @@ class ServerConnection:
 
     def _first_frame(self, text: str, now: float, wall_ms: int) -> None:
         try:
-            obj = decode_json(text)
-        except (msgspec.DecodeError, RecursionError):
+            obj = decode_json_lenient(text)
+        except JsonTooDeep:
+            self._close(C.CLOSE_POLICY_VIOLATION, "invalid request frame", now)  # row 4 (stricter: see _slow_frame)
+            return
+        except msgspec.DecodeError:
             self._close(C.CLOSE_NORMAL, "", now)  # row 2: 1000 with an empty reason
+            return
+        if has_lone_surrogate(obj):
+            self._close(C.CLOSE_POLICY_VIOLATION, "invalid request frame", now)  # row 4 (stricter)
             return
         if _claims_worker(obj):
             self._close(C.CLOSE_POLICY_VIOLATION, "invalid-handshake", now)  # row 3
@@ -626,7 +674,12 @@ class ServerConnection:
                 raise RemoteProtocolError(
                     invalid_request(f"invalid connect params: {exc.text}"), C.CLOSE_POLICY_VIOLATION
                 ) from None
-            self._handshake(params, now, wall_ms)
+            try:
+                self._handshake(params, now, wall_ms)
+            except StorageError:  # the application could not persist a pairing or a token
+                raise RemoteProtocolError(
+                    STORAGE_UNAVAILABLE, C.CLOSE_TRY_AGAIN_LATER, "gateway storage unavailable"
+                ) from None
         except _Held:
             return
         except RemoteProtocolError as refusal:
@@ -647,8 +700,9 @@ class ServerConnection:
                 C.CLOSE_TRY_AGAIN_LATER,
                 "gateway starting",
             )
-        if admission in (Admission.RESTARTING, Admission.SUSPENDING):  # row 7b
-            word = "restart" if admission is Admission.RESTARTING else "suspension"
+        if admission in (Admission.RESTARTING, Admission.SUSPENDING, Admission.DRAINING):  # row 7b
+            word = "suspension" if admission is Admission.SUSPENDING else "restart"
+            admission = Admission.RESTARTING if admission is Admission.DRAINING else admission
             raise RemoteProtocolError(
                 unavailable(
                     f"connect unavailable during gateway {word}",
@@ -676,31 +730,37 @@ class ServerConnection:
             )
         if role not in ("operator", "node"):  # row 9
             raise RemoteProtocolError(invalid_request("invalid role"), C.CLOSE_POLICY_VIOLATION)
-        origin = self.peer.origin
-        if origin is not None and not self._origin_allowed(origin):  # row 10
+        origin = self.peer.browser_origin
+        refused = None if origin is None else self._origin_refusal(origin)
+        if refused is not None:  # row 10
             raise RemoteProtocolError(
                 invalid_request(
                     "origin not allowed (open the Control UI from the gateway host or allow it in "
                     "gateway.controlUi.allowedOrigins)",
-                    {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"},
+                    {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": refused},
                 ),
                 C.CLOSE_POLICY_VIOLATION,
             )
         self.principal = self._authenticate(p, role, now, wall_ms)
         self._events.append(HandshakeAuthenticated(self._connect_id or "", self.principal))
 
-    def _origin_allowed(self, origin: str) -> bool:
-        allowed = self.policy.allowed_origins
-        if "*" in allowed or origin in allowed:
-            return True
-        host = self.peer.host
-        if host and origin.split("://", 1)[-1].rstrip("/") == host:
-            return True  # same-origin: the Control UI served by this gateway
-        return False
+    def _origin_refusal(self, origin: str) -> str | None:
+        """Why a browser ``origin`` may not connect (see gateway_core.origin), or ``None``."""
+        policy = self.policy
+        return check_origin(
+            origin,
+            host_header=self.peer.host,
+            local=self.peer.local,
+            policy=OriginPolicy(
+                allowed=policy.allowed_origins,
+                host_header_fallback=policy.host_header_origin_fallback,
+                port=policy.port,
+            ),
+        )
 
     def _auth_failure(self, reason: str, p: ConnectParams, now: float, wall_ms: int, **kw: Any) -> RemoteProtocolError:
         limiter: AuthRateLimiter = self.services.rate_limiter
-        delay = limiter.record_failure(RATE_LIMIT_SCOPE, self.peer.client_ip, wall_ms)
+        delay = limiter.record_failure(RATE_LIMIT_SCOPE, self.peer.client_ip, wall_ms, origin=self.peer.browser_origin)
         err = failure_error(reason, client_id=p.client.id, client_mode=p.client.mode, local=self.peer.local, **kw)
         refusal = RemoteProtocolError(err, C.CLOSE_POLICY_VIOLATION)
         if delay > 0:
@@ -757,14 +817,15 @@ class ServerConnection:
                     outcome = msgspec.structs.replace(outcome, reason=reason, presented=True)
 
         presented = outcome.presented or device is not None
-        retry = limiter.retry_after_ms(RATE_LIMIT_SCOPE, peer.client_ip, wall_ms)
+        browser = peer.browser_origin
+        retry = limiter.retry_after_ms(RATE_LIMIT_SCOPE, peer.client_ip, wall_ms, origin=browser)
         if retry is not None and presented:
             raise self._auth_failure("rate_limited", p, now, wall_ms, retry_after_ms=retry)
 
         granted: list[str]
         if device is None:
             cid, cmode = p.client.id, p.client.mode
-            if cid == "gateway-client" and cmode == "backend" and peer.local and peer.origin is None and outcome.ok:
+            if cid == "gateway-client" and cmode == "backend" and peer.local and browser is None and outcome.ok:
                 granted = requested  # §6.3 rule 2
             elif cid in CONTROL_UI_CLIENTS:  # rule 3
                 raise RemoteProtocolError(
@@ -775,7 +836,9 @@ class ServerConnection:
                     C.CLOSE_POLICY_VIOLATION,
                 )
             elif role == "operator" and outcome.ok and method in ("token", "password", "trusted-proxy"):
-                granted = requested if (cid == "cli" and cmode == "cli" and peer.local) else []  # rule 4
+                # Rule 4: only the local CLI keeps what it asks for; a browser page never does.
+                keep = cid == "cli" and cmode == "cli" and peer.local and browser is None
+                granted = requested if keep else []
             elif outcome.presented and not outcome.ok:  # rule 5
                 raise self._auth_failure(reason or "unauthorized", p, now, wall_ms)
             else:  # rule 6
@@ -783,7 +846,7 @@ class ServerConnection:
                     error(NOT_PAIRED, "device identity required", {"code": "DEVICE_IDENTITY_REQUIRED"}),
                     C.CLOSE_POLICY_VIOLATION,
                 )
-            limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip)
+            limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip, origin=browser)
             return self._principal(p, role, granted, method)
 
         if not outcome.ok:  # row 13
@@ -794,7 +857,7 @@ class ServerConnection:
                 and device_token_given is None
             )
             raise self._auth_failure(reason or "unauthorized", p, now, wall_ms, can_retry_with_device_token=can_retry)
-        limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip)
+        limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip, origin=browser)
         self._pair(p, device.id, device.public_key, role, requested, method or "none", wall_ms)
         if token_record is None:
             token_record = self.services.issue_device_token(device.id, role, requested, wall_ms)
@@ -831,7 +894,7 @@ class ServerConnection:
     ) -> None:
         """§6.6 row 14: silent local pairing and upgrades, else ``pairing required``."""
         peer = self.peer
-        local = peer.local and peer.origin is None and self.policy.auto_approve_local_pairing
+        local = peer.local and peer.browser_origin is None and self.policy.auto_approve_local_pairing
         family = p.client.device_family if p.client.device_family is not UNSET else ""
         record = self.services.get_device(device_id)
         requirement: str | None
@@ -903,32 +966,18 @@ class ServerConnection:
         """One post-handshake frame: §9.2 validation, then §7.3 authorization and params."""
         try:
             frame = decode_request(text)
-        except msgspec.ValidationError:
-            # The typed decoder can reject a value before it sees trailing garbage ("1x"):
-            # only a frame that is JSON as a whole earns an "invalid request frame" answer.
-            try:
-                obj = decode_json(text)
-            except (msgspec.DecodeError, RecursionError):
-                self._events.append(FrameIgnored("invalid JSON"))
+        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+            slow = self._slow_frame(text)
+            if slow is None:
                 return
-            rid = obj.get("id") if isinstance(obj, dict) else None
-            text_ = schema_errors(obj, RequestFrame) or "unknown validation error"
-            self._send(
-                ResponseFrame(
-                    id=rid if rid is not None else "invalid",
-                    ok=False,
-                    error=invalid_request(f"invalid request frame: {text_}"),
-                )
-            )
-            self._unauthorized_streak = 0
-            return
-        except (msgspec.DecodeError, RecursionError):
-            self._events.append(FrameIgnored("invalid JSON"))
-            return
+            frame = slow
         p = self.principal
         assert p is not None
         rid, method = frame.id, frame.method
         params = frame.params
+        if self._inflight >= self.policy.max_inflight_requests:
+            self._send(ResponseFrame(id=rid, ok=False, error=BUSY))
+            return
         denied = authorize(method, params if params is not UNSET else None, p.role, p.scopes)
         if denied is not None:
             if denied.code == INVALID_REQUEST:  # unauthorized role: the flood guard (§7.1)
@@ -963,7 +1012,40 @@ class ServerConnection:
                 self._send(ResponseFrame(id=rid, ok=False, error=late))
                 return
         self._pending_requests[rid] += 1
+        self._inflight += 1
         self._events.append(RequestReceived(rid, method, value, p))
+
+    def _slow_frame(self, text: str) -> RequestFrame | None:
+        """A frame the fast decoder refused: parse it again as a JavaScript peer would, and answer
+        what is still wrong with it (``None`` = answered or ignored).
+
+        Out-of-range numbers are ±infinity, as in the published gateway. Deliberately stricter than
+        it: a lone surrogate or nesting past the decoder's limit is answered ``invalid request
+        frame`` instead of being processed. Text that is not JSON at all is ignored (§9.2).
+        """
+        try:
+            obj = decode_json_lenient(text)
+        except JsonTooDeep:
+            self._answer_frame_error(top_level_id(text), "invalid request frame: JSON nesting too deep")
+            return None
+        except msgspec.DecodeError:
+            self._events.append(FrameIgnored("invalid JSON"))
+            return None
+        rid = obj.get("id") if isinstance(obj, dict) else None
+        if has_lone_surrogate(obj):
+            if not isinstance(rid, str) or has_lone_surrogate(rid):
+                rid = None
+            self._answer_frame_error(rid, "invalid request frame: unpaired UTF-16 surrogate in a string")
+            return None
+        try:
+            return convert(obj, RequestFrame)
+        except SchemaError as exc:
+            self._answer_frame_error(rid, f"invalid request frame: {exc.text}")
+            return None
+
+    def _answer_frame_error(self, rid: Any, message: str) -> None:
+        self._send(ResponseFrame(id=rid if rid is not None else "invalid", ok=False, error=invalid_request(message)))
+        self._unauthorized_streak = 0
 
     def _precheck(self, method: str, p: Principal, wall_ms: int) -> ErrorShape | None:
         """§7.3 steps 9-11 and the restart gate: admission, unknown names, write budget."""
@@ -974,6 +1056,13 @@ class ServerConnection:
                 {"reason": "startup-sidecars", "method": method},
                 retryable=True,
                 retry_after_ms=500,
+            )
+        if admission is Admission.DRAINING:  # new work while stopping (observed: stop and restart alike)
+            return unavailable(
+                f"{method} unavailable during gateway restart",
+                {"method": method, "reason": "gateway-restarting", "phase": "accepting"},
+                retryable=True,
+                retry_after_ms=1000,
             )
         if admission in (Admission.RESTARTING, Admission.SUSPENDING):
             word = "restart" if admission is Admission.RESTARTING else "suspension"

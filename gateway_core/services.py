@@ -27,6 +27,8 @@ class Admission(enum.Enum):
     STARTING = "starting"
     RESTARTING = "restarting"
     SUSPENDING = "suspending"
+    #: Stopping or restarting: requests in flight are finishing, new work is refused (§8.2).
+    DRAINING = "draining"
 
 
 class PairedDevice(Struct, kw_only=True):
@@ -66,6 +68,14 @@ class PairingRequest(Struct, kw_only=True):
     client_mode: str
     remote_ip: str
     ts: int
+
+
+class StorageError(Exception):
+    """Raised by a :class:`GatewayServices` that could not persist a change (disk full, read-only).
+
+    The core answers the connect that needed it ``UNAVAILABLE`` (retryable) and closes 1013; the
+    message stays in the application's log, so no host path reaches the wire.
+    """
 
 
 class GatewayServices(Protocol):
@@ -119,7 +129,7 @@ class MemoryServices:
     ) -> None:
         self.secret = secret or SharedSecret(mode="token", token="T")
         self.phase = Admission.ACCEPTING
-        self.rate_limiter = rate_limiter or AuthRateLimiter()
+        self.rate_limiter = rate_limiter if rate_limiter is not None else AuthRateLimiter()
         self.write_budget = WriteBudget()
         self.devices: dict[str, PairedDevice] = {}
         self.tokens: dict[tuple[str, str], DeviceToken] = {}
@@ -175,5 +185,6 @@ __all__ = [
     "MemoryServices",
     "PairedDevice",
     "PairingRequest",
+    "StorageError",
     "WriteBudget",
 ]

@@ -14,6 +14,7 @@ with the host path kept for the log only; a job never takes the gateway down.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import socket
@@ -21,9 +22,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret
+from gateway_core import errors as E
 from gateway_core.agents.effects import ModelNext, ModelOpen, RunAborted, RunDeadline
 from gateway_core.app import (
     CloseConnection,
@@ -44,9 +47,11 @@ from gateway_core.app import (
     TailLog,
     WaitRun,
     WriteFile,
-    allowed_origins,
+    allow_real_ip_fallback,
     default_router,
+    origin_policy_for,
     rate_limit_policy,
+    trusted_proxies,
 )
 from gateway_core.events import HandshakeFailed, Principal
 
@@ -55,10 +60,12 @@ from .agent_host import AgentHost, resolve_provider_keys
 from .filelog import FileLog, record_filter, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
-from .state import GatewayIdentity, PersistentServices, atomic_write
+from .state import GatewayIdentity, PersistentServices, StorageHealth, atomic_write, describe_os_error
 from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
+#: ``logs.tail`` reads at once, gateway-wide: each holds up to 1 MB of lines (2-3 MB as str).
+LOG_READERS = 1
 
 
 def raw_stream_path(state_dir: Path) -> Path | None:
@@ -85,14 +92,20 @@ def _write(path: str, data: bytes, backup: bool, mode: int) -> None:
 
 def _failure(kind: str, exc: OSError) -> EffectFailed:
     """An OSError as the wire may see it: the reason in words, never the host path."""
-    return EffectFailed(kind, exc.strerror or type(exc).__name__, str(exc))
+    return EffectFailed(kind, describe_os_error(exc), str(exc))
 
 
 class Gateway:
     """One server run: the app, its sessions, and the shell around them."""
 
     def __init__(
-        self, settings: GatewaySettings, log: FileLog, *, restart_count: int = 0, reload_state: Any = None
+        self,
+        settings: GatewaySettings,
+        log: FileLog,
+        *,
+        restart_count: int = 0,
+        reload_state: Any = None,
+        port: int | None = None,
     ) -> None:
         self.settings = settings
         self.reload_state = reload_state
@@ -107,11 +120,26 @@ class Gateway:
             token=settings.token,
             password=settings.password,
         )
+        self.storage = StorageHealth(lambda level, line: getattr(log, level)("storage", line))
         self.services = PersistentServices(
-            settings.paths.state_dir, lambda: self.app.secret, rate_limit=rate_limit_policy(settings.config)
+            settings.paths.state_dir,
+            lambda: self.app.secret,
+            rate_limit=rate_limit_policy(settings.config),
+            storage=self.storage,
         )
         identity = GatewayIdentity(settings.paths.state_dir)
         self.boot_id = _runtime.new_uuid()
+        self.port = port or settings.port or None
+        origins, fallback, seeded = origin_policy_for(settings.config, settings.bind, self.port)
+        if seeded:
+            log.info(
+                "gateway",
+                f"seeded gateway.controlUi.allowedOrigins {json.dumps(list(origins), separators=(',', ':'))} "
+                f"for bind={settings.bind} (required since v2026.2.26; see issue #29385). Applied for this runtime "
+                "without writing config; add other origins to gateway.controlUi.allowedOrigins if needed.",
+            )
+        self.trusted_proxies = trusted_proxies(settings.config)
+        self.allow_real_ip_fallback = allow_real_ip_fallback(settings.config)
         host = socket.gethostname()
         self.app = GatewayApp(
             router=default_router(),
@@ -133,20 +161,24 @@ class Gateway:
                 boot_id=self.boot_id,
                 auto_tick=False,
                 handshake_timeout_ms=int(os.environ.get("OPENCLAW_HANDSHAKE_TIMEOUT_MS") or 15_000),
-                allowed_origins=allowed_origins(settings.config),
+                allowed_origins=origins,
+                host_header_origin_fallback=fallback,
+                port=self.port,
             ),
             secret=secret,
             config=settings.config,
             now=_runtime.now(),
             wall_ms=_runtime.wall_ms(),
             verbose=settings.verbose,
+            bind=settings.bind,
         )
         self.app.reload_view = reload_state
         self.app.provider_keys = resolve_provider_keys(settings.config)
         self.agents = AgentHost(settings.paths.state_dir, raw_stream=raw_stream_path(settings.paths.state_dir))
         self.sessions: dict[str, Session] = {}
-        self.preauth_by_ip: dict[str, int] = {}
         self.scheduler = DeadlineScheduler()
+        self.log_readers = trio.CapacityLimiter(LOG_READERS)
+        self._drained: trio.Event | None = None
         self._ticker_scope = trio.CancelScope()
         self._jobs: trio.Nursery | None = None
         self._run_events: dict[str, trio.Event] = {}
@@ -197,23 +229,11 @@ class Gateway:
     def touch_presence(self, session: Session) -> None:
         self.app.pong(session.conn_id, _runtime.wall_ms())
 
-    def claim_preauth(self, ip: str, limit: int) -> bool:
-        """Count one unauthenticated socket for ``ip``; False when the cap is reached."""
-        n = self.preauth_by_ip.get(ip, 0)
-        if n >= limit:
-            return False
-        self.preauth_by_ip[ip] = n + 1
-        return True
-
     def _release_preauth(self, session: Session) -> None:
-        if session.preauth_counted:
-            session.preauth_counted = False
-            ip = session.peer.client_ip
-            n = self.preauth_by_ip.get(ip, 1) - 1
-            if n <= 0:
-                self.preauth_by_ip.pop(ip, None)
-            else:
-                self.preauth_by_ip[ip] = n
+        """An admitted (or closed) session no longer counts toward its IP's pre-auth budget."""
+        slot, session.socket_slot = session.socket_slot, None
+        if slot is not None:
+            slot.admitted()
 
     def log_handshake_failure(self, session: Session, event: HandshakeFailed) -> None:
         code = event.error.code if event.error is not None else "-"
@@ -232,6 +252,11 @@ class Gateway:
             self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
             done.append("gateway.auth.rateLimit")
         done += self.app.apply_config(config, paths, resolve_provider_keys(config))
+        proxy_keys = ("gateway.trustedProxies", "gateway.allowRealIpFallback")
+        if any(p.startswith(proxy_keys) for p in paths):
+            self.trusted_proxies = trusted_proxies(config)
+            self.allow_real_ip_fallback = allow_real_ip_fallback(config)
+            done.extend(k for k in proxy_keys if any(p.startswith(k) for p in paths))
         return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
@@ -247,7 +272,7 @@ class Gateway:
         job = self.app.request(session.conn_id, ev, _runtime.now(), _runtime.wall_ms())
         self.flush()
         if job is not None:
-            session.spawn(self._drive, job)
+            session.spawn(self._drive_request, session, job, request_id=ev.request_id)
 
     def flush(self) -> None:
         """Carry out everything the app queued, in order."""
@@ -290,9 +315,16 @@ class Gateway:
                             scope.cancel()
 
     def _fan_out(self, output: Publish) -> None:
-        targets = self.sessions.values() if output.to is None else [self.sessions[c] for c in output.to if c in self.sessions]
-        for session in list(targets):
-            session.publish(output.event, output.payload, state_version=output.state_version, drop_if_slow=output.drop_if_slow)
+        """One event to its audience: the payload is encoded once, each client's frame differs only
+        in its ``seq`` (the core gates by scope and handles back-pressure)."""
+        targets = list(self.sessions.values()) if output.to is None else [self.sessions[c] for c in output.to if c in self.sessions]
+        if not targets:
+            return
+        payload = output.payload
+        raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
+        now = _runtime.now()
+        for session in targets:
+            session.publish(output.event, raw, state_version=output.state_version, drop_if_slow=output.drop_if_slow, now=now)
 
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
         self.app.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
@@ -306,6 +338,12 @@ class Gateway:
         self.flush()
         if job.pending is not None:
             self._jobs.start_soon(self._drive, job)
+
+    async def _drive_request(self, session: Session, job: Job) -> None:
+        if session.close_if_slow():  # its answers would only be dropped: do not even produce them
+            job.cancel()
+            return
+        await self._drive(job)
 
     async def _drive(self, job: Job) -> None:
         """Perform ``job``'s effects one by one until it is done (or cancelled with its scope).
@@ -358,16 +396,21 @@ class Gateway:
                 raise _failure("storage", exc) from None
         if isinstance(effect, WriteFile):
             try:
-                return await trio.to_thread.run_sync(_write, effect.path, effect.data, effect.backup, effect.mode)
+                await trio.to_thread.run_sync(_write, effect.path, effect.data, effect.backup, effect.mode)
             except OSError as exc:
+                self.storage.failed("config", exc)  # the cause once in the log, with its path
                 raise _failure("storage", exc) from None
+            self.storage.ok("config")
+            return None
         if isinstance(effect, TailLog):
             # Only this gateway's records: the file may be shared by every gateway on the machine.
             path = self.log.path
             keep = record_filter(state_dir=self.settings.paths.state_dir, since_epoch_ms=effect.since_ms)
             try:
                 return await trio.to_thread.run_sync(
-                    lambda: tail(path, cursor=effect.cursor, limit=effect.limit, max_bytes=effect.max_bytes, keep=keep)
+                    lambda: tail(path, cursor=effect.cursor, limit=effect.limit, max_bytes=effect.max_bytes, keep=keep),
+                    limiter=self.log_readers,
+                    abandon_on_cancel=True,
                 )
             except OSError as exc:
                 raise _failure("io", exc) from None
@@ -434,11 +477,44 @@ class Gateway:
                 self.app.handle_timer(_runtime.now(), _runtime.wall_ms())
                 self.flush()
 
-    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
-        """Close admission and tell every client (``shutdown`` event, then close 1012)."""
+    def close_admission(self) -> None:
+        """Stop taking work: new sockets get 503, new requests "unavailable during gateway restart"
+        (runtime-cli.md §8.2 step 1); requests already in flight go on."""
         self.app.begin_shutdown()
         self._ticker_scope.cancel()
-        self.services.phase = Admission.RESTARTING if restart_expected_ms is not None else Admission.ACCEPTING
+        self.services.phase = Admission.DRAINING
+
+    def inflight(self) -> int:
+        """Requests of admitted clients that have not been finally answered."""
+        return sum(s.core.inflight for s in self.sessions.values())
+
+    def request_done(self) -> None:
+        if self._drained is not None:
+            self._drained.set()
+
+    async def drain(self, budget_s: float, *, restart: bool) -> int:
+        """Let the requests in flight finish within ``budget_s`` (§8.2 step 2); the ones still
+        running then are cancelled and answered ``UNAVAILABLE``. Returns how many were failed."""
+        with trio.move_on_after(budget_s):
+            while self.inflight():
+                self._drained = trio.Event()
+                await self._drained.wait()
+        self._drained = None
+        word = "restarting" if restart else "stopping"
+
+        def interrupted(method: str) -> Any:
+            return E.unavailable(
+                f"{method} interrupted: gateway {word}",
+                {"method": method, "reason": "shutdown-drain-budget"},
+                retryable=True,
+                retry_after_ms=1000,
+            )
+
+        return sum(s.fail_pending(interrupted) for s in list(self.sessions.values()))
+
+    def begin_shutdown(self, restart_expected_ms: int | None) -> None:
+        """Tell every client (``shutdown`` event, then close 1012; §8.2 steps 3-4)."""
+        self.close_admission()
         for session in list(self.sessions.values()):
             session.begin_shutdown(restart_expected_ms)
 

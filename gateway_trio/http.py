@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
+from gateway_core.ingress import PROXY_ATTRIBUTION_MESSAGE
 from gateway_core.server import PeerInfo
 
 if TYPE_CHECKING:
@@ -43,6 +44,11 @@ def plain(
         (b"content-length", str(len(data)).encode()),
     ]
     return status, headers + (extra or []), data
+
+
+def proxy_attribution_required() -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """403 for a request with forwarding headers from a peer that is not a trusted proxy."""
+    return _json(403, {"error": {"message": PROXY_ATTRIBUTION_MESSAGE, "type": "proxy_attribution_required"}}, False)
 
 
 def route(gw: Gateway | None, method: str, path: str, peer: PeerInfo) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

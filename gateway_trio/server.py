@@ -31,7 +31,7 @@ from .discovery import Advertiser
 from .filelog import FileLog
 from .reloader import ReloadState, watch_config
 from .settings import GatewaySettings, StartupError
-from .wsserver import GatewayRef, handle_stream
+from .wsserver import GatewayRef, SocketTracker, serve_listeners
 
 #: Port sources that pin the port across config reloads (the issue: config ports are re-read).
 PINNED = frozenset({"--port", "OPENCLAW_GATEWAY_PORT"})
@@ -40,6 +40,9 @@ BIND_RETRIES = 20
 BIND_RETRY_S = 0.5
 LOCK_WAIT_S = 5.0
 DRAIN_BUDGET_S = 10.0
+#: After the drain: the shutdown event and close 1012 (a peer that does not answer the close is cut
+#: after the 1 s close grace), with a margin.
+CLOSE_BUDGET_S = 5.0
 RESTART_EXPECTED_MS = 1500
 
 
@@ -228,20 +231,22 @@ async def run_gateway(
         async with trio.open_nursery() as outer:
             if handle_signals:
                 outer.start_soon(_signals, control)
+            stop_watching = trio.Event()
             if resolve_again is not None:
-                outer.start_soon(watch_config, state, resolve_again, ref, control)
+                outer.start_soon(watch_config, state, resolve_again, ref, control, stop_watching)
             advertiser = Advertiser(log)
             outer.start_soon(advertiser.run)
             state.on_applied = lambda applied: advertiser.want(applied, control.port)
             while True:
-                gw = Gateway(state.settings, log, restart_count=restarts, reload_state=state)
+                gw = Gateway(state.settings, log, restart_count=restarts, reload_state=state, port=port)
                 ref.gateway = gw
                 async with trio.open_nursery() as nursery:
                     log.info("gateway", "starting HTTP server...")
                     await nursery.start(gw.serve)
-                    listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(_dup(s))) for s in sockets]
+                    listeners = [trio.socket.from_stdlib_socket(_dup(s)) for s in sockets]
                     accept_scope = trio.CancelScope()
-                    await nursery.start(_serve, ref, listeners, accept_scope)
+                    tracker = SocketTracker(log=partial(log.warn, "gateway/http"))
+                    await nursery.start(_serve, ref, listeners, tracker, accept_scope)
                     gw.refresh_health()
                     gw.services.phase = Admission.ACCEPTING
                     shown = ", ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in control.hosts)
@@ -269,15 +274,32 @@ async def run_gateway(
                         f"shutdown budget at shutdown: drain={int(DRAIN_BUDGET_S * 1000)}ms "
                         f"shutdown={int(DRAIN_BUDGET_S * 1000) + 10000}ms reserve=10000ms exitMargin=5000ms",
                     )
+                    # 1. admission closed; 2. requests in flight answered (or failed at the budget);
+                    # 3. shutdown event and close 1012; 4. the rest (runtime-cli.md §8.2).
+                    gw.close_admission()
+                    inflight = gw.inflight()
+                    if inflight:
+                        log.info(
+                            "gateway",
+                            f"draining active work before stop with timeout {int(DRAIN_BUDGET_S * 1000)}ms: "
+                            f"requests={inflight}",
+                        )
+                    failed = await gw.drain(DRAIN_BUDGET_S, restart=restart)
+                    if failed:
+                        log.warn(
+                            "shutdown",
+                            f"{failed} request(s) still in flight after the drain budget: answered UNAVAILABLE",
+                        )
+                    log.info("gateway", "active-work drain settled; beginning server close")
                     gw.begin_shutdown(RESTART_EXPECTED_MS if restart else None)
                     accept_scope.cancel()  # stop accepting; the listeners close
                     clean = True
-                    with trio.move_on_after(DRAIN_BUDGET_S):
+                    with trio.move_on_after(CLOSE_BUDGET_S):
                         for session in list(gw.sessions.values()):
                             await session.wait_closed()
                     if gw.sessions:
                         clean = False
-                        log.warn("shutdown", f"{len(gw.sessions)} connection(s) still open after the drain budget")
+                        log.warn("shutdown", f"{len(gw.sessions)} connection(s) still open after the close budget")
                     nursery.cancel_scope.cancel()  # the rest: HTTP keep-alives, pre-auth sockets, the ticker
                 elapsed = int((time.monotonic() - t0) * 1000)
                 if clean:
@@ -304,6 +326,7 @@ async def run_gateway(
                     record_port(lock_fd, port)
                     settings = target
                     log.info("gateway", f"rebinding on port {port} (bind {target.bind})")
+            stop_watching.set()  # the watcher thread returns within its 50 ms step, not its 5 s timeout
             outer.cancel_scope.cancel()
         for s in sockets:
             s.close()
@@ -315,7 +338,8 @@ async def run_gateway(
 
 async def _serve(
     ref: GatewayRef,
-    listeners: list[trio.SocketListener],
+    listeners: list[trio.socket.SocketType],
+    tracker: SocketTracker,
     accept_scope: trio.CancelScope,
     task_status: trio.TaskStatus[trio.Nursery] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -325,10 +349,10 @@ async def _serve(
         task_status.started(handlers)
         try:
             with accept_scope:
-                await trio.serve_listeners(partial(handle_stream, ref), listeners, handler_nursery=handlers)
+                await serve_listeners(ref, listeners, tracker, handlers)
         finally:
             for listener in listeners:
-                listener.socket.close()
+                listener.close()
 
 
 def _dup(sock: socket.socket) -> socket.socket:

@@ -50,8 +50,23 @@ if TYPE_CHECKING:
 class Transport(Protocol):
     """How a session reaches its socket (wsproto over a Trio stream)."""
 
-    async def send_batch(self, items: list[str | None]) -> None:
-        """Send text frames (``None`` = a ping) in order, in as few writes as possible."""
+    def frame_text(self, payload: bytes) -> list[bytes]:
+        """One complete text frame carrying ``payload`` (UTF-8), as one or two byte strings."""
+        ...
+
+    def ping_frame(self) -> bytes: ...
+
+    @property
+    def busy(self) -> bool:
+        """A write is in progress (nothing else may write now)."""
+        ...
+
+    def try_write(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting; returns how many bytes (0 if full)."""
+        ...
+
+    async def send_batch(self, items: list[bytes]) -> None:
+        """Send already framed bytes in order, in one write."""
         ...
 
     async def send_close(self, code: int, reason: str) -> None: ...
@@ -66,7 +81,6 @@ class _Close:
         self.reason = reason
 
 
-_PING = object()
 #: A batch sent in one write stops growing past this many bytes.
 MAX_BATCH_BYTES = 256 * 1024
 
@@ -115,7 +129,8 @@ class Session:
             peer=peer,
         )
         self.conn_id = self.core.conn_id
-        self.out: deque[str | _Close | object] = deque()
+        #: Framed bytes waiting for the socket (answers, events, pings) and at most one close.
+        self.out: deque[bytes | _Close] = deque()
         self.out_bytes = 0
         self._out_ready = trio.Event()
         self._timer_at: float | None = None
@@ -124,11 +139,14 @@ class Session:
         self._nursery: trio.Nursery | None = None
         self._scope = trio.CancelScope()
         self.admitted = False
-        self.preauth_counted = False
+        #: The port's accounting of this socket (pre-auth until admitted); ``None`` in tests.
+        self.socket_slot: Any = None
         #: The shared secret this client authenticated with (None for device tokens / none mode).
         self.auth_secret: str | None = None
         self.subscriptions: set[str] = set()
         self._inflight: dict[str, tuple[str, float]] = {}
+        self._tasks: dict[str, trio.CancelScope] = {}
+        self._overflowed = False
 
     @property
     def closed(self) -> bool:
@@ -186,32 +204,74 @@ class Session:
 
     # ------------------------------------------------------------------ core plumbing
 
-    def pump(self) -> None:
-        """Move the core's actions to the outgoing queue and its events to the gateway."""
+    def pump(self, *, wake: bool = True) -> None:
+        """Move the core's actions to the outgoing queue and its events to the gateway.
+
+        Answers count toward ``maxBufferedBytes`` like broadcasts do: a frame that may not be
+        dropped and would take the client's queue over it closes the client 1008 ``slow
+        consumer`` at once and frees what was queued for it. (Droppable broadcasts never get
+        here: ``publish`` drops them first.)
+        """
         core = self.core
         while True:
             actions = core.actions()
             events = core.events()
             if not actions and not events:
                 break
-            for action in actions:
-                if isinstance(action, SendText):
-                    self.out.append(action.text)
-                    self.out_bytes += len(action.text)
-                elif isinstance(action, CloseTransport):
-                    self.out.append(_Close(action.code, action.reason))
-                elif isinstance(action, SendPing):
-                    self.out.append(_PING)
-                elif isinstance(action, Terminate):
-                    self.abort()
+            self._queue(actions)
             for event in events:
                 self._on_event(event)
-        if self.out:
+        if self.out and wake:
             self._out_ready.set()
         nxt = core.next_deadline()
         if nxt is not None and (self._timer_at is None or nxt < self._timer_at):
             self._timer_at = nxt
             self.gw.scheduler.schedule(nxt, self)
+
+    def close_if_slow(self) -> bool:
+        """Before serving more work for this client: close it if it is already over its buffer."""
+        if self.congested and self.core.state is ConnState.OPEN:
+            self._overflow()
+            self.pump()
+            return True
+        return False
+
+    def _queue(self, actions: list[Any]) -> None:
+        core = self.core
+        limit = self.gw.policy.max_buffered_bytes
+        for action in actions:
+            if isinstance(action, SendText):
+                if self._overflowed:
+                    continue
+                if self.out_bytes + len(action.data) > limit and core.state is ConnState.OPEN:
+                    self._overflow()  # a frame that may not be dropped and does not fit any more
+                    continue
+                for part in self.transport.frame_text(action.data):
+                    self.out.append(part)
+                    self.out_bytes += len(part)
+            elif isinstance(action, CloseTransport):
+                self.out.append(_Close(action.code, action.reason))
+            elif isinstance(action, SendPing):
+                self.out.append(self.transport.ping_frame())
+            elif isinstance(action, Terminate):
+                self.abort()
+
+    def _overflow(self) -> None:
+        self._overflowed = True
+        self.out.clear()
+        self.out_bytes = 0
+        self.gw.log.warn(
+            "gateway/ws",
+            f"closing slow consumer conn={self.conn_id[:8]} ip={self.peer.client_ip}: more than "
+            f"{self.gw.policy.max_buffered_bytes} bytes queued",
+        )
+        now = _runtime.now()
+        self.core.send_buffer_overflow(now=now)
+        if self._draining:
+            # A write to this client is stuck: the close frame could only follow the bytes the
+            # client is not reading, so the close grace would change nothing. Drop it now.
+            self.core.receive_closed(None, now=now)
+            self.abort()
 
     def on_deadline(self, now: float) -> None:
         """Called by the scheduler at (or after) a deadline this session asked for."""
@@ -242,24 +302,80 @@ class Session:
         elif isinstance(event, FrameIgnored):
             self.gw.ws_log.parse_error(self.conn_id, event.reason)
         elif isinstance(event, ConnectionTerminated):
+            # Nothing more will be sent: free the queue now, not when the last reference goes.
+            self.out.clear()
+            self.out_bytes = 0
+            self._inflight.clear()
             self.gw.unregister(self)
 
-    def publish(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
-        """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure)."""
-        if self.core.state is not ConnState.OPEN:
+    def publish(
+        self,
+        event: str,
+        payload: Any,
+        *,
+        state_version: Any = None,
+        drop_if_slow: bool = False,
+        now: float | None = None,
+    ) -> None:
+        """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure).
+
+        The common case (nothing queued, nothing writing, one frame from the core) is written
+        straight to the socket: no queue, no task switch, no deadline bookkeeping.
+        """
+        core = self.core
+        if core.state is not ConnState.OPEN:
             return
-        result = self.core.publish(
+        result = core.publish(
             event,
             payload,
             state_version=state_version,
             drop_if_slow=drop_if_slow,
-            congested=self.congested,
-            now=_runtime.now(),
+            congested=self.out_bytes > self.gw.policy.max_buffered_bytes,
+            now=_runtime.now() if now is None else now,
         )
-        if result is not PublishResult.FILTERED:
-            if result is PublishResult.SENT:
-                self.gw.ws_log.event(self.conn_id, event)
-            self.pump()
+        if result is PublishResult.FILTERED or result is PublishResult.DROPPED:
+            return
+        if result is PublishResult.SENT:
+            self.gw.ws_log.event(self.conn_id, event)
+        if result is PublishResult.SENT and not self.out and not self._draining and not self.transport.busy:
+            actions = core.actions()
+            if len(actions) == 1 and isinstance(actions[0], SendText):
+                parts = self.transport.frame_text(actions[0].data)
+                self._write_now(parts[0] if len(parts) == 1 else b"".join(parts))
+                if self.out:
+                    self._out_ready.set()
+                return
+            self._queue(actions)
+        self.pump(wake=False)
+        self.flush_now()
+        if self.out:
+            self._out_ready.set()
+
+    def flush_now(self) -> None:
+        """Write the queued frames straight to the socket when nothing else is writing: a broadcast
+        then costs one ``send`` per client and no task switch. What the socket does not take now
+        stays queued, in order, for the writer task."""
+        if self._draining or not self.out or self.transport.busy:
+            return
+        chunks: list[bytes] = []
+        while self.out and isinstance(self.out[0], bytes):
+            data = self.out.popleft()
+            self.out_bytes -= len(data)  # type: ignore[arg-type]
+            chunks.append(data)  # type: ignore[arg-type]
+        if chunks:
+            self._write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks))
+
+    def _write_now(self, data: bytes) -> None:
+        """Write ``data`` (the head of the queue) without waiting; what the socket does not take
+        goes back to the front of the queue for the writer task."""
+        try:
+            sent = self.transport.try_write(data)
+        except OSError:
+            sent = 0  # the writer's send will see the error and close the session
+        if sent < len(data):
+            rest = data[sent:] if sent else data
+            self.out.appendleft(rest)
+            self.out_bytes += len(rest)
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
         if self.core.respond(request_id, payload, final=final):
@@ -281,15 +397,47 @@ class Session:
     def _log_response(self, request_id: str, error: Any) -> None:
         """The answer's ws-log line (which ones, and how: gateway_trio/wslog.py)."""
         started = self._inflight.pop(request_id, None)
+        self.gw.request_done()
         if started is None:
             return
         method, t0 = started
         self.gw.ws_log.response(self.conn_id, request_id, method, int((_runtime.now() - t0) * 1000), error)
 
-    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
-        """Run an async method handler in this connection's nursery (cancelled when it closes)."""
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any, request_id: str | None = None) -> None:
+        """Run an async method handler in this connection's nursery (cancelled when it closes).
+
+        With ``request_id`` the task is the one that answers that request: :meth:`fail_pending`
+        can then cancel it before answering in its place.
+        """
         assert self._nursery is not None
-        self._nursery.start_soon(fn, *args)
+        if request_id is None:
+            self._nursery.start_soon(fn, *args)
+            return
+        scope = trio.CancelScope()
+        self._tasks[request_id] = scope
+
+        async def task() -> None:
+            try:
+                with scope:
+                    await fn(*args)
+            finally:
+                if self._tasks.get(request_id) is scope:
+                    del self._tasks[request_id]
+
+        self._nursery.start_soon(task)
+
+    def fail_pending(self, error_for: Callable[[str], Any]) -> int:
+        """Answer every request still in flight with ``error_for(method)`` (their tasks are
+        cancelled first, so nothing answers twice); returns how many were failed."""
+        failed = 0
+        for request_id in self.core.pending_request_ids:
+            scope = self._tasks.pop(request_id, None)
+            if scope is not None:
+                scope.cancel()
+            method = self._inflight.get(request_id, ("?", 0.0))[0]
+            self.respond_error(request_id, error_for(method))
+            failed += 1
+        return failed
 
     def begin_shutdown(self, restart_expected_ms: int | None) -> None:
         """``shutdown`` event then close 1012; a client too far behind to read it is dropped."""
@@ -317,22 +465,22 @@ class Session:
         self._draining = True
         try:
             while self.out:
-                batch: list[str | None] = []
+                batch: list[bytes] = []
                 size = 0
                 close: _Close | None = None
                 while self.out and size < MAX_BATCH_BYTES:
                     item = self.out.popleft()
-                    if isinstance(item, str):
-                        self.out_bytes -= len(item)
-                        size += len(item)
-                        batch.append(item)
-                    elif item is _PING:
-                        batch.append(None)
-                    elif isinstance(item, _Close):
+                    if isinstance(item, _Close):
                         close = item
                         break
+                    size += len(item)
+                    batch.append(item)
                 if batch:
-                    await self.transport.send_batch(batch)
+                    # Counted until the socket took it (like the published gateway's buffered amount).
+                    try:
+                        await self.transport.send_batch(batch)
+                    finally:
+                        self.out_bytes -= size
                 if close is not None:
                     self.out.clear()
                     await self.transport.send_close(close.code, close.reason)

@@ -7,6 +7,7 @@ crash never leaves a half-written file and a restart finds every pairing and tok
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -18,7 +19,7 @@ import msgspec
 
 from gateway_core.auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
 from gateway_core.device import DeviceKey
-from gateway_core.services import Admission, DeviceToken, MemoryServices, PairedDevice
+from gateway_core.services import Admission, DeviceToken, MemoryServices, PairedDevice, StorageError
 
 from . import _runtime
 
@@ -45,6 +46,45 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
             os.close(dfd)
     except OSError:
         pass
+
+
+#: errno → the words a client may see (never the path; that stays in the log).
+_OS_ERROR_WORDS = {
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on device",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EIO: "input/output error",
+}
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A short, path-free description of ``exc`` for the wire."""
+    if exc.errno in _OS_ERROR_WORDS:
+        return _OS_ERROR_WORDS[exc.errno]
+    return (exc.strerror or type(exc).__name__).lower()
+
+
+class StorageHealth:
+    """Logs a storage failure once (with its cause and path) and the recovery once, per area.
+
+    A full or read-only state dir makes every write fail the same way; one line per failure would
+    flood the log. ``failed`` and ``ok`` are called around each write.
+    """
+
+    def __init__(self, log: Callable[[str, str], None] | None = None) -> None:
+        self._log = log or (lambda _level, _line: None)
+        self._failing: dict[str, str] = {}
+
+    def failed(self, area: str, exc: OSError) -> None:
+        if area not in self._failing:
+            self._failing[area] = describe_os_error(exc)
+            self._log("error", f"{area} write failed: {exc} (answering clients UNAVAILABLE until it succeeds)")
+
+    def ok(self, area: str) -> None:
+        if self._failing.pop(area, None) is not None:
+            self._log("info", f"{area} writes succeed again")
 
 
 def _read_json(path: Path) -> Any:
@@ -89,6 +129,7 @@ class PersistentServices(MemoryServices):
         state_dir: Path,
         secret: Callable[[], SharedSecret],
         rate_limit: RateLimitPolicy | None = None,
+        storage: StorageHealth | None = None,
     ) -> None:
         super().__init__(
             id_factory=lambda kind: _runtime.new_token() if kind == "devtok" else _runtime.new_uuid(),
@@ -96,6 +137,7 @@ class PersistentServices(MemoryServices):
         )
         self.dir = state_dir / "devices"
         self._secret = secret
+        self.storage = storage or StorageHealth()
         self.phase = Admission.STARTING
         paired = _read_json(self.dir / "paired.json") or {}
         tokens = _read_json(self.dir / "tokens.json") or []
@@ -107,15 +149,32 @@ class PersistentServices(MemoryServices):
     def shared_secret(self) -> SharedSecret:
         return self._secret()
 
+    def _persist(self, name: str, data: Any) -> None:
+        """Write one file of the devices dir; a failure becomes :class:`StorageError` (logged once)."""
+        try:
+            atomic_write(self.dir / name, json.dumps(data, indent=2).encode())
+        except OSError as exc:
+            self.storage.failed("device pairing", exc)
+            raise StorageError(describe_os_error(exc)) from None
+        self.storage.ok("device pairing")
+
     def save_device(self, device: PairedDevice) -> None:
-        super().save_device(device)
+        """Persisted before it counts: a pairing that could not be written is not kept."""
         data = {k: msgspec.to_builtins(v) for k, v in self.devices.items()}
-        atomic_write(self.dir / "paired.json", json.dumps(data, indent=2).encode())
+        data[device.device_id] = msgspec.to_builtins(device)
+        self._persist("paired.json", data)
+        super().save_device(device)
 
     def issue_device_token(self, device_id: str, role: str, scopes: list[str], now_ms: int) -> DeviceToken:
         before = self.tokens.get((device_id, role))
         issued = super().issue_device_token(device_id, role, scopes, now_ms)
         if issued is not before:
-            data = [msgspec.to_builtins(v) for v in self.tokens.values()]
-            atomic_write(self.dir / "tokens.json", json.dumps(data, indent=2).encode())
+            try:
+                self._persist("tokens.json", [msgspec.to_builtins(v) for v in self.tokens.values()])
+            except StorageError:
+                if before is None:
+                    self.tokens.pop((device_id, role), None)
+                else:
+                    self.tokens[(device_id, role)] = before
+                raise
         return issued

@@ -179,11 +179,24 @@ def _kill_group(proc: subprocess.Popen) -> None:
 class GatewayProcess:
     """One ``gateway run`` child. Console output goes to files (no pipe can fill up)."""
 
-    def __init__(self, root: Path, home: Path, *args: str, env: dict[str, str] | None = None, name: str = "gw") -> None:
+    def __init__(
+        self,
+        root: Path,
+        home: Path,
+        *args: str,
+        env: dict[str, str] | None = None,
+        name: str = "gw",
+        nofile: int | None = None,
+        wrap: list[str] | None = None,
+    ) -> None:
         self.root = root
         self.home = home
         self.args = args
         self.env = env
+        #: RLIMIT_NOFILE (soft and hard) for the child, when set.
+        self.nofile = nofile
+        #: A command the gateway's argv is appended to (e.g. ``unshare ... sh -c '...; exec "$@"'``).
+        self.wrap = wrap or []
         self.out_path = root / f"{name}.stdout"
         self.err_path = root / f"{name}.stderr"
         self.proc: subprocess.Popen | None = None
@@ -193,15 +206,22 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         with open(self.out_path, "wb") as out, open(self.err_path, "wb") as err:
             self.proc = subprocess.Popen(
-                gateway_argv(*self.args),
+                [*self.wrap, *gateway_argv(*self.args)],
                 cwd=REPO,
                 env=child_env(self.home, self.env),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                preexec_fn=self._limits if self.nofile is not None else None,
             )
         return self
+
+    def _limits(self) -> None:
+        import resource
+
+        assert self.nofile is not None
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, self.nofile))
 
     @property
     def pid(self) -> int:

@@ -558,9 +558,11 @@ def test_slow_consumer_does_not_slow_down_others(gateway: GatewayProcess) -> Non
     b_seqs = [e["seq"] for e in b_events if e["seq"] is not None]
     assert b_seqs == list(range(b_seqs[0], b_seqs[0] + len(b_seqs))), "B (a fast reader) must not lose events"
 
-    # A: either closed 1008 "slow consumer", or still open having lost only droppable events.
+    # A: either closed as a slow consumer, or still open having lost only droppable events. The
+    # close is 1008 "slow consumer" when its frame could be sent; while A's window is full the
+    # socket is dropped at once instead (no close frame can pass), which A sees as 1006.
     if a_closed is not None:
-        assert (a_closed.code, a_closed.reason) == (1008, "slow consumer"), a_closed
+        assert (a_closed.code, a_closed.reason) in ((1008, "slow consumer"), (1006, None)), a_closed
     else:
         assert any(e["tag"] == "end-00000" for e in a_events), "A must get events again once it has caught up"
     a_seqs = [e["seq"] for e in a_events if e["seq"] is not None]

@@ -23,7 +23,18 @@ from .effects import (
     WaitRun,
     WriteFile,
 )
-from .gateway import ConnView, Ctx, GatewayApp, HostFacts, Job, allowed_origins, rate_limit_policy
+from .gateway import (
+    ConnView,
+    Ctx,
+    GatewayApp,
+    HostFacts,
+    Job,
+    allow_real_ip_fallback,
+    allowed_origins,
+    origin_policy_for,
+    rate_limit_policy,
+    trusted_proxies,
+)
 from .router import LATER, Refused, Route, Router, routes
 
 
@@ -71,8 +82,11 @@ __all__ = [
     "TailLog",
     "WaitRun",
     "WriteFile",
+    "allow_real_ip_fallback",
     "allowed_origins",
     "default_router",
+    "origin_policy_for",
     "rate_limit_policy",
+    "trusted_proxies",
     "routes",
 ]

@@ -27,6 +27,8 @@ from ..auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
 from ..events import Principal, RequestReceived
 from ..frames import ErrorShape, PresenceEntry, Snapshot
 from ..idempotency import IdempotencyLedger
+from ..ingress import parse_trusted_proxies
+from ..origin import seed_origins
 from ..server import ServerPolicy
 from .effects import CloseConnection, Effect, Interrupt, LaneGranted, LogLine, Output, Publish, Reply, RunSettled, Spawn
 from .presence import PresenceTable, Versions
@@ -156,8 +158,10 @@ class GatewayApp:
         now: float,
         wall_ms: int,
         verbose: bool = False,
+        bind: str = "loopback",
     ) -> None:
         self.router = router
+        self.bind = bind
         self.facts = facts
         self.policy = msgspec.structs.replace(policy, implemented_methods=router.methods)
         self.secret = secret
@@ -285,9 +289,12 @@ class GatewayApp:
         done: list[str] = []
         if any(p.startswith(("agents", "models")) for p in paths):
             done.append("agents/models")
-        if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
-            self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
-            done.append("gateway.controlUi.allowedOrigins")
+        ui_keys = ("gateway.controlUi.allowedOrigins", "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback")
+        touched = [k for k in ui_keys if any(p.startswith(k) for p in paths)]
+        if touched:
+            origins, fallback, _ = origin_policy_for(config, self.bind, self.policy.port)
+            self.policy = msgspec.structs.replace(self.policy, allowed_origins=origins, host_header_origin_fallback=fallback)
+            done.extend(touched)
         return done
 
     # ------------------------------------------------------------------ outputs
@@ -472,15 +479,55 @@ class GatewayApp:
             error = failure.error
         else:
             self.log("error", "gateway/ws", f"handler {ctx.method} failed: {failure!r}")
-            error = E.unavailable(str(failure) or type(failure).__name__)
+            error = E.unavailable(client_text(failure))
         if ctx.conn is None or error is None:
             return
         self.outbox.append(Reply(ctx.conn.conn_id, ctx.request_id, False, None if payload is UNSET else payload, error))
 
 
+def client_text(exc: BaseException) -> str:
+    """What a client is told about an unexpected failure: an OS error's reason without its path."""
+    if isinstance(exc, OSError):
+        return (exc.strerror or type(exc).__name__).lower()
+    return str(exc) or type(exc).__name__
+
+
+def _gateway_section(config: dict[str, Any] | None) -> dict[str, Any]:
+    section = (config or {}).get("gateway")
+    return section if isinstance(section, dict) else {}
+
+
 def allowed_origins(config: dict[str, Any] | None) -> tuple[str, ...]:
     """``gateway.controlUi.allowedOrigins`` (browser origins admitted besides the local ones)."""
-    return tuple((((config or {}).get("gateway") or {}).get("controlUi") or {}).get("allowedOrigins") or ())
+    ui = _gateway_section(config).get("controlUi") or {}
+    return tuple(o for o in ui.get("allowedOrigins") or () if isinstance(o, str))
+
+
+def host_header_origin_fallback(config: dict[str, Any] | None) -> bool:
+    """``gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback``."""
+    ui = _gateway_section(config).get("controlUi") or {}
+    return ui.get("dangerouslyAllowHostHeaderOriginFallback") is True
+
+
+def origin_policy_for(config: dict[str, Any] | None, bind: str, port: int | None) -> tuple[tuple[str, ...], bool, bool]:
+    """(allowed origins, host-header fallback, seeded?) for this runtime (runtime-cli.md §5.4): a
+    non-loopback bind with no allowlist is seeded with its own origins, for this runtime only."""
+    allowed, fallback = allowed_origins(config), host_header_origin_fallback(config)
+    if port and not fallback and not any(o.strip() for o in allowed):
+        seeded = seed_origins(bind, port, _gateway_section(config).get("customBindHost"))
+        if seeded:
+            return seeded, fallback, True
+    return allowed, fallback, False
+
+
+def trusted_proxies(config: dict[str, Any] | None) -> tuple[Any, ...]:
+    """``gateway.trustedProxies`` as networks (entries that do not parse are ignored)."""
+    raw = _gateway_section(config).get("trustedProxies")
+    return parse_trusted_proxies(raw if isinstance(raw, list) else ())
+
+
+def allow_real_ip_fallback(config: dict[str, Any] | None) -> bool:
+    return _gateway_section(config).get("allowRealIpFallback") is True
 
 
 def rate_limit_policy(config: dict[str, Any] | None) -> RateLimitPolicy:
@@ -502,6 +549,9 @@ __all__ = [
     "GatewayApp",
     "HostFacts",
     "Job",
+    "allow_real_ip_fallback",
     "allowed_origins",
+    "origin_policy_for",
     "rate_limit_policy",
+    "trusted_proxies",
 ]

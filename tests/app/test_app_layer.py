@@ -142,7 +142,7 @@ def test_a_failed_write_is_answered_without_host_paths() -> None:
     res = c.call("config.set", {"raw": "{}", "baseHash": got["hash"]})
     assert res["ok"] is False
     assert res["error"]["code"] == "UNAVAILABLE"
-    assert res["error"]["message"] == "config write failed: Read-only file system"
+    assert res["error"]["message"] == "config write failed: read-only file system; retry when storage is writable"
     assert "/virtual" not in json.dumps(res)
     assert any("config write failed" in line and CONFIG_PATH in line for line in host.log_lines)
 

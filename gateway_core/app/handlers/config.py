@@ -162,9 +162,10 @@ def _write(ctx: Ctx, value: dict[str, Any]) -> Generator[Effect, Any, dict[str, 
     text = json.dumps(value, indent=2) + "\n"
     try:
         yield WriteFile(path, text.encode(), backup=True)
-    except EffectFailed as exc:
-        ctx.log("error", "gateway/reload", f"config write failed: {exc.detail or exc.message}")
-        raise Refused(E.unavailable(f"config write failed: {exc.message}")) from None
+    except EffectFailed as exc:  # the host logged the cause (once, with its path)
+        raise Refused(
+            E.unavailable(f"config write failed: {exc.message}; retry when storage is writable", retryable=True)
+        ) from None
     digest = hashlib.sha256(text.encode()).hexdigest()
     ctx.publish("config.changed", {"path": path, "hash": digest, "ts": ctx.wall_ms})
     ctx.log("info", "gateway/reload", f"config written by RPC: {path}")

@@ -96,6 +96,7 @@ from .frames import (
     encode,
 )
 from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
+from .origins import check_origin, is_browser_client
 from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
 from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest
 from .validation import SchemaError, convert, schema_errors
@@ -170,6 +171,8 @@ class ServerPolicy(Struct, frozen=True, kw_only=True):
     extra_methods: frozenset[str] = frozenset()
     capabilities: tuple[str, ...] = ()
     allowed_origins: tuple[str, ...] = ()
+    #: ``gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback``: any same-origin page is admitted.
+    allow_host_header_origin_fallback: bool = False
     auto_approve_local_pairing: bool = True
     attachments_max_bytes: int = C.ATTACHMENT_MAX_BYTES
 
@@ -677,26 +680,25 @@ class ServerConnection:
         if role not in ("operator", "node"):  # row 9
             raise RemoteProtocolError(invalid_request("invalid role"), C.CLOSE_POLICY_VIOLATION)
         origin = self.peer.origin
-        if origin is not None and not self._origin_allowed(origin):  # row 10
-            raise RemoteProtocolError(
-                invalid_request(
-                    "origin not allowed (open the Control UI from the gateway host or allow it in "
-                    "gateway.controlUi.allowedOrigins)",
-                    {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": "origin not allowed"},
-                ),
-                C.CLOSE_POLICY_VIOLATION,
+        if origin is not None or is_browser_client(p.client.id, p.client.mode):  # row 10
+            verdict = check_origin(
+                origin,
+                host=self.peer.host,
+                local=self.peer.local,
+                allowed=self.policy.allowed_origins,
+                host_fallback=self.policy.allow_host_header_origin_fallback,
             )
+            if not verdict.ok:
+                raise RemoteProtocolError(
+                    invalid_request(
+                        "origin not allowed (open the Control UI from the gateway host or allow it in "
+                        "gateway.controlUi.allowedOrigins)",
+                        {"code": "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason": verdict.reason},
+                    ),
+                    C.CLOSE_POLICY_VIOLATION,
+                )
         self.principal = self._authenticate(p, role, now, wall_ms)
         self._events.append(HandshakeAuthenticated(self._connect_id or "", self.principal))
-
-    def _origin_allowed(self, origin: str) -> bool:
-        allowed = self.policy.allowed_origins
-        if "*" in allowed or origin in allowed:
-            return True
-        host = self.peer.host
-        if host and origin.split("://", 1)[-1].rstrip("/") == host:
-            return True  # same-origin: the Control UI served by this gateway
-        return False
 
     def _auth_failure(self, reason: str, p: ConnectParams, now: float, wall_ms: int, **kw: Any) -> RemoteProtocolError:
         limiter: AuthRateLimiter = self.services.rate_limiter
@@ -831,7 +833,10 @@ class ServerConnection:
     ) -> None:
         """§6.6 row 14: silent local pairing and upgrades, else ``pairing required``."""
         peer = self.peer
-        local = peer.local and peer.origin is None and self.policy.auto_approve_local_pairing
+        # A browser origin on a direct-local connection is silently paired only for the Control UI
+        # and webchat clients (the origin check already admitted it); other clients need approval.
+        browser_ok = peer.origin is None or p.client.id in CONTROL_UI_CLIENTS or is_browser_client(p.client.id, p.client.mode)
+        local = peer.local and browser_ok and self.policy.auto_approve_local_pairing
         family = p.client.device_family if p.client.device_family is not UNSET else ""
         record = self.services.get_device(device_id)
         requirement: str | None
@@ -878,6 +883,10 @@ class ServerConnection:
                 client_mode=p.client.mode,
                 remote_ip=peer.client_ip,
                 ts=wall_ms,
+                platform=p.client.platform,
+                device_family=family,
+                display_name=p.client.display_name if p.client.display_name is not UNSET else "",
+                reason=requirement,
             )
         )
         message = f"pairing required: {PAIRING_REQUIREMENTS[requirement]}"

@@ -49,6 +49,7 @@ from gateway_core.app import (
     rate_limit_policy,
 )
 from gateway_core.events import HandshakeFailed, Principal
+from gateway_core.origins import seed_log_line as seeded_origin_line
 
 from . import _runtime
 from .agent_host import AgentHost, resolve_provider_keys
@@ -129,6 +130,11 @@ class Gateway:
             verbose=settings.verbose,
         )
         self.app.reload_view = reload_state
+        self.app.parts["devices"] = self.services  # device.pair.* settle the handshake's pairing requests
+        self.app.origin_seed = (settings.bind, settings.port)
+        seed = self.app.set_access_policy(settings.config)
+        if seed:
+            log.info("gateway", seeded_origin_line(seed, settings.bind))
         self.app.provider_keys = resolve_provider_keys(settings.config)
         self.agents = AgentHost(settings.paths.state_dir, raw_stream=getattr(settings, "raw_stream", None))
         self.sessions: dict[str, Session] = {}
@@ -204,6 +210,22 @@ class Gateway:
 
     def log_handshake_failure(self, session: Session, event: HandshakeFailed) -> None:
         code = event.error.code if event.error is not None else "-"
+        details = event.error.details if event.error is not None and isinstance(event.error.details, dict) else {}
+        if details.get("code") == "PAIRING_REQUIRED" and details.get("requestId"):
+            # Operators with operator.pairing (a paired Control UI) see the request at once.
+            self.broadcast(
+                "device.pair.requested",
+                {
+                    "requestId": details["requestId"],
+                    "deviceId": details.get("deviceId"),
+                    "role": details.get("requestedRole"),
+                    "scopes": details.get("requestedScopes") or [],
+                    "reason": details.get("reason"),
+                    "remoteIp": session.peer.client_ip,
+                    "ts": _runtime.wall_ms(),
+                },
+                drop_if_slow=True,
+            )
         self.log.warn(
             "gateway/ws",
             f"handshake refused conn={session.conn_id[:8]} ip={session.peer.client_ip} "

@@ -27,6 +27,8 @@ from ..auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
 from ..events import Principal, RequestReceived
 from ..frames import ErrorShape, PresenceEntry, Snapshot
 from ..idempotency import IdempotencyLedger
+from ..methods import CATALOGUE
+from ..origins import seeded_origins
 from ..server import ServerPolicy
 from .effects import CloseConnection, Effect, Interrupt, LaneGranted, LogLine, Output, Publish, Reply, RunSettled, Spawn
 from .presence import PresenceTable, Versions
@@ -159,7 +161,9 @@ class GatewayApp:
     ) -> None:
         self.router = router
         self.facts = facts
-        self.policy = msgspec.structs.replace(policy, implemented_methods=router.methods)
+        # Routed names the published catalogue lacks (``config.plan``, …) are extras: admin-only.
+        extra = policy.extra_methods | frozenset(m for m in router.methods if m not in CATALOGUE)
+        self.policy = msgspec.structs.replace(policy, implemented_methods=router.methods, extra_methods=extra)
         self.secret = secret
         self.config: dict[str, Any] = config or {}
         self.verbose = verbose
@@ -191,6 +195,8 @@ class GatewayApp:
         self.session_stats: dict[str, Any] = {"count": 0, "recent": []}
         #: Extension point for later families (channels, …): name → state.
         self.parts: dict[str, Any] = {}
+        #: ``(bind, port)`` of the listener, for the allowlist a non-loopback bind is seeded with.
+        self.origin_seed: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ time
 
@@ -285,10 +291,31 @@ class GatewayApp:
         done: list[str] = []
         if any(p.startswith(("agents", "models")) for p in paths):
             done.append("agents/models")
-        if any(p.startswith("gateway.controlUi.allowedOrigins") for p in paths):
-            self.policy = msgspec.structs.replace(self.policy, allowed_origins=allowed_origins(config))
-            done.append("gateway.controlUi.allowedOrigins")
+        access_keys = (
+            "gateway.controlUi.allowedOrigins",
+            "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
+            "gateway.nodes.pairing",
+        )
+        if any(p.startswith(access_keys) for p in paths):
+            self.set_access_policy(config)
+            done.extend(k for k in access_keys if any(p.startswith(k) for p in paths))
         return done
+
+    def set_access_policy(self, config: dict[str, Any] | None) -> tuple[str, ...]:
+        """Who may connect from a browser (``gateway.controlUi`` origins plus the non-loopback seed)
+        and whether local devices pair silently (``gateway.nodes.pairing.autoApproveLocal``).
+        Returns the seeded origins (empty when none were seeded)."""
+        gateway = (config or {}).get("gateway") or {}
+        ui = gateway.get("controlUi") or {}
+        pairing = (gateway.get("nodes") or {}).get("pairing") or {}
+        seed = seeded_origins(config, bind=self.origin_seed[0], port=self.origin_seed[1]) if self.origin_seed else ()
+        self.policy = msgspec.structs.replace(
+            self.policy,
+            allowed_origins=allowed_origins(config) or seed,
+            allow_host_header_origin_fallback=ui.get("dangerouslyAllowHostHeaderOriginFallback") is True,
+            auto_approve_local_pairing=pairing.get("autoApproveLocal") is not False if isinstance(pairing, dict) else True,
+        )
+        return seed
 
     # ------------------------------------------------------------------ outputs
 

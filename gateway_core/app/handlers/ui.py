@@ -1,0 +1,220 @@
+"""Methods the Control UI needs: ``config.plan`` (not in the published catalogue, so an admin-only
+extra) and device pairing approval (``device.pair.list/approve/reject``, published names).
+
+``config.plan``: what a config edit would do before it is written — per changed key, applied in
+place (hot), read live (none) or a restart — from the same pure planner
+(:func:`gateway_core.reload.plan_reload`) that ``openclaw config plan`` and the gateway's own
+reloader use. Without ``raw`` it compares the file on disk with the applied config (so a client can
+see when a written edit has been applied: no changes left).
+
+``device.pair.*`` read and settle the pairing requests the handshake files (protocol.md §6.6) in
+the host's device registry (``app.parts["devices"]``, a ``GatewayServices``); an approval records
+the device with the role and scopes it asked for, so its next connect is admitted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any
+
+import msgspec
+import pyjson5
+from msgspec import UNSET, UnsetType
+
+from ... import errors as E
+from ...config import validate_config
+from ...reload import RELOAD_MODES, plan_reload
+from ...services import PairedDevice, PairingRequest
+from ..effects import Effect
+from ..gateway import Ctx
+from ..router import Refused, routes
+from .config import config_state, redact, restore_redacted
+
+
+class ConfigPlanParams(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    """``{raw?}``: the proposed config file (JSON5; redaction markers keep the stored secrets)."""
+
+    raw: str | UnsetType = UNSET
+
+
+def _reload_mode(config: Any) -> str:
+    gateway = config.get("gateway") if isinstance(config, dict) else None
+    reload = gateway.get("reload") if isinstance(gateway, dict) else None
+    mode = reload.get("mode") if isinstance(reload, dict) else None
+    return mode if mode in RELOAD_MODES else "hybrid"
+
+
+def _applies(effect: str, mode: str, restart: bool) -> str:
+    """What will happen to one change under ``mode``: ``hot``, ``live``, ``restart`` or ``deferred``."""
+    if effect == "restart":
+        return "restart" if restart else "deferred"
+    if mode == "off":
+        return "deferred"
+    return "hot" if effect == "hot" else "live"
+
+
+def config_plan(ctx: Ctx, params: Any) -> Generator[Effect, Any, Any]:
+    try:
+        p = msgspec.convert({} if params is None else params, ConfigPlanParams)
+    except msgspec.ValidationError as exc:
+        raise Refused(E.invalid_request(f"invalid config.plan params: {exc}")) from None
+    st = yield from config_state(ctx)
+    stored = st["parsed"] if isinstance(st["parsed"], dict) else {}
+    if p.raw is UNSET:
+        proposed: Any = stored
+        issues = st["issues"]
+    else:
+        try:
+            proposed = pyjson5.decode(p.raw) if p.raw.strip() else {}
+        except Exception as exc:  # noqa: BLE001 - pyjson5 raises several error types
+            raise Refused(E.invalid_request(f"invalid config: {exc}")) from None
+        if not isinstance(proposed, dict):
+            raise Refused(E.invalid_request("invalid config: the root must be an object"))
+        proposed = restore_redacted(proposed, stored)
+        issues = [{"path": i.path, "message": i.message} for i in validate_config(proposed)]
+    s = ctx.app.secret
+    secrets = {v for v in (s.token, s.password) if v}
+    mode = _reload_mode(proposed)
+    plan = plan_reload(redact(ctx.app.config, secrets), redact(proposed, secrets), mode)
+    changes = [
+        {
+            "path": c.path,
+            "effect": c.effect.value,
+            "rule": c.rule,
+            "reason": c.reason,
+            "applies": _applies(c.effect.value, mode, plan.restart),
+        }
+        for c in plan.changes
+    ]
+    return {
+        "path": st["path"],
+        "baseHash": st["hash"],
+        "source": "disk" if p.raw is UNSET else "raw",
+        "valid": not issues,
+        "issues": issues,
+        "mode": mode,
+        "restart": plan.restart,
+        "changes": changes,
+        "hot": list(plan.hot_paths),
+        "live": list(plan.noop_paths),
+        "restartPaths": list(plan.restart_reasons),
+        "deferred": list(plan.deferred),
+    }
+
+
+class RequestIdParams(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    request_id: str
+
+
+def _devices(ctx: Ctx) -> Any:
+    services = ctx.app.parts.get("devices")
+    if services is None:
+        raise Refused(E.unavailable("device pairing is not available on this gateway host"))
+    return services
+
+
+def _request_id(params: Any, method: str) -> str:
+    try:
+        p = msgspec.convert(params, RequestIdParams)
+    except msgspec.ValidationError as exc:
+        raise Refused(E.invalid_request(f"invalid {method} params: {exc}")) from None
+    if not p.request_id.strip():
+        raise Refused(E.invalid_request(f"invalid {method} params: requestId must not be empty"))
+    return p.request_id.strip()
+
+
+def _pending_row(r: PairingRequest) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "requestId": r.request_id,
+        "deviceId": r.device_id,
+        "publicKey": r.public_key,
+        "clientId": r.client_id,
+        "clientMode": r.client_mode,
+        "role": r.role,
+        "roles": [r.role],
+        "scopes": list(r.scopes),
+        "remoteIp": r.remote_ip,
+        "platform": r.platform,
+        "reason": r.reason,
+        "ts": r.ts,
+    }
+    if r.display_name:
+        row["displayName"] = r.display_name
+    return row
+
+
+def _paired_row(d: PairedDevice) -> dict[str, Any]:
+    return {
+        "deviceId": d.device_id,
+        "publicKey": d.public_key,
+        "displayName": d.display_name or None,
+        "platform": d.platform,
+        "deviceFamily": d.device_family,
+        "clientId": d.client_id,
+        "clientMode": d.client_mode,
+        "roles": list(d.roles),
+        "scopes": list(d.scopes),
+        "approvedAtMs": d.paired_at_ms,
+    }
+
+
+def device_pair_list(ctx: Ctx, params: Any) -> Any:
+    services = _devices(ctx)
+    pending = sorted(services.pairing_requests.values(), key=lambda r: r.ts)
+    return {"pending": [_pending_row(r) for r in pending], "paired": [_paired_row(d) for d in services.devices.values()]}
+
+
+def device_pair_approve(ctx: Ctx, params: Any) -> Any:
+    services = _devices(ctx)
+    request_id = _request_id(params, "device.pair.approve")
+    request: PairingRequest | None = services.pairing_requests.pop(request_id, None)
+    if request is None:
+        raise Refused(E.invalid_request("unknown requestId"))
+    old: PairedDevice | None = services.get_device(request.device_id)
+    keep = old is not None and old.public_key == request.public_key
+    device = PairedDevice(
+        device_id=request.device_id,
+        public_key=request.public_key,
+        roles=sorted(set(old.roles if keep and old else []) | {request.role}),
+        scopes=sorted(set(old.scopes if keep and old else []) | set(request.scopes)),
+        platform=request.platform,
+        device_family=request.device_family,
+        client_id=request.client_id,
+        client_mode=request.client_mode,
+        display_name=request.display_name,
+        paired_at_ms=ctx.wall_ms,
+    )
+    services.save_device(device)
+    ctx.log("info", "gateway/devices", f"device pairing approved device={device.device_id} role={request.role}")
+    ctx.publish(
+        "device.pair.resolved",
+        {"requestId": request_id, "deviceId": device.device_id, "decision": "approved", "ts": ctx.wall_ms},
+        drop_if_slow=True,
+    )
+    return {"requestId": request_id, "device": _paired_row(device)}
+
+
+def device_pair_reject(ctx: Ctx, params: Any) -> Any:
+    services = _devices(ctx)
+    request_id = _request_id(params, "device.pair.reject")
+    request: PairingRequest | None = services.pairing_requests.pop(request_id, None)
+    if request is None:
+        raise Refused(E.invalid_request("unknown requestId"))
+    ctx.log("info", "gateway/devices", f"device pairing rejected device={request.device_id}")
+    ctx.publish(
+        "device.pair.resolved",
+        {"requestId": request_id, "deviceId": request.device_id, "decision": "rejected", "ts": ctx.wall_ms},
+        drop_if_slow=True,
+    )
+    return {"requestId": request_id, "deviceId": request.device_id}
+
+
+ROUTES = routes(
+    "ui",
+    [
+        ("config.plan", config_plan),
+        ("device.pair.list", device_pair_list),
+        ("device.pair.approve", device_pair_approve),
+        ("device.pair.reject", device_pair_reject),
+    ],
+)

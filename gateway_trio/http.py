@@ -1,4 +1,5 @@
-"""HTTP on the gateway port: the probes of http-agents-channels.md §1.5, a JSON 404 otherwise.
+"""HTTP on the gateway port: the Control UI (§1.9, :mod:`gateway_trio.control_ui`), the probes of
+http-agents-channels.md §1.5, a JSON 404 otherwise.
 
 ``/health`` ``/healthz`` (liveness), ``/startup`` ``/startupz``, ``/ready`` ``/readyz``; GET and
 HEAD only (else 405 with ``Allow``). Version and uptime details go only to local-direct callers.
@@ -10,6 +11,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from gateway_core.server import PeerInfo
+
+from . import control_ui
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -45,8 +48,12 @@ def plain(
     return status, headers + (extra or []), data
 
 
-def route(gw: Gateway | None, method: str, path: str, peer: PeerInfo) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def route(
+    gw: Gateway | None, method: str, path: str, peer: PeerInfo, headers: list[tuple[bytes, bytes]] | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body for one HTTP request."""
+    if (ui := control_ui.respond(gw, method, path, headers)) is not None:
+        return ui
     path = path.split("?", 1)[0]
     head = method == "HEAD"
     if path not in PROBES:

@@ -263,7 +263,7 @@ async def handle_stream(ref: GatewayRef, stream: trio.SocketStream) -> None:
                 elif isinstance(event, h11.ConnectionClosed):
                     return
             status, out_headers, body = http.route(
-                ref.gateway, request.method.decode(), request.target.decode("latin-1"), peer_info(stream, headers)
+                ref.gateway, request.method.decode(), request.target.decode("latin-1"), peer_info(stream, headers), headers
             )
             await _respond(conn, stream, status, out_headers, body)
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:

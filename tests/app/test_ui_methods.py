@@ -143,3 +143,64 @@ def test_device_pairing_without_a_registry_is_unavailable() -> None:
     admin = Client(host, "admin", scopes=[*ADMIN, "operator.pairing"])
     res = admin.call("device.pair.list", {})
     assert res["ok"] is False and res["error"]["code"] == "UNAVAILABLE"
+
+
+# --------------------------------------------------------------------------- what the published UI opens a chat with
+
+
+def _chat(host: SimHost, c: Client, text: str) -> None:
+    assert c.call("chat.send", {"sessionKey": "main", "message": text, "idempotencyKey": f"k-{text}"})["ok"]
+    host.advance_to(host.now + 5)
+
+
+def test_chat_startup_is_the_first_history_page_with_the_run_state() -> None:
+    host = SimHost("token", "T", "P")
+    c = Client(host)
+    empty = c.call("chat.startup", {"sessionKey": "agent:main:main", "limit": 80, "maxBytes": 262144})["payload"]
+    assert empty["sessionKey"] == "agent:main:main" and empty["messages"] == []
+    assert empty["sessionInfo"]["hasActiveRun"] is False and empty["sessionInfo"]["isMain"] is True
+    _chat(host, c, "hello startup")
+    page = c.call("chat.startup", {"sessionKey": "main"})["payload"]
+    assert page["sessionKey"] == "agent:main:main"
+    assert [m["role"] for m in page["messages"]] == ["user", "assistant"]
+    assert page["sessionInfo"]["activeRunIds"] == []
+    refused = c.call("chat.startup", {"shortId": "abc", "agentId": "main"})
+    assert refused["ok"] is False and "short session references" in refused["error"]["message"]
+    assert c.call("chat.startup", {"sessionKey": "main", "bogus": 1})["ok"] is False
+
+
+def test_session_message_subscriptions_describe_and_identity() -> None:
+    host = SimHost("token", "T", "P")
+    c = Client(host)
+    sub = c.call("sessions.messages.subscribe", {"key": "main", "includeApprovals": True})["payload"]
+    assert sub["subscribed"] is True and sub["key"] == "agent:main:main"
+    assert sub["approvalReplay"]["approvals"] == [] and sub["approvalReplay"]["sessionKey"] == "agent:main:main"
+    assert c.call("sessions.messages.unsubscribe", {"key": "main"})["payload"] == {"subscribed": False, "key": "agent:main:main"}
+    assert c.call("sessions.describe", {"key": "agent:main:main"})["payload"] == {"session": None}
+    _chat(host, c, "describe me")
+    described = c.call("sessions.describe", {"key": "agent:main:main"})["payload"]["session"]
+    assert described["key"] == "agent:main:main" and described["messageCount"] == 2
+    ident = c.call("agent.identity.get", {"agentId": "main"})["payload"]
+    assert ident == {"agentId": "main", "name": "Assistant", "nameSource": "default", "avatar": "A"}
+    assert c.call("agent.identity.get", {"agentId": "nope"})["ok"] is False
+
+
+def test_sessions_list_takes_the_published_filters() -> None:
+    host = SimHost("token", "T", "P")
+    c = Client(host)
+    _chat(host, c, "list me")
+    params = {"includeGlobal": True, "includeUnknown": True, "configuredAgentsOnly": True, "limit": 200,
+              "includeDerivedTitles": True, "includeLastMessage": True, "ownerFirst": True, "agentId": "main"}
+    res = c.call("sessions.list", params)
+    assert res["ok"], res
+    assert [s["key"] for s in res["payload"]["sessions"]] == ["agent:main:main"]
+    # No session here was spawned by another: the children of main are none (not every session).
+    children = c.call("sessions.list", {"spawnedBy": "agent:main:main", "limit": 10000})["payload"]
+    assert children["sessions"] == [] and children["totalCount"] == 0
+
+
+def test_agents_list_names_the_model_a_turn_will_use() -> None:
+    host = SimHost("token", "T", "P")
+    c = Client(host)
+    (agent,) = c.call("agents.list", {})["payload"]["agents"]
+    assert agent["model"] == {"primary": "offline/echo", "fallbacks": []}

@@ -16,8 +16,9 @@ def agents_list(ctx: Ctx, params: Any) -> Any:
     rows = []
     for agent in app.roster.agents:
         row: dict[str, Any] = {"id": agent.id, "name": agent.name}
-        if agent.primary:
-            row["model"] = {"primary": agent.primary, "fallbacks": list(agent.fallbacks)}
+        # The model a turn will use: the configured primary, else the built-in offline echo (the
+        # published Control UI refuses to send to an agent listed without a model).
+        row["model"] = {"primary": agent.primary or R.OFFLINE_REF, "fallbacks": list(agent.fallbacks) if agent.primary else []}
         if agent.workspace:
             row["workspace"] = agent.workspace
         if agent.identity_name:

@@ -90,9 +90,17 @@ def _query(ctx: Ctx, p: Any) -> SessionQuery:
     )
 
 
+def _selects_nothing(p: Any) -> bool:
+    """Filters on things no session here has (spawned children, projects, groups, boards, owners)."""
+    for name in ("spawned_by", "project_id", "workspace_dir", "creator_id", "owner_id", "involving_profile_id"):
+        if getattr(p, name, UNSET) is not UNSET:
+            return True
+    return getattr(p, "pinned", UNSET) is True or getattr(p, "has_board", UNSET) is True or getattr(p, "archived", UNSET) is True
+
+
 def listing(ctx: Ctx, p: Any) -> Generator[Effect, Any, dict[str, Any]]:
     q = _query(ctx, p)
-    page: SessionPage = yield StoreCall("list", (q,))
+    page: SessionPage = SessionPage(rows=[], total=0) if _selects_nothing(p) else (yield StoreCall("list", (q,)))
     nxt = q.offset + len(page.rows)
     has_more = nxt < page.total
     defaults = _defaults(ctx)

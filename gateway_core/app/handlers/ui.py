@@ -1,5 +1,8 @@
 """Methods the Control UI needs: ``config.plan`` (not in the published catalogue, so an admin-only
-extra) and device pairing approval (``device.pair.list/approve/reject``, published names).
+extra), device pairing approval (``device.pair.list/approve/reject``), and the published names
+the published Control UI opens a chat with (``chat.startup``, ``sessions.messages.subscribe`` /
+``unsubscribe``, ``sessions.describe``, ``agent.identity.get``), answered from the same store and
+roster as ``chat.history`` and ``sessions.list``.
 
 ``config.plan``: what a config edit would do before it is written — per changed key, applied in
 place (hot), read live (none) or a restart — from the same pure planner
@@ -22,13 +25,18 @@ import pyjson5
 from msgspec import UNSET, UnsetType
 
 from ... import errors as E
+from ...agents import keys
+from ...agents.effects import StoreCall
 from ...config import validate_config
+from ...params import ChatHistoryParams
 from ...reload import RELOAD_MODES, plan_reload
 from ...services import PairedDevice, PairingRequest
 from ..effects import Effect
 from ..gateway import Ctx
 from ..router import Refused, routes
 from .config import config_state, redact, restore_redacted
+from .runs import pick_agent
+from .sessions import chat_history, session_row
 
 
 class ConfigPlanParams(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
@@ -209,9 +217,94 @@ def device_pair_reject(ctx: Ctx, params: Any) -> Any:
     return {"requestId": request_id, "deviceId": request.device_id}
 
 
+# --------------------------------------------------------------------------- the published UI's chat pane
+
+
+def chat_startup(ctx: Ctx, params: Any) -> Generator[Effect, Any, Any]:
+    """``chat.history``'s first page plus the session's run state (the published UI opens a chat so)."""
+    if isinstance(params, dict) and "shortId" in params:
+        raise Refused(E.invalid_request("chat.startup: short session references are not supported by this gateway"))
+    try:
+        p = msgspec.convert({} if params is None else params, ChatHistoryParams)
+    except msgspec.ValidationError as exc:
+        raise Refused(E.invalid_request(f"invalid chat.startup params: {exc}")) from None
+    out = yield from chat_history(ctx, p)
+    chosen = pick_agent(ctx.app, p.agent_id if p.agent_id is not UNSET else None, p.session_key)
+    key = keys.canonical(p.session_key, chosen.id)
+    active = [r.run_id for r in ctx.app.runs.active_for(key)]
+    out["sessionKey"] = key
+    info = dict(out.get("sessionInfo") or {})
+    info.update({"key": key, "agentId": chosen.id, "isMain": key == f"agent:{chosen.id}:main", "hasActiveRun": bool(active), "activeRunIds": active})
+    out["sessionInfo"] = info
+    return out
+
+
+def _session_key(ctx: Ctx, p: Any) -> tuple[str, str]:
+    chosen = pick_agent(ctx.app, p.agent_id if p.agent_id is not UNSET else None, p.key)
+    return keys.canonical(p.key, chosen.id), chosen.id
+
+
+def sessions_messages_subscribe(ctx: Ctx, p: Any) -> Any:
+    key, _ = _session_key(ctx, p)
+    assert ctx.conn is not None
+    ctx.conn.subscriptions.add(f"messages:{key}")
+    out: dict[str, Any] = {"subscribed": True, "key": key}
+    if p.include_approvals is True:
+        out["approvalReplay"] = {"sessionKey": key, "updatedAtMs": ctx.wall_ms, "approvals": [], "truncated": False}
+    return out
+
+
+def sessions_messages_unsubscribe(ctx: Ctx, p: Any) -> Any:
+    key, _ = _session_key(ctx, p)
+    assert ctx.conn is not None
+    ctx.conn.subscriptions.discard(f"messages:{key}")
+    return {"subscribed": False, "key": key}
+
+
+class DescribeParams(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    key: str
+    agent_id: str | UnsetType = UNSET
+    include_derived_titles: bool | UnsetType = UNSET
+    include_last_message: bool | UnsetType = UNSET
+
+
+def sessions_describe(ctx: Ctx, params: Any) -> Generator[Effect, Any, Any]:
+    try:
+        p = msgspec.convert({} if params is None else params, DescribeParams)
+    except msgspec.ValidationError as exc:
+        raise Refused(E.invalid_request(f"invalid sessions.describe params: {exc}")) from None
+    if not p.key.strip():
+        raise Refused(E.invalid_request("key required"))
+    key, _ = _session_key(ctx, p)
+    rec = yield StoreCall("get", (key,))
+    return {"session": session_row(rec, ctx.wall_ms) if rec is not None else None}
+
+
+class IdentityParams(msgspec.Struct, forbid_unknown_fields=True, rename="camel", kw_only=True):
+    agent_id: str | UnsetType = UNSET
+    session_key: str | UnsetType = UNSET
+
+
+def agent_identity_get(ctx: Ctx, params: Any) -> Any:
+    try:
+        p = msgspec.convert({} if params is None else params, IdentityParams)
+    except msgspec.ValidationError as exc:
+        raise Refused(E.invalid_request(f"invalid agent.identity.get params: {exc}")) from None
+    session = p.session_key if p.session_key is not UNSET and p.session_key else None
+    agent = pick_agent(ctx.app, p.agent_id if p.agent_id is not UNSET else None, session)
+    name = agent.identity_name or ("Assistant" if agent.id == ctx.app.roster.default_id else agent.name)
+    source = "identity" if agent.identity_name else "default"
+    return {"agentId": agent.id, "name": name, "nameSource": source, "avatar": (name[:1] or "A").upper()}
+
+
 ROUTES = routes(
     "ui",
     [
+        ("chat.startup", chat_startup),
+        ("sessions.messages.subscribe", sessions_messages_subscribe),
+        ("sessions.messages.unsubscribe", sessions_messages_unsubscribe),
+        ("sessions.describe", sessions_describe),
+        ("agent.identity.get", agent_identity_get),
         ("config.plan", config_plan),
         ("device.pair.list", device_pair_list),
         ("device.pair.approve", device_pair_approve),

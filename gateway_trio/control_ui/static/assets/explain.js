@@ -8,8 +8,20 @@ function code(text) {
   return h("code", text);
 }
 
+function port() {
+  return location.port || (location.protocol === "https:" ? "443" : "80");
+}
+
 function gatewayHostUrl() {
-  return `http://127.0.0.1:${location.port || (location.protocol === "https:" ? "443" : "80")}/`;
+  return `http://127.0.0.1:${port()}/`;
+}
+
+/** A short note shown before connecting when this page cannot have a device identity at all. */
+export function insecureNote() {
+  return h("div.banner.warn#insecure-note",
+    h("strong", "Not a secure context: "),
+    "this page (", code(location.origin), ") is plain HTTP on a non-local address, so the browser offers no WebCrypto and the UI cannot prove a device identity; the gateway will refuse it. Open it over HTTPS, or through an SSH tunnel as ",
+    code(`http://localhost:${port()}/`), ".");
 }
 
 /** An element explaining `refusal` ({kind, message, ...}); `onRetry` re-attempts the connection. */
@@ -38,14 +50,14 @@ export function explainRefusal(refusal, { onRetry, onSignIn, state } = {}) {
         h("p", "The Control UI proves which browser it is with a device key (Ed25519, WebCrypto). Browsers only offer WebCrypto on HTTPS pages and on localhost; this page is ", code(origin), window.isSecureContext ? " (a secure context, but the key could not be used)." : " over plain HTTP, which is not a secure context."),
         h("ul",
           h("li", "Use HTTPS: a reverse proxy with TLS, or Tailscale Serve (", code("openclaw gateway --tailscale serve"), ")."),
-          h("li", "Or tunnel to the gateway host and open it as localhost: ", code("ssh -N -L 18789:127.0.0.1:18789 user@gateway-host"), ", then ", code("http://localhost:18789/"), "."),
+          h("li", "Or tunnel to the gateway host and open it as localhost: ", code(`ssh -N -L ${port()}:127.0.0.1:${port()} user@gateway-host`), ", then ", code(`http://localhost:${port()}/`), "."),
         ),
       ];
       break;
     case "pairing":
       title = "Waiting for this browser to be approved";
       body = [
-        h("p", "The secret was accepted, but this browser's device key is new to the gateway and it is not on the gateway host, so an operator must approve it once."),
+        h("p", "The secret was accepted, but this browser's device key is new to the gateway, and the gateway does not pair it by itself (the browser is not on the gateway host, or gateway.nodes.pairing.autoApproveLocal is off), so an operator must approve it once."),
         refusal.requestId ? h("p", "Request id: ", code(refusal.requestId)) : null,
         h("p", "Approve it from an already paired Control UI (Channels → Pending devices), or on the gateway host. This page retries by itself and connects as soon as the request is approved."),
       ];

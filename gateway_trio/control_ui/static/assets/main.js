@@ -7,7 +7,7 @@
 
 import { GatewayConnection } from "./gateway.js";
 import { h, mount } from "./dom.js";
-import { explainRefusal } from "./explain.js";
+import { explainRefusal, insecureNote } from "./explain.js";
 import { identityUnavailableReason } from "./device.js";
 import * as overview from "./pages/overview.js";
 import * as chat from "./pages/chat.js";
@@ -187,11 +187,11 @@ function paintState() {
   pill.dataset.state = state;
   pill.textContent = state === "reconnecting" && conn.attempt ? `reconnecting (${conn.attempt})` : state;
   const notices = [];
-  const insecure = identityUnavailableReason();
-  if (insecure && state !== "connected") {
-    notices.push(explainRefusal({ kind: "insecure", message: "" }, {}));
+  const refusal = (state === "refused" || state === "pairing") && conn.refusal;
+  if (identityUnavailableReason() && state !== "connected" && !(refusal && refusal.kind === "insecure")) {
+    notices.push(insecureNote());
   }
-  if ((state === "refused" || state === "pairing") && conn.refusal) {
+  if (refusal) {
     notices.push(
       explainRefusal(conn.refusal, {
         state,

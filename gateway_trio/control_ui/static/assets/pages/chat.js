@@ -158,6 +158,8 @@ export function create(app) {
       runs.set(p.runId, run);
     }
     if (p.state === "delta") {
+      run.deltas = (run.deltas || 0) + 1;
+      run.bubble.node.dataset.deltas = String(run.deltas);
       run.text = p.replace ? p.deltaText || "" : run.text + (p.deltaText || "");
       run.bubble.body.textContent = run.text;
       transcript.scrollTop = transcript.scrollHeight;

@@ -145,13 +145,13 @@ export function create(app) {
         h("option", { value: "", selected: value === undefined }, "(default)"),
         n.enum.map((opt) => h("option", { value: JSON.stringify(opt), selected: value === opt }, String(opt))));
     } else if (kind === "integer" || kind === "number") {
-      input = h("input", { type: "number", step: kind === "integer" ? "1" : "any", value: value ?? "", min: n.minimum ?? undefined, max: n.maximum ?? undefined, on: { change: () => set(input.value === "" ? undefined : Number(input.value)) } });
+      input = h("input", { type: "number", step: kind === "integer" ? "1" : "any", value: value ?? "", min: n.minimum ?? undefined, max: n.maximum ?? undefined, on: { input: () => set(input.value === "" ? undefined : Number(input.value)) } });
     } else if (kind === "string") {
-      input = h("input", { type: "text", value: typeof value === "string" ? value : "", placeholder: typeof value === "object" && value ? "(an object: edit it in the raw file)" : "", disabled: typeof value === "object" && value !== null, on: { change: () => set(input.value === "" ? undefined : input.value) } });
+      input = h("input", { type: "text", value: typeof value === "string" ? value : "", placeholder: typeof value === "object" && value ? "(an object: edit it in the raw file)" : "", disabled: typeof value === "object" && value !== null, on: { input: () => set(input.value === "" ? undefined : input.value) } });
     } else if (kind === "lines") {
-      input = h("textarea", { rows: 2, value: Array.isArray(value) ? value.join("\n") : "", placeholder: "one per line", on: { change: () => { const items = input.value.split("\n").map((s) => s.trim()).filter(Boolean); set(items.length ? items : undefined); } } });
+      input = h("textarea", { rows: 2, value: Array.isArray(value) ? value.join("\n") : "", placeholder: "one per line", on: { input: () => { const items = input.value.split("\n").map((s) => s.trim()).filter(Boolean); set(items.length ? items : undefined); } } });
     } else {
-      input = h("textarea.json", { rows: 2, value: value === undefined ? "" : JSON.stringify(value, null, 1), placeholder: "JSON", on: { change: () => {
+      input = h("textarea.json", { rows: 2, value: value === undefined ? "" : JSON.stringify(value, null, 1), placeholder: "JSON", on: { input: () => {
         if (!input.value.trim()) return set(undefined);
         try { set(JSON.parse(input.value)); input.classList.remove("bad"); } catch { input.classList.add("bad"); }
       } } });

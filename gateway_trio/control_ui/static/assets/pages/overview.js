@@ -69,7 +69,7 @@ export function create(app) {
                 ["Heartbeat", health.heartbeatSeconds ? `every ${health.heartbeatSeconds}s` : "off"],
                 ["Channels", String(Object.keys(health.channels || {}).length)],
               ])
-            : h("p.muted", error ? `Health unavailable: ${error}` : "Loading…"),
+            : h("p.muted", error ? `Health unavailable: ${error}` : conn && conn.state === "connected" ? "Loading…" : "Not connected."),
         ),
       ),
       h("section.card.wide",

@@ -1,0 +1,341 @@
+"""Our Control UI in a real browser (headless Chromium) against a real gateway process.
+
+One gateway and one browser profile for the flow an operator follows: load the page, sign in with
+the token, see the overview connected, chat with the offline default agent and watch the reply
+stream, use the sessions, channels and logs pages, change a hot config key through the form (plan
+first, then the applied result), use the debug console, and come back after the gateway restarts.
+The tests of this module run in order on that one page. Screenshots of every page go to the run's
+screenshot directory (see conftest.py).
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+from browser import Browser, Recorder, browser, shot, wait_until
+from gateway_proc import Client, GatewayProcess, connect_frame, free_port, make_home, open_ws
+
+TOKEN = "ui-browser-token-0123456789"
+ADMIN = ["operator.read", "operator.write", "operator.admin", "operator.pairing"]
+
+
+class Gateway:
+    """A gateway process with a throwaway HOME, restartable on the same port and state."""
+
+    def __init__(self, root: Path, config: dict[str, Any] | None = None) -> None:
+        self.root = root
+        self.port = free_port()
+        gateway = {"mode": "local", "port": self.port, "bind": "loopback", "auth": {"mode": "token", "token": TOKEN}}
+        cfg = {**(config or {}), "gateway": {**gateway, **(config or {}).get("gateway", {})}}
+        self.home = make_home(root, cfg)
+        self.config_path = self.home / ".openclaw" / "openclaw.json"
+        self.log_path = root / "gw.log"
+        self.runs = 0
+        self.proc: GatewayProcess | None = None
+
+    def start(self) -> Gateway:
+        self.runs += 1
+        self.proc = GatewayProcess(self.root, self.home, name=f"gw{self.runs}").start()
+        self.proc.wait_ready(self.port, timeout=20)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(signal.SIGTERM)
+            assert self.proc.wait(timeout=20) == 0
+            self.proc = None
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+
+    def config(self) -> dict[str, Any]:
+        return json.loads(self.config_path.read_text())
+
+
+def rpc(port: int, method: str, params: Any = None, *, token: str = TOKEN) -> dict[str, Any]:
+    """One request from a CLI-style client (token, no device: keeps its scopes on loopback)."""
+
+    async def main() -> dict[str, Any]:
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                ws = await open_ws(nursery, port)
+                client = Client(ws)
+                await client.recv()
+                await client.send(connect_frame(token, ADMIN))
+                hello = await client.recv()
+                while hello.get("type") != "res":
+                    hello = await client.recv()
+                assert hello["ok"], hello
+                res = await client.call(method, params)
+                await ws.aclose()
+                nursery.cancel_scope.cancel()
+                return res
+
+    return trio.run(main)
+
+
+def refused_handshake(port: int) -> None:
+    """A connect with a wrong token: the gateway logs a warning line for it."""
+
+    async def main() -> None:
+        with trio.fail_after(15):
+            async with trio.open_nursery() as nursery:
+                ws = await open_ws(nursery, port)
+                client = Client(ws)
+                await client.recv()
+                await client.send(connect_frame("wrong-token", ADMIN))
+                await client.wait_closed()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main)
+
+
+def text(page: Any, selector: str) -> str:
+    return (page.locator(selector).first.text_content() or "").strip()
+
+
+def ui_state(page: Any) -> dict[str, Any]:
+    return page.evaluate(
+        "() => { const c = window.__openclawControl && window.__openclawControl.conn;"
+        " return c ? {state: c.state, connects: c.connects, attempt: c.attempt, refusal: c.refusal} : null; }"
+    )
+
+
+def wait_connected(page: Any, timeout: float = 20) -> None:
+    page.wait_for_function(
+        "() => document.querySelector('#conn-state') && document.querySelector('#conn-state').dataset.state === 'connected'",
+        timeout=timeout * 1000,
+    )
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    gateway = Gateway(tmp_path_factory.mktemp("ui-gw")).start()
+    try:
+        yield gateway
+    finally:
+        gateway.kill()
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    with browser(tmp_path_factory.mktemp("ui-profiles")) as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def ui(chrome: Browser, gw: Gateway) -> Iterator[tuple[Any, Recorder]]:
+    ctx = chrome.context()
+    page = ctx.new_page()
+    yield page, Recorder(page)
+
+
+# --------------------------------------------------------------------------- the flow, in order
+
+
+def test_sign_in_with_the_token_and_see_the_overview_connected(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, rec = ui
+    page.goto(gw.url + "/")
+    page.wait_for_selector("#login-secret")
+    shot(page, shots, "01-login")
+    page.fill("#login-secret", TOKEN)
+    page.click("#login-submit")
+    wait_connected(page)
+    assert text(page, "#ov-state") == "connected"
+    assert "py" in text(page, "#ov-version")
+    page.wait_for_function("() => document.querySelector('#ov-reload') && document.querySelector('#ov-reload').textContent === 'active'")
+    page.wait_for_selector("text=openclaw-control-ui")  # our own presence row
+    shot(page, shots, "02-overview")
+    # The secret is in this tab's session storage only, and never in a URL.
+    assert TOKEN not in page.url
+    stored = page.evaluate("() => Object.entries(sessionStorage).filter(([k]) => k.startsWith('openclaw.control.secret')).map(([, v]) => v)")
+    assert stored == [TOKEN]
+    assert page.evaluate("(t) => Object.values(localStorage).some(v => v.includes(t))", TOKEN) is False
+    # One WebSocket, to the gateway that served the page, with a signed device identity.
+    assert rec.sockets == [f"ws://127.0.0.1:{gw.port}/"]
+    connect = next(json.loads(f) for f in rec.frames_out if '"method":"connect"' in f)
+    params = connect["params"]
+    assert params["client"] == {**params["client"], "id": "openclaw-control-ui", "mode": "webchat"}
+    device = params["device"]
+    assert len(device["id"]) == 64 and device["signature"] and device["nonce"]
+    hello = page.evaluate("() => window.__openclawControl.conn.hello.auth")
+    assert hello["method"] == "token" and "operator.admin" in hello["scopes"] and hello["deviceToken"]
+    assert not rec.errors, rec.errors
+
+
+def test_a_url_token_is_taken_once_and_a_gateway_url_parameter_is_ignored(chrome: Browser, gw: Gateway) -> None:
+    ctx = chrome.context()
+    page = ctx.new_page()
+    rec = Recorder(page)
+    # A gatewayUrl pointing elsewhere must never be used (CVE-2026-25253 leaked tokens that way).
+    page.goto(f"{gw.url}/overview?gatewayUrl=ws%3A%2F%2F127.0.0.1%3A9%2F#token={TOKEN}")
+    wait_connected(page)
+    assert page.url == f"{gw.url}/overview"
+    assert rec.sockets and all(s == f"ws://127.0.0.1:{gw.port}/" for s in rec.sockets)
+    page.wait_for_selector("text=Ignored gatewayUrl")
+    ctx.close()
+
+
+def test_chat_streams_the_reply_of_the_offline_agent(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, rec = ui
+    page.click("#nav-chat")
+    page.wait_for_selector("#chat-input")
+    page.fill("#chat-input", "hello from a real browser")
+    page.click("#chat-send")
+    done = page.wait_for_selector(".msg.assistant.done")
+    reply = done.text_content() or ""
+    assert 'You said: "hello from a real browser"' in reply and "offline echo" in reply
+    run_id = done.get_attribute("data-run-id")
+    assert int(done.get_attribute("data-deltas") or 0) >= 1
+    deltas = [json.loads(f) for f in rec.frames_in if '"event":"chat"' in f and run_id in f and '"state":"delta"' in f]
+    assert deltas, "the reply arrived as streamed chat delta events"
+    shot(page, shots, "03-chat")
+    # The transcript is the gateway's: a reload shows it again (chat.history).
+    page.reload()
+    wait_connected(page)
+    page.wait_for_selector("text=hello from a real browser")
+    page.wait_for_selector(".msg.assistant >> text=You said:")
+
+
+def test_sessions_list_search_preview_reset_and_delete(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, _ = ui
+    page.click("#nav-chat")
+    page.fill("#chat-new-key", "scratch")
+    page.click("#chat-new-key ~ button")
+    page.fill("#chat-input", "a note for the scratch session")
+    page.click("#chat-send")
+    page.wait_for_selector(".msg.assistant.done >> text=a note for the scratch session")
+    page.click("#nav-sessions")
+    page.wait_for_selector('tr[data-key="agent:main:scratch"]')
+    page.wait_for_selector('tr[data-key="agent:main:main"]')
+    page.fill("#sessions-search", "scratch")
+    page.wait_for_function("() => document.querySelectorAll('#sessions-list tr[data-key]').length === 1")
+    page.click('tr[data-key="agent:main:scratch"] button[data-action="preview"]')
+    page.wait_for_selector("#sessions-preview >> text=a note for the scratch session")
+    shot(page, shots, "04-sessions")
+    page.fill("#sessions-search", "")
+    page.wait_for_selector('tr[data-key="agent:main:main"]')
+    delete = page.locator('tr[data-key="agent:main:scratch"] button[data-action="delete"]')
+    delete.click()
+    delete.click()  # the second click confirms
+    page.wait_for_selector('tr[data-key="agent:main:scratch"]', state="detached")
+    reset = page.locator('tr[data-key="agent:main:main"] button[data-action="reset"]')
+    reset.click()
+    reset.click()
+    page.wait_for_function(
+        "() => { const r = document.querySelector('tr[data-key=\"agent:main:main\"]'); return r && r.children[3].textContent === '0'; }"
+    )
+    listing = rpc(gw.port, "sessions.list", {})["payload"]["sessions"]
+    assert [s["key"] for s in listing] == ["agent:main:main"] and listing[0]["messageCount"] == 0
+
+
+def test_channels_page_shows_status_and_pending_pairings(ui: tuple[Any, Recorder], shots: Path) -> None:
+    page, _ = ui
+    page.click("#nav-channels")
+    page.wait_for_selector("text=No channels are configured on this gateway.")
+    page.wait_for_selector("text=No device is waiting for approval.")
+    page.click("#channels-probe")
+    page.wait_for_selector("#channels-probe:not([disabled])")
+    shot(page, shots, "05-channels")
+
+
+def test_logs_tail_shows_new_lines_with_filter_search_and_pause(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, _ = ui
+    page.click("#nav-logs")
+    page.wait_for_selector("#logs-view .logline")
+    refused_handshake(gw.port)
+    page.wait_for_selector("#logs-view .logline.lvl-warn >> text=handshake refused", timeout=10_000)
+    shot(page, shots, "06-logs")
+    page.select_option("#logs-level", "error")
+    page.wait_for_selector("#logs-view >> text=handshake refused", state="detached")
+    page.select_option("#logs-level", "info")
+    page.fill("#logs-search", "handshake refused")
+    page.wait_for_function("() => [...document.querySelectorAll('#logs-view .logline')].every(l => l.textContent.includes('handshake refused'))")
+    count = page.locator("#logs-view .logline").count()
+    page.click("#logs-pause")
+    refused_handshake(gw.port)
+    wait_until(lambda: gw.log().count("handshake refused") > count, 10, "the second refusal in the file log")
+    page.wait_for_timeout(1500)  # at least one poll interval: nothing new while paused
+    assert page.locator("#logs-view .logline").count() == count
+    page.click("#logs-pause")
+    page.wait_for_function(f"() => document.querySelectorAll('#logs-view .logline').length > {count}", timeout=10_000)
+    page.fill("#logs-search", "")
+
+
+def test_config_form_previews_the_plan_then_applies_a_hot_key(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, _ = ui
+    page.click("#nav-config")
+    page.wait_for_selector("#config-form details")
+    page.fill("#config-filter", "maxAttempts")
+    field = page.locator('input[data-path="gateway.auth.rateLimit.maxAttempts"]')
+    field.fill("20")
+    page.click("#config-preview")
+    row = page.wait_for_selector('#config-plan tr[data-path="gateway.auth.rateLimit"]')
+    assert row.get_attribute("data-applies") == "hot"
+    assert "applies in place" in text(page, "#config-plan-summary")
+    assert page.locator("#config-plan-summary").get_attribute("data-restart") == "false"
+    shot(page, shots, "07-config-plan")
+    page.click("#config-save")
+    page.wait_for_selector('#config-result-status[data-state="applied"]', timeout=20_000)
+    assert "in place, no restart" in text(page, "#config-result-status")
+    shot(page, shots, "08-config-applied")
+    cfg = gw.config()
+    assert cfg["gateway"]["auth"]["rateLimit"] == {"maxAttempts": 20}
+    assert cfg["gateway"]["auth"]["token"] == TOKEN  # the redacted secret was kept, not overwritten
+    assert "config hot reload applied (gateway.auth.rateLimit)" in gw.log()
+    assert rpc(gw.port, "config.plan", {})["payload"]["changes"] == []
+
+
+def test_debug_console_calls_methods_and_streams_events(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, _ = ui
+    page.click("#nav-debug")
+    page.fill("#debug-method", "status")
+    page.click("#debug-call")
+    page.wait_for_selector('#debug-output[data-ok="true"] >> text=runtimeVersion')
+    page.fill("#debug-method", "no.such.method")
+    page.click("#debug-call")
+    page.wait_for_selector('#debug-output[data-ok="false"] >> text=unknown method')
+    rpc(gw.port, "system-event", {"text": "hello from the debug test"})
+    page.wait_for_selector("#debug-events .event >> text=hello from the debug test")
+    shot(page, shots, "09-debug")
+
+
+def test_after_a_gateway_restart_the_page_reconnects(ui: tuple[Any, Recorder], gw: Gateway, shots: Path) -> None:
+    page, _ = ui
+    page.click("#nav-overview")
+    wait_connected(page)
+    before = ui_state(page)["connects"]
+    # An in-process restart (SIGUSR1): the open page reconnects by itself, with backoff.
+    assert gw.proc is not None
+    gw.proc.send_signal(signal.SIGUSR1)
+    page.wait_for_function(f"() => window.__openclawControl.conn.connects > {before} && window.__openclawControl.conn.state === 'connected'", timeout=20_000)
+    page.wait_for_selector("text=Reconnected to the gateway")
+    # A full stop: the page says it is reconnecting…
+    gw.stop()
+    page.wait_for_selector("#reconnect-banner", timeout=10_000)
+    assert ui_state(page)["state"] == "reconnecting"
+    shot(page, shots, "10-reconnecting")
+    # …and after a new process on the same port, a reload connects again without signing in.
+    gw.start()
+    page.reload()
+    wait_connected(page)
+    assert page.locator("#login-secret").count() == 0
+    assert text(page, "#ov-state") == "connected"
+    shot(page, shots, "11-after-restart")

@@ -99,7 +99,7 @@ def test_the_published_ui_connects_and_chats_with_the_offline_agent(chrome: Brow
     connect = next(json.loads(f)["params"] for f in rec.frames_out if '"method":"connect"' in f)
     assert connect["client"]["id"] == "openclaw-control-ui" and connect["device"]["signature"]
     page.goto(f"http://localhost:{gw.port}/chat")
-    box = page.locator("textarea").first
+    box = page.locator("textarea:visible").first
     box.wait_for(timeout=30_000)
     box.fill("hello from the published ui")
     box.press("Enter")

@@ -222,6 +222,7 @@ function start() {
     if (conn.state === "refused" && conn.refusal && conn.refusal.kind === "auth" && !creds.get()) showLogin(conn.refusal.message);
   });
   conn.addEventListener("hello", (ev) => {
+    if (app.connectedAt === undefined) app.connectedAt = performance.now(); // for bench/control_ui.py
     if (ev.detail.reconnect) app.toast("Reconnected to the gateway; refreshed.", "ok");
     app.page?.refresh?.();
   });

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import os
 import shutil
 import statistics
 import sys
@@ -91,7 +92,55 @@ def start_gateway(which: str, work: Path, ref: Path | None, upstream: str) -> tu
     return proc, port
 
 
-def measure(which: str, work: Path, ref: Path | None, chromium: str, chats: int) -> dict[str, Any]:
+def cold_load(pw: Any, which: str, port: int, profile: Path, chromium: str) -> tuple[dict[str, Any], Any, Any]:
+    """One first visit with a fresh profile: bytes, requests, times. Returns (figures, context, page)."""
+    ctx = pw.chromium.launch_persistent_context(
+        str(profile), executable_path=chromium, args=CHROMIUM_FLAGS, headless=True, viewport={"width": 1280, "height": 860}
+    )
+    page = ctx.new_page()
+    cdp = ctx.new_cdp_session(page)
+    cdp.send("Network.enable")
+    http: dict[str, dict[str, Any]] = {}
+    ws: dict[str, Any] = {"bytes": 0, "hello_ts": None}
+    nav: dict[str, Any] = {}
+
+    def sent(ev: dict[str, Any]) -> None:
+        if ev.get("type") == "Document" and "doc_ts" not in nav:
+            nav["doc_ts"] = ev["timestamp"]
+        http.setdefault(ev["requestId"], {"url": ev["request"]["url"], "bytes": 0})
+
+    def finished(ev: dict[str, Any]) -> None:
+        if ev["requestId"] in http:
+            http[ev["requestId"]]["bytes"] = ev.get("encodedDataLength", 0)
+
+    def frame(ev: dict[str, Any]) -> None:
+        data = ev["response"].get("payloadData", "")
+        ws["bytes"] += len(data.encode())
+        if ws["hello_ts"] is None and '"hello-ok"' in data:
+            ws["hello_ts"] = ev["timestamp"]
+
+    cdp.on("Network.requestWillBeSent", sent)
+    cdp.on("Network.loadingFinished", finished)
+    cdp.on("Network.webSocketFrameReceived", frame)
+    url = f"http://127.0.0.1:{port}/" + ("" if which == OURS else "chat") + f"#token={TOKEN}"
+    page.goto(url)
+    deadline = time.monotonic() + 60
+    while ws["hello_ts"] is None and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    out: dict[str, Any] = {}
+    if which == OURS:
+        page.wait_for_function("() => window.__openclawControl && window.__openclawControl.connectedAt !== undefined")
+        out["to_connected_painted_ms"] = page.evaluate("() => window.__openclawControl.connectedAt")
+    page.wait_for_load_state("networkidle", timeout=60_000)
+    page.wait_for_timeout(1000)
+    out["cold_http_bytes"] = sum(r["bytes"] for r in http.values())
+    out["cold_requests"] = len(http)
+    out["cold_ws_bytes"] = ws["bytes"]
+    out["to_hello_ok_ms"] = (ws["hello_ts"] - nav["doc_ts"]) * 1000 if ws["hello_ts"] and "doc_ts" in nav else None
+    return out, ctx, page
+
+
+def measure(which: str, work: Path, ref: Path | None, chromium: str, chats: int, runs: int) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
     out: dict[str, Any] = {}
@@ -102,52 +151,20 @@ def measure(which: str, work: Path, ref: Path | None, chromium: str, chats: int)
             time.sleep(3 if which == OURS else 10)  # settle (the published gateway keeps starting sidecars)
             out["idle_rss_mb"] = rss_mb(proc.pid)
             with sync_playwright() as pw:
-                ctx = pw.chromium.launch_persistent_context(
-                    str(work / which / "profile"), executable_path=chromium, args=CHROMIUM_FLAGS, headless=True,
-                    viewport={"width": 1280, "height": 860},
-                )  # fmt: skip
-                page = ctx.new_page()
-                cdp = ctx.new_cdp_session(page)
-                cdp.send("Network.enable")
-                cdp.send("Network.setCacheDisabled", {"cacheDisabled": False})
-                http: dict[str, dict[str, Any]] = {}
-                ws: dict[str, Any] = {"bytes": 0, "hello_ts": None}
-                nav: dict[str, Any] = {}
-
-                def sent(ev: dict[str, Any]) -> None:
-                    if ev.get("type") == "Document" and "doc_ts" not in nav:
-                        nav["doc_ts"] = ev["timestamp"]
-                    http.setdefault(ev["requestId"], {"url": ev["request"]["url"], "bytes": 0})
-
-                def finished(ev: dict[str, Any]) -> None:
-                    if ev["requestId"] in http:
-                        http[ev["requestId"]]["bytes"] = ev.get("encodedDataLength", 0)
-
-                def frame(ev: dict[str, Any]) -> None:
-                    data = ev["response"].get("payloadData", "")
-                    ws["bytes"] += len(data.encode())
-                    if ws["hello_ts"] is None and '"hello-ok"' in data:
-                        ws["hello_ts"] = ev["timestamp"]
-
-                cdp.on("Network.requestWillBeSent", sent)
-                cdp.on("Network.loadingFinished", finished)
-                cdp.on("Network.webSocketFrameReceived", frame)
-                url = f"http://127.0.0.1:{port}/" + ("" if which == OURS else "chat") + f"#token={TOKEN}"
-                say(f"{which}: cold load of {url.split('#')[0]}")
-                page.goto(url)
-                deadline = time.monotonic() + 60
-                while ws["hello_ts"] is None and time.monotonic() < deadline:
-                    page.wait_for_timeout(50)
-                if which == OURS:
-                    page.wait_for_function("() => window.__openclawControl && window.__openclawControl.connectedAt !== undefined")
-                    out["to_connected_painted_ms"] = page.evaluate("() => window.__openclawControl.connectedAt")
-                page.wait_for_load_state("networkidle", timeout=60_000)
-                page.wait_for_timeout(1000)
-                out["cold_http_bytes"] = sum(r["bytes"] for r in http.values())
-                out["cold_requests"] = len(http)
-                out["cold_ws_bytes"] = ws["bytes"]
-                out["to_hello_ok_ms"] = (ws["hello_ts"] - nav["doc_ts"]) * 1000 if ws["hello_ts"] and "doc_ts" in nav else None
+                loads: list[dict[str, Any]] = []
+                ctx = page = None
+                for n in range(runs):
+                    if ctx is not None:
+                        ctx.close()
+                    say(f"{which}: cold load {n + 1}/{runs}")
+                    figures, ctx, page = cold_load(pw, which, port, work / which / f"profile-{n}", chromium)
+                    loads.append(figures)
+                for key in loads[0]:
+                    values = [f[key] for f in loads if isinstance(f.get(key), int | float)]
+                    out[key] = statistics.median(values) if values else None
+                out["runs"] = loads
                 say(f"{which}: {chats} chat turns through the UI")
+                assert page is not None and ctx is not None
                 if which == OURS:
                     page.click("#nav-chat")
                     for i in range(chats):
@@ -155,7 +172,6 @@ def measure(which: str, work: Path, ref: Path | None, chromium: str, chats: int)
                         page.click("#chat-send")
                         page.wait_for_selector(f".msg.assistant.done >> text=bench message {i}", timeout=60_000)
                 else:
-                    page.screenshot(path=str(work / "reference-before-chat.png"))
                     for i in range(chats):
                         box = page.locator("textarea:visible").first
                         box.wait_for(timeout=60_000)
@@ -171,7 +187,7 @@ def measure(which: str, work: Path, ref: Path | None, chromium: str, chats: int)
     return out
 
 
-def render(results: dict[str, dict[str, Any]], chats: int) -> str:
+def render(results: dict[str, dict[str, Any]], chats: int, runs: int) -> str:
     def cell(which: str, key: str, fmt: str) -> str:
         value = results.get(which, {}).get(key)
         return fmt.format(value) if isinstance(value, int | float) else "–"
@@ -180,16 +196,17 @@ def render(results: dict[str, dict[str, Any]], chats: int) -> str:
         ("cold load: bytes on the wire (HTTP)", "cold_http_bytes", "{:,.0f} B"),
         ("cold load: HTTP requests", "cold_requests", "{:d}"),
         ("cold load: WebSocket bytes received", "cold_ws_bytes", "{:,.0f} B"),
-        ("navigation → hello-ok", "to_hello_ok_ms", "{:.0f} ms"),
-        ("navigation → overview shows connected", "to_connected_painted_ms", "{:.0f} ms"),
+        ("first visit: navigation → hello-ok", "to_hello_ok_ms", "{:.0f} ms"),
+        ("first visit: navigation → overview shows connected", "to_connected_painted_ms", "{:.0f} ms"),
         ("gateway RSS idle (process tree)", "idle_rss_mb", "{:.1f} MB"),
         (f"gateway RSS, UI open after {chats} chats", "chat_rss_mb", "{:.1f} MB"),
     ]
     lines = [
         "# Control UI measurements: ours vs the published gateway serving its own UI",
         "",
-        f"Generated by `python -m bench.control_ui` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC (loopback, headless Chromium, "
-        "fresh profile, both gateways on the §0.1 config with the scripted upstream).",
+        f"Generated by `python -m bench.control_ui` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} CPUs "
+        f"(loopback, headless Chromium, fresh profile per cold load, median of {runs} cold loads; both gateways on the §0.1 "
+        "config with the scripted upstream). See the module docstring for what each figure means.",
         "",
         "| figure | ours (Python, our UI) | published (Node, its UI) |",
         "|---|---:|---:|",
@@ -202,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--only", choices=[OURS, REF])
     ap.add_argument("--chats", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=3, help="cold loads per gateway (fresh profile each; median shown)")
     ap.add_argument("--reference-bin")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     ap.add_argument("--out", help="also write the table (markdown) to this file")
@@ -216,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="oc-ui-bench-"))
     try:
         for w in which:
-            results[w] = measure(w, tmp, ref, args.chromium, args.chats)
+            results[w] = measure(w, tmp, ref, args.chromium, args.chats, args.runs)
             say(f"{w}: {json.dumps(results[w])}")
     finally:
         PROCS.kill_all()
@@ -224,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"work directory kept: {tmp}")
         else:
             shutil.rmtree(tmp, ignore_errors=True)
-    table = render(results, args.chats)
+    table = render(results, args.chats, args.runs)
     print(table)
     if args.out:
         Path(args.out).write_text(table)

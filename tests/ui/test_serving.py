@@ -231,3 +231,12 @@ def test_a_missing_root_is_503_with_a_hint_and_no_path(tmp_path: Path) -> None:
     resp = get("/", root=str(tmp_path / "nowhere"))
     assert resp is not None and resp[0] == 503
     assert b"gateway.controlUi.root" in resp[2] and str(tmp_path).encode() not in resp[2]
+
+
+def test_index_preloads_every_module_of_the_bundled_ui() -> None:
+    """No build step: index.html lists every ES module for modulepreload (one round trip, not a
+    waterfall of imports). A module added without its line here fails this test."""
+    doc = (ui.STATIC_DIR / "index.html").read_text()
+    listed = set(re.findall(r'href="\./assets/([^"]+\.js)"', doc)) | set(re.findall(r'src="\./assets/([^"]+\.js)"', doc))
+    modules = {p.relative_to(ui.STATIC_DIR / "assets").as_posix() for p in (ui.STATIC_DIR / "assets").rglob("*.js")}
+    assert listed == modules

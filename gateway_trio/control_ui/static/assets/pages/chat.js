@@ -89,8 +89,11 @@ export function create(app) {
         bubble(m.role || "assistant", text, m.timestamp ? fmtTime(m.timestamp) : null);
       }
       if (!(res.messages || []).length) transcript.append(h("p.muted.empty#chat-empty", "No messages yet in this session."));
-      // Runs still streaming keep their bubbles at the end.
-      for (const run of runs.values()) if (run.state === "streaming") transcript.append(run.bubble.node);
+      // Runs this page watched that the transcript does not hold (still streaming, or stopped or
+      // failed before an answer was stored) keep their bubbles at the end.
+      const answered = (res.messages || []).filter((m) => m.role === "assistant" && m.__openclaw && m.__openclaw.runId);
+      const stored = new Set(answered.map((m) => m.__openclaw.runId));
+      for (const [runId, run] of runs) if (run.state !== "final" && !stored.has(runId)) transcript.append(run.bubble.node);
     } catch (err) {
       mount(transcript, h("p.error", `chat.history failed: ${err.message}`));
     }

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from browser import Browser, browser  # noqa: E402 - needs the path above
 
 _SHOTS: list[Path] = []
 
@@ -25,6 +28,13 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     _SHOTS.append(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    """One Playwright driver per test module (each ``chrome.context()`` is a fresh profile)."""
+    with browser(tmp_path_factory.mktemp("ui-profiles")) as b:
+        yield b
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001 - pytest's hook signature

@@ -14,24 +14,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import FOREIGN_HOST, Browser, browser, shot, wait_until
-from test_browser import TOKEN, Gateway, rpc, wait_connected
+from browser import FOREIGN_HOST, Browser, shot, wait_until
+from uigw import TOKEN, Gateway, rpc, wait_connected
 
 
 @pytest.fixture(scope="module")
 def gw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gateway = Gateway(tmp_path_factory.mktemp("ui-access"), {"gateway": {"nodes": {"pairing": {"autoApproveLocal": False}}}})
-    gateway.start()
-    try:
+    config = {"gateway": {"nodes": {"pairing": {"autoApproveLocal": False}}}}
+    with Gateway.running(tmp_path_factory.mktemp("ui-access"), config) as gateway:
         yield gateway
-    finally:
-        gateway.kill()
-
-
-@pytest.fixture(scope="module")
-def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    with browser(tmp_path_factory.mktemp("ui-access-profiles")) as b:
-        yield b
 
 
 def _pending(port: int) -> list[dict[str, Any]]:

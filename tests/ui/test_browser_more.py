@@ -3,25 +3,17 @@ with a slow scripted upstream), and a sequence gap handled as a refresh, not an 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from agent_gateways import TOKEN as AGENT_TOKEN
 from agent_gateways import agent_gateway
-from browser import Browser, Recorder, browser, shot
+from browser import Browser, Recorder, shot
 from gateway_proc import GatewayProcess, free_port, make_home
-from test_browser import wait_connected
+from uigw import wait_connected
 from upstream import Text
 
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture(scope="module")
-def chrome(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    with browser(tmp_path_factory.mktemp("ui-more-profiles")) as b:
-        yield b
 
 
 def test_sign_in_with_the_gateway_password(chrome: Browser, tmp_path: Path) -> None:

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import Browser, Recorder, browser, shot
+from browser import Browser, Recorder, shot
 from gateway_proc import http_request
-from test_browser import TOKEN, Gateway
+from uigw import TOKEN, Gateway
 
 
 def published_build() -> Path | None:
@@ -49,18 +49,9 @@ def build() -> Path:
 
 @pytest.fixture(scope="module")
 def gw(build: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gateway = Gateway(tmp_path_factory.mktemp("ui-published"), {"gateway": {"controlUi": {"root": str(build)}}})
-    gateway.start()
-    try:
+    config = {"gateway": {"controlUi": {"root": str(build)}}}
+    with Gateway.running(tmp_path_factory.mktemp("ui-published"), config) as gateway:
         yield gateway
-    finally:
-        gateway.kill()
-
-
-@pytest.fixture(scope="module")
-def chrome(gw: Gateway, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    with browser(tmp_path_factory.mktemp("ui-published-profiles")) as b:
-        yield b
 
 
 def _failures(rec: Recorder) -> dict[str, str]:

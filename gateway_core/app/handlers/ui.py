@@ -172,19 +172,31 @@ def device_pair_list(ctx: Ctx, params: Any) -> Any:
     return {"pending": [_pending_row(r) for r in pending], "paired": [_paired_row(d) for d in services.devices.values()]}
 
 
-def device_pair_approve(ctx: Ctx, params: Any) -> Any:
+def _take(ctx: Ctx, params: Any, method: str) -> tuple[Any, str, PairingRequest]:
+    """The registry and the pending request ``params`` name, removed from the pending list."""
     services = _devices(ctx)
-    request_id = _request_id(params, "device.pair.approve")
+    request_id = _request_id(params, method)
     request: PairingRequest | None = services.pairing_requests.pop(request_id, None)
     if request is None:
         raise Refused(E.invalid_request("unknown requestId"))
+    return services, request_id, request
+
+
+def _resolved(ctx: Ctx, request_id: str, device_id: str, decision: str) -> None:
+    ctx.log("info", "gateway/devices", f"device pairing {decision} device={device_id}")
+    payload = {"requestId": request_id, "deviceId": device_id, "decision": decision, "ts": ctx.wall_ms}
+    ctx.publish("device.pair.resolved", payload, drop_if_slow=True)
+
+
+def device_pair_approve(ctx: Ctx, params: Any) -> Any:
+    services, request_id, request = _take(ctx, params, "device.pair.approve")
     old: PairedDevice | None = services.get_device(request.device_id)
-    keep = old is not None and old.public_key == request.public_key
+    kept = old if old is not None and old.public_key == request.public_key else None
     device = PairedDevice(
         device_id=request.device_id,
         public_key=request.public_key,
-        roles=sorted(set(old.roles if keep and old else []) | {request.role}),
-        scopes=sorted(set(old.scopes if keep and old else []) | set(request.scopes)),
+        roles=sorted(set(kept.roles if kept else []) | {request.role}),
+        scopes=sorted(set(kept.scopes if kept else []) | set(request.scopes)),
         platform=request.platform,
         device_family=request.device_family,
         client_id=request.client_id,
@@ -193,27 +205,13 @@ def device_pair_approve(ctx: Ctx, params: Any) -> Any:
         paired_at_ms=ctx.wall_ms,
     )
     services.save_device(device)
-    ctx.log("info", "gateway/devices", f"device pairing approved device={device.device_id} role={request.role}")
-    ctx.publish(
-        "device.pair.resolved",
-        {"requestId": request_id, "deviceId": device.device_id, "decision": "approved", "ts": ctx.wall_ms},
-        drop_if_slow=True,
-    )
+    _resolved(ctx, request_id, device.device_id, "approved")
     return {"requestId": request_id, "device": _paired_row(device)}
 
 
 def device_pair_reject(ctx: Ctx, params: Any) -> Any:
-    services = _devices(ctx)
-    request_id = _request_id(params, "device.pair.reject")
-    request: PairingRequest | None = services.pairing_requests.pop(request_id, None)
-    if request is None:
-        raise Refused(E.invalid_request("unknown requestId"))
-    ctx.log("info", "gateway/devices", f"device pairing rejected device={request.device_id}")
-    ctx.publish(
-        "device.pair.resolved",
-        {"requestId": request_id, "deviceId": request.device_id, "decision": "rejected", "ts": ctx.wall_ms},
-        drop_if_slow=True,
-    )
+    _, request_id, request = _take(ctx, params, "device.pair.reject")
+    _resolved(ctx, request_id, request.device_id, "rejected")
     return {"requestId": request_id, "deviceId": request.device_id}
 
 

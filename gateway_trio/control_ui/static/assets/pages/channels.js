@@ -21,35 +21,22 @@ export function create(app) {
   let probing = false;
   const el = h("div.page.channels");
 
-  async function approveDevice(requestId) {
+  /** One pairing decision, then a fresh listing (the gateway is the source of truth). */
+  async function act(method, params, done) {
     try {
-      await app.call("device.pair.approve", { requestId });
-      app.toast(`Approved device request ${requestId}`, "ok");
+      await app.call(method, params);
+      app.toast(done, "ok");
     } catch (err) {
-      app.toast(`device.pair.approve failed: ${err.message}`, "error");
+      app.toast(`${method} failed: ${err.message}`, "error");
     }
     await loadPairing();
   }
 
-  async function rejectDevice(requestId) {
-    try {
-      await app.call("device.pair.reject", { requestId });
-      app.toast(`Rejected device request ${requestId}`, "ok");
-    } catch (err) {
-      app.toast(`device.pair.reject failed: ${err.message}`, "error");
-    }
-    await loadPairing();
-  }
-
-  async function approveDm(req) {
-    try {
-      await app.call("channels.pairing.approve", { channel: req.channel, accountId: req.accountId, requestId: req.requestId });
-      app.toast(`Approved ${req.senderLabel || req.senderId} on ${req.channelLabel || req.channel}`, "ok");
-    } catch (err) {
-      app.toast(`channels.pairing.approve failed: ${err.message}`, "error");
-    }
-    await loadPairing();
-  }
+  const approveDevice = (requestId) => act("device.pair.approve", { requestId }, `Approved device request ${requestId}`);
+  const rejectDevice = (requestId) => act("device.pair.reject", { requestId }, `Rejected device request ${requestId}`);
+  const approveDm = (req) =>
+    act("channels.pairing.approve", { channel: req.channel, accountId: req.accountId, requestId: req.requestId },
+      `Approved ${req.senderLabel || req.senderId} on ${req.channelLabel || req.channel}`);
 
   function accountsTable() {
     if (statusError) return h("p.error", `channels.status failed: ${statusError}`);

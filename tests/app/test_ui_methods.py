@@ -204,3 +204,19 @@ def test_agents_list_names_the_model_a_turn_will_use() -> None:
     c = Client(host)
     (agent,) = c.call("agents.list", {})["payload"]["agents"]
     assert agent["model"] == {"primary": "offline/echo", "fallbacks": []}
+
+
+def test_access_policy_seeds_non_loopback_binds_and_follows_hot_edits() -> None:
+    host = SimHost("token", "T", "P")
+    app = host.app
+    app.origin_seed = ("lan", 19601)
+    assert app.set_access_policy(app.config) == ("http://localhost:19601", "http://127.0.0.1:19601")
+    assert app.policy.allowed_origins == ("http://localhost:19601", "http://127.0.0.1:19601")
+    edited = {**app.config, "gateway": {**app.config["gateway"], "controlUi": {"allowedOrigins": ["https://ops.example"]},
+                                        "nodes": {"pairing": {"autoApproveLocal": False}}}}
+    applied = app.apply_config(edited, {"gateway.controlUi.allowedOrigins", "gateway.nodes.pairing.autoApproveLocal"})
+    assert "gateway.controlUi.allowedOrigins" in applied and "gateway.nodes.pairing" in applied
+    assert app.policy.allowed_origins == ("https://ops.example",)
+    assert app.policy.auto_approve_local_pairing is False
+    app.origin_seed = ("loopback", 19601)
+    assert app.set_access_policy({}) == () and app.policy.allowed_origins == ()

@@ -53,6 +53,15 @@ class Origin(Struct, frozen=True):
         return f"{self.scheme}://{self.host}"
 
 
+#: Clients that are checked as browsers even when they send no ``Origin`` (as published).
+BROWSER_UI_CLIENTS: Final = frozenset({"openclaw-control-ui", "openclaw-browser-copilot"})
+
+
+def is_browser_client(client_id: str, client_mode: str) -> bool:
+    """The published UI and webchat clients get the origin check even without an ``Origin``."""
+    return client_id in BROWSER_UI_CLIENTS or client_mode == "webchat" or client_id == "webchat-ui"
+
+
 def split_host(host: str) -> tuple[str, int | None] | None:
     """``name:port`` / ``[v6]:port`` / ``v6`` → (hostname, port); ``None`` if malformed."""
     host = host.strip().lower()

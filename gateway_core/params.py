@@ -170,6 +170,28 @@ class SessionsListParams(Params):
     agent_id: str | UnsetType = UNSET
     search: str | UnsetType = UNSET
     archived: bool | Literal["all"] | UnsetType = UNSET
+    # The rest of the published schema (the published Control UI sends several): accepted; the
+    # filters that name things this gateway does not have (subagents, cron, projects, groups,
+    # boards, owners) select nothing beyond what is listed without them.
+    spawned_by: NonEmptyStr | UnsetType = UNSET
+    require_last_interaction: bool | UnsetType = UNSET
+    exclude_subagents: bool | UnsetType = UNSET
+    exclude_cron: bool | UnsetType = UNSET
+    exclude_system: bool | UnsetType = UNSET
+    include_activity_summary: bool | UnsetType = UNSET
+    project_id: NonEmptyStr | UnsetType = UNSET
+    workspace_dir: NonEmptyStr | UnsetType = UNSET
+    group: str | UnsetType = UNSET
+    pinned: bool | UnsetType = UNSET
+    board_face: Literal["chat", "dashboard"] | UnsetType = UNSET
+    has_board: bool | UnsetType = UNSET
+    creator_id: NonEmptyStr | UnsetType = UNSET
+    owner_id: NonEmptyStr | UnsetType = UNSET
+    owner_first: bool | UnsetType = UNSET
+    involving_me: bool | UnsetType = UNSET
+    profile_relation: dict[str, Any] | UnsetType = UNSET
+    involving_profile_id: NonEmptyStr | UnsetType = UNSET
+    include_people: bool | UnsetType = UNSET
 
 
 class SessionsPreviewParams(Params):

@@ -190,17 +190,36 @@ def classify(path: str) -> tuple[Effect, str | None]:
     return Effect.RESTART, None
 
 
+#: Rule prefixes, for refining an added or removed object into the paths a rule names.
+_RULE_PREFIXES: Final = tuple(prefix for prefix, _ in RELOAD_RULES)
+
+_ABSENT: Final = object()
+
+
+def _refined(prefix: str) -> bool:
+    """Whether some rule names a path below ``prefix`` (so an added/removed object there recurses)."""
+    return not prefix or any(rule.startswith(prefix + ".") for rule in _RULE_PREFIXES)
+
+
 def diff_paths(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Changed paths between two authored configs (§7.3): objects recurse, arrays and scalars are leaves."""
-    if isinstance(old, Mapping) and isinstance(new, Mapping):
+    """Changed paths between two authored configs (§7.3): objects recurse, arrays and scalars are leaves.
+
+    An object added or removed as a whole recurses (as if the other side were ``{}``) where a
+    reload rule names something below it, as the published gateway does: adding
+    ``gateway.controlUi: {allowedOrigins: [...]}`` is the hot ``gateway.controlUi.allowedOrigins``,
+    not a change of ``gateway.controlUi`` (which would fall under ``gateway``: a restart).
+    """
+    if old is _ABSENT and new is _ABSENT:
+        return []
+    both = isinstance(old, Mapping) and isinstance(new, Mapping)
+    either = isinstance(old, Mapping) or isinstance(new, Mapping)
+    if both or (either and _refined(prefix)):
+        before = old if isinstance(old, Mapping) else {}
+        after = new if isinstance(new, Mapping) else {}
         out: list[str] = []
-        for key in sorted(set(old) | set(new)):
+        for key in sorted(set(before) | set(after)):
             path = f"{prefix}.{key}" if prefix else str(key)
-            if key not in old or key not in new:
-                if old.get(key) != new.get(key):
-                    out.append(path)
-                continue
-            out.extend(diff_paths(old[key], new[key], path))
+            out.extend(diff_paths(before.get(key, _ABSENT), after.get(key, _ABSENT), path))
         return out
     if old == new and type(old) is type(new):
         return []

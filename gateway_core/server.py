@@ -99,7 +99,7 @@ from .frames import (
     top_level_id,
 )
 from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
-from .origin import OriginPolicy, check_origin
+from .origin import INVALID, OriginPolicy, check_origin, is_browser_client
 from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
 from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest, StorageError
 from .validation import SchemaError, convert
@@ -731,7 +731,10 @@ class ServerConnection:
         if role not in ("operator", "node"):  # row 9
             raise RemoteProtocolError(invalid_request("invalid role"), C.CLOSE_POLICY_VIOLATION)
         origin = self.peer.browser_origin
-        refused = None if origin is None else self._origin_refusal(origin)
+        if origin is not None:
+            refused = self._origin_refusal(origin)
+        else:  # the published UI and webchat clients are checked as browsers even without an Origin
+            refused = INVALID if is_browser_client(p.client.id, p.client.mode) else None
         if refused is not None:  # row 10
             raise RemoteProtocolError(
                 invalid_request(
@@ -894,7 +897,15 @@ class ServerConnection:
     ) -> None:
         """§6.6 row 14: silent local pairing and upgrades, else ``pairing required``."""
         peer = self.peer
-        local = peer.local and peer.browser_origin is None and self.policy.auto_approve_local_pairing
+        # A browser origin on a direct-local connection is silently paired only for the Control UI
+        # and webchat clients (the origin check already admitted it), as published; other browser
+        # clients need approval.
+        browser_ok = (
+            peer.browser_origin is None
+            or p.client.id in CONTROL_UI_CLIENTS
+            or is_browser_client(p.client.id, p.client.mode)
+        )
+        local = peer.local and browser_ok and self.policy.auto_approve_local_pairing
         family = p.client.device_family if p.client.device_family is not UNSET else ""
         record = self.services.get_device(device_id)
         requirement: str | None
@@ -941,6 +952,10 @@ class ServerConnection:
                 client_mode=p.client.mode,
                 remote_ip=peer.client_ip,
                 ts=wall_ms,
+                platform=p.client.platform,
+                device_family=family,
+                display_name=p.client.display_name if p.client.display_name is not UNSET else "",
+                reason=requirement,
             )
         )
         message = f"pairing required: {PAIRING_REQUIREMENTS[requirement]}"

@@ -68,6 +68,11 @@ class PairingRequest(Struct, kw_only=True):
     client_mode: str
     remote_ip: str
     ts: int
+    #: What pairing would pin (so an approval can record it) and why it is asked for.
+    platform: str = ""
+    device_family: str = ""
+    display_name: str = ""
+    reason: str = "not-paired"
 
 
 class StorageError(Exception):

@@ -173,6 +173,8 @@ class Gateway:
             bind=settings.bind,
         )
         self.app.reload_view = reload_state
+        self.app.parts["devices"] = self.services  # device.pair.* settle the handshake's pairing requests
+        self.app.set_access_policy(settings.config)  # (the seeded origins were logged above)
         self.app.provider_keys = resolve_provider_keys(settings.config)
         self.agents = AgentHost(settings.paths.state_dir, raw_stream=raw_stream_path(settings.paths.state_dir))
         self.sessions: dict[str, Session] = {}
@@ -237,6 +239,22 @@ class Gateway:
 
     def log_handshake_failure(self, session: Session, event: HandshakeFailed) -> None:
         code = event.error.code if event.error is not None else "-"
+        details = event.error.details if event.error is not None and isinstance(event.error.details, dict) else {}
+        if details.get("code") == "PAIRING_REQUIRED" and details.get("requestId"):
+            # Operators with operator.pairing (a paired Control UI) see the request at once.
+            self.broadcast(
+                "device.pair.requested",
+                {
+                    "requestId": details["requestId"],
+                    "deviceId": details.get("deviceId"),
+                    "role": details.get("requestedRole"),
+                    "scopes": details.get("requestedScopes") or [],
+                    "reason": details.get("reason"),
+                    "remoteIp": session.peer.client_ip,
+                    "ts": _runtime.wall_ms(),
+                },
+                drop_if_slow=True,
+            )
         self.log.warn(
             "gateway/ws",
             f"handshake refused conn={session.conn_id[:8]} ip={session.peer.client_ip} "

@@ -1,4 +1,5 @@
-"""HTTP on the gateway port: the probes of http-agents-channels.md §1.5, a JSON 404 otherwise.
+"""HTTP on the gateway port: the Control UI (§1.9, :mod:`gateway_trio.control_ui`), the probes of
+http-agents-channels.md §1.5, a JSON 404 otherwise.
 
 ``/health`` ``/healthz`` (liveness), ``/startup`` ``/startupz``, ``/ready`` ``/readyz``; GET and
 HEAD only (else 405 with ``Allow``). Version and uptime details go only to local-direct callers.
@@ -11,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from gateway_core.ingress import PROXY_ATTRIBUTION_MESSAGE
 from gateway_core.server import PeerInfo
+
+from . import control_ui
 
 if TYPE_CHECKING:
     from .app import Gateway
@@ -51,8 +54,12 @@ def proxy_attribution_required() -> tuple[int, list[tuple[bytes, bytes]], bytes]
     return _json(403, {"error": {"message": PROXY_ATTRIBUTION_MESSAGE, "type": "proxy_attribution_required"}}, False)
 
 
-def route(gw: Gateway | None, method: str, path: str, peer: PeerInfo) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def route(
+    gw: Gateway | None, method: str, path: str, peer: PeerInfo, headers: list[tuple[bytes, bytes]] | None = None
+) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, headers and body for one HTTP request."""
+    if (ui := control_ui.respond(gw, method, path, headers)) is not None:
+        return ui
     path = path.split("?", 1)[0]
     head = method == "HEAD"
     if path not in PROBES:

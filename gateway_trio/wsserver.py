@@ -608,7 +608,7 @@ async def _serve_stream(ref: GatewayRef, stream: trio.SocketStream, slot: Socket
                     _debug(ref, f"request body not received within {BODY_TIMEOUT_S:.0f}s ip={slot.ip}")
                 return
             status, out_headers, body = http.route(
-                ref.gateway, request.method.decode(), path, peer_info(ingress, headers)
+                ref.gateway, request.method.decode(), request.target.decode("latin-1"), peer_info(ingress, headers), headers
             )
             await _respond(conn, stream, status, out_headers, body)
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:

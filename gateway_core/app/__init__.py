@@ -41,7 +41,7 @@ from .router import LATER, Refused, Route, Router, routes
 def default_router() -> Router:
     """Every method family this gateway implements (imported here: the families import the agents layer,
     which imports this package's effects)."""
-    from .handlers import agents, catalog, config, logs, runs, secrets, sessions, system
+    from .handlers import agents, catalog, config, logs, runs, secrets, sessions, system, ui
 
     return Router(
         system.ROUTES,
@@ -52,6 +52,7 @@ def default_router() -> Router:
         agents.ROUTES,
         runs.ROUTES,
         sessions.ROUTES,
+        ui.ROUTES,
     )
 
 

@@ -28,6 +28,7 @@ from ..events import Principal, RequestReceived
 from ..frames import ErrorShape, PresenceEntry, Snapshot
 from ..idempotency import IdempotencyLedger
 from ..ingress import parse_trusted_proxies
+from ..methods import CATALOGUE
 from ..origin import seed_origins
 from ..server import ServerPolicy
 from .effects import CloseConnection, Effect, Interrupt, LaneGranted, LogLine, Output, Publish, Reply, RunSettled, Spawn
@@ -163,7 +164,9 @@ class GatewayApp:
         self.router = router
         self.bind = bind
         self.facts = facts
-        self.policy = msgspec.structs.replace(policy, implemented_methods=router.methods)
+        # Routed names the published catalogue lacks (``config.plan``, …) are extras: admin-only.
+        extra = policy.extra_methods | frozenset(m for m in router.methods if m not in CATALOGUE)
+        self.policy = msgspec.structs.replace(policy, implemented_methods=router.methods, extra_methods=extra)
         self.secret = secret
         self.config: dict[str, Any] = config or {}
         self.verbose = verbose
@@ -195,6 +198,7 @@ class GatewayApp:
         self.session_stats: dict[str, Any] = {"count": 0, "recent": []}
         #: Extension point for later families (channels, …): name → state.
         self.parts: dict[str, Any] = {}
+        #: ``(bind, port)`` of the listener, for the allowlist a non-loopback bind is seeded with.
 
     # ------------------------------------------------------------------ time
 
@@ -289,13 +293,29 @@ class GatewayApp:
         done: list[str] = []
         if any(p.startswith(("agents", "models")) for p in paths):
             done.append("agents/models")
-        ui_keys = ("gateway.controlUi.allowedOrigins", "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback")
-        touched = [k for k in ui_keys if any(p.startswith(k) for p in paths)]
-        if touched:
-            origins, fallback, _ = origin_policy_for(config, self.bind, self.policy.port)
-            self.policy = msgspec.structs.replace(self.policy, allowed_origins=origins, host_header_origin_fallback=fallback)
-            done.extend(touched)
+        access_keys = (
+            "gateway.controlUi.allowedOrigins",
+            "gateway.controlUi.dangerouslyAllowHostHeaderOriginFallback",
+            "gateway.nodes.pairing",
+        )
+        if any(p.startswith(access_keys) for p in paths):
+            self.set_access_policy(config)
+            done.extend(k for k in access_keys if any(p.startswith(k) for p in paths))
         return done
+
+    def set_access_policy(self, config: dict[str, Any] | None) -> tuple[str, ...]:
+        """Who may connect from a browser (``gateway.controlUi`` origins, or the non-loopback seed)
+        and whether local devices pair silently (``gateway.nodes.pairing.autoApproveLocal``).
+        Returns the seeded origins (empty when none were seeded)."""
+        origins, fallback, seeded = origin_policy_for(config, self.bind, self.policy.port)
+        pairing = (_gateway_section(config).get("nodes") or {}).get("pairing") or {}
+        self.policy = msgspec.structs.replace(
+            self.policy,
+            allowed_origins=origins,
+            host_header_origin_fallback=fallback,
+            auto_approve_local_pairing=pairing.get("autoApproveLocal") is not False if isinstance(pairing, dict) else True,
+        )
+        return origins if seeded else ()
 
     # ------------------------------------------------------------------ outputs
 

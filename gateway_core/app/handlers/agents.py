@@ -30,6 +30,8 @@ def agents_list(ctx: Ctx, params: Any) -> Any:
         }
         if agent.fallbacks:
             row["model"]["fallbacks"] = list(agent.fallbacks)
+        if agent.identity_name:
+            row["identity"] = {"name": agent.identity_name}
         rows.append(row)
     return {
         "defaultId": app.roster.default_id,

@@ -35,6 +35,35 @@ def redact(value: Any, secrets: set[str]) -> Any:
     return value
 
 
+class _Missing:
+    pass
+
+
+_MISSING = _Missing()
+
+
+def restore_redacted(value: Any, current: Any, path: str = "") -> Any:
+    """``value`` with each redaction marker replaced by what ``current`` holds at the same place.
+
+    A client edits what ``config.get`` gave it (secrets redacted) and writes it back; the secrets
+    must survive that round trip, as in the published gateway. A marker with nothing to restore
+    is refused: it would otherwise become the secret itself.
+    """
+    if isinstance(value, dict):
+        cur = current if isinstance(current, dict) else {}
+        return {k: restore_redacted(v, cur.get(k, _MISSING), f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        cur_list = current if isinstance(current, list) else []
+        return [
+            restore_redacted(v, cur_list[i] if i < len(cur_list) else _MISSING, f"{path}[{i}]") for i, v in enumerate(value)
+        ]
+    if value == REDACTED:
+        if current is _MISSING or current == REDACTED:
+            raise Refused(E.invalid_request(f"invalid config: {path or '<root>'} is redacted and has no stored value to keep"))
+        return current
+    return value
+
+
 def merge_patch(target: Any, patch: Any) -> Any:
     """RFC 7386 JSON merge patch."""
     if not isinstance(patch, dict):
@@ -181,6 +210,7 @@ def _config_write(ctx: Ctx, p: Any, *, patch: bool, apply: bool) -> Generator[Ef
         raise Refused(E.invalid_request(f"invalid config: {exc}")) from None
     if not isinstance(incoming, dict):
         raise Refused(E.invalid_request("invalid config: the root must be an object"))
+    incoming = restore_redacted(incoming, st["parsed"] if isinstance(st["parsed"], dict) else {})
     if patch:
         if not st["valid"]:
             issues = "; ".join(i["message"] for i in st["issues"])

@@ -114,6 +114,15 @@ def _defaults(ctx: Ctx) -> dict[str, Any]:
     }
 
 
+def _selects_nothing(p: Any) -> bool:
+    """Filters on things no session here has (spawned children, projects, groups, boards, owners):
+    the published UI sends several; they select nothing rather than everything."""
+    for name in ("spawned_by", "project_id", "workspace_dir", "creator_id", "owner_id", "involving_profile_id"):
+        if getattr(p, name, UNSET) is not UNSET:
+            return True
+    return getattr(p, "pinned", UNSET) is True or getattr(p, "has_board", UNSET) is True or getattr(p, "archived", UNSET) is True
+
+
 def listing(ctx: Ctx, p: Any, *, previews: bool = False) -> Generator[Effect, Any, dict[str, Any]]:
     limit = min(p.limit if p.limit is not UNSET else DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)
     q = SessionQuery(
@@ -125,7 +134,7 @@ def listing(ctx: Ctx, p: Any, *, previews: bool = False) -> Generator[Effect, An
         limit=limit,
         offset=p.offset if p.offset is not UNSET else 0,
     )
-    page: SessionPage = yield StoreCall("list", (q,))
+    page: SessionPage = SessionPage(rows=[], total=0) if _selects_nothing(p) else (yield StoreCall("list", (q,)))
     nxt = q.offset + len(page.rows)
     has_more = nxt < page.total
     rows = [session_row(ctx.app, r, ctx.wall_ms) for r in page.rows]

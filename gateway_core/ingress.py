@@ -99,6 +99,11 @@ def _trusted(ip: str, proxies: tuple[Network, ...]) -> bool:
     return addr is not None and any(addr.version == n.version and addr in n for n in proxies)
 
 
+def is_trusted_proxy(ip: str, proxies: tuple[Network, ...]) -> bool:
+    """Whether the socket peer ``ip`` is one of ``gateway.trustedProxies`` (trusted-proxy auth)."""
+    return _trusted(ip, proxies)
+
+
 def _ip_literal(raw: str) -> str | None:
     """A header hop as a canonical IP (``[v6]:port`` and ``v4:port`` forms accepted), else ``None``."""
     text = raw.strip()
@@ -158,6 +163,7 @@ def attribute(
 
 
 __all__ = [
+    "is_trusted_proxy",
     "PROXY_ATTRIBUTION_MESSAGE",
     "TAILSCALE_HEADERS",
     "Ingress",

@@ -101,6 +101,10 @@ class AgentHost:
             self._hub = ProviderHub()
         return self._hub
 
+    async def embed(self, request: Any) -> Any:
+        """``/v1/embeddings`` through the configured provider (the hub's pooled client)."""
+        return await self.hub().embed(request)
+
     # ------------------------------------------------------------------ lanes
 
     def lane_granted(self, run_id: str) -> None:

@@ -18,7 +18,7 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,10 @@ import trio
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret
 from gateway_core import errors as E
 from gateway_core.agents.effects import ModelNext, ModelOpen, RunAborted, RunDeadline
+from gateway_core.agents.loop import TurnSpec
 from gateway_core.app import (
     CloseConnection,
+    Ctx,
     EffectFailed,
     GatewayApp,
     HostFacts,
@@ -38,15 +40,9 @@ from gateway_core.app import (
     LaneGranted,
     LogLine,
     Publish,
-    ReadFile,
     Reply,
-    ResolveSecrets,
     RunSettled,
-    Sleep,
     Spawn,
-    TailLog,
-    WaitRun,
-    WriteFile,
     allow_real_ip_fallback,
     default_router,
     origin_policy_for,
@@ -57,15 +53,15 @@ from gateway_core.events import HandshakeFailed, Principal
 
 from . import _runtime
 from .agent_host import AgentHost, resolve_provider_keys
-from .filelog import FileLog, record_filter, tail
+from .effects import Effects
+from .filelog import FileLog
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
-from .state import GatewayIdentity, PersistentServices, StorageHealth, atomic_write, describe_os_error
+from .state import GatewayIdentity, PersistentServices, StorageHealth
+from .turns import RunWatch, Watches
 from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
-#: ``logs.tail`` reads at once, gateway-wide: each holds up to 1 MB of lines (2-3 MB as str).
-LOG_READERS = 1
 
 
 def raw_stream_path(state_dir: Path) -> Path | None:
@@ -74,25 +70,6 @@ def raw_stream_path(state_dir: Path) -> Path | None:
         return None
     custom = os.environ.get("OPENCLAW_RAW_STREAM_PATH")
     return Path(custom) if custom else state_dir / "logs" / "raw-stream.jsonl"
-
-
-def _read_optional(path: str) -> bytes | None:
-    try:
-        return Path(path).read_bytes()
-    except FileNotFoundError:
-        return None
-
-
-def _write(path: str, data: bytes, backup: bool, mode: int) -> None:
-    target = Path(path)
-    if backup and target.exists():
-        atomic_write(target.with_name(target.name + ".bak"), target.read_bytes())
-    atomic_write(target, data, mode)
-
-
-def _failure(kind: str, exc: OSError) -> EffectFailed:
-    """An OSError as the wire may see it: the reason in words, never the host path."""
-    return EffectFailed(kind, describe_os_error(exc), str(exc))
 
 
 class Gateway:
@@ -179,11 +156,14 @@ class Gateway:
         self.agents = AgentHost(settings.paths.state_dir, raw_stream=raw_stream_path(settings.paths.state_dir))
         self.sessions: dict[str, Session] = {}
         self.scheduler = DeadlineScheduler()
-        self.log_readers = trio.CapacityLimiter(LOG_READERS)
+        self.effects = Effects(self)
+        #: Runs that HTTP routes started and watch (their events and result).
+        self.watches = Watches()
+        #: Answers to methods called over HTTP, by their transient connection id.
+        self.reply_sinks: dict[str, Callable[[Reply], None]] = {}
         self._drained: trio.Event | None = None
         self._ticker_scope = trio.CancelScope()
         self._jobs: trio.Nursery | None = None
-        self._run_events: dict[str, trio.Event] = {}
         #: Spawned jobs by key (run id) → the cancel scope of the effect each one waits on.
         self._keyed: dict[str, Job] = {}
         self._waiting: dict[int, trio.CancelScope] = {}
@@ -300,6 +280,9 @@ class Gateway:
                 if isinstance(output, Reply):
                     session = self.sessions.get(output.conn_id)
                     if session is None:
+                        sink = self.reply_sinks.get(output.conn_id)
+                        if sink is not None:  # a method called over HTTP (the admin RPC)
+                            sink(output)
                         continue
                     if output.ok:
                         session.respond(output.request_id, output.payload, final=output.final)
@@ -307,6 +290,8 @@ class Gateway:
                         session.respond_error(output.request_id, output.error, payload=output.payload, final=output.final)
                 elif isinstance(output, Publish):
                     self._fan_out(output)
+                    if self.watches:
+                        self.watches.published(output.event, output.payload)
                 elif isinstance(output, LogLine):
                     getattr(self.log, output.level, self.log.info)(output.subsystem, output.message)
                 elif isinstance(output, CloseConnection):
@@ -319,9 +304,10 @@ class Gateway:
                     self._spawn(output.job)
                 elif isinstance(output, RunSettled):
                     self._keyed.pop(output.run_id, None)
-                    event = self._run_events.pop(output.run_id, None)
-                    if event is not None:
-                        event.set()
+                    self.effects.run_settled(output.run_id)
+                    if self.watches:
+                        run = app.runs.get(output.run_id)
+                        self.watches.settled(output.run_id, run.result if run is not None else None)
                 elif isinstance(output, LaneGranted):
                     self.agents.lane_granted(output.run_id)
                 elif isinstance(output, Interrupt):
@@ -347,6 +333,57 @@ class Gateway:
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
         self.app.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
         self.flush()
+
+    # ------------------------------------------------------------------ work HTTP routes start
+
+    def start_turn(self, spec: TurnSpec, run_id: str) -> RunWatch:
+        """Start a turn for an HTTP route and watch it (events, then the result)."""
+        from gateway_core.app.handlers.runs import start_route_turn
+
+        watch = self.watches.add(run_id)
+        start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+        self.flush()
+        return watch
+
+    def abort_run(self, run_id: str) -> None:
+        """The route's client went away: stop the run now (the upstream request is closed)."""
+        run = self.app.runs.get(run_id)
+        if run is not None and run.active:
+            run.abort_requested = True
+            self.app.interrupt(run_id, "client-disconnect")
+            self.flush()
+
+    async def run_job(self, gen: Generator[Any, Any, Any], method: str, request_id: str = "") -> Any:
+        """Drive a core job from a route's task and return its value (its exception is raised)."""
+        box: dict[str, Any] = {}
+
+        def capture() -> Generator[Any, Any, None]:
+            try:
+                box["value"] = yield from gen
+            except Exception as exc:  # noqa: BLE001 - handed back to the route below
+                box["error"] = exc
+
+        job = Job(Ctx(self.app, None, request_id or method, method, _runtime.now(), _runtime.wall_ms()), capture())
+        job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+        self.flush()
+        if job.pending is not None:
+            await self._drive(job)
+        if "error" in box:
+            raise box["error"]
+        return box.get("value")
+
+    def background(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` in the gateway's nursery (work a route leaves behind, e.g. a hook's delivery)."""
+        if self._jobs is not None:
+            self._jobs.start_soon(fn, *args)
+
+    async def deliver(self, channel: str, to: str, text: str, *, account_id: str | None = None) -> None:
+        """Send ``text`` to ``to`` on a chat channel (hooks' ``deliver``)."""
+        raise RuntimeError(f"channel {channel!r} is not available on this gateway")
+
+    def readiness_failing(self) -> tuple[str, ...]:
+        """What ``/readyz`` reports as failing besides draining."""
+        return ()
 
     def _spawn(self, job: Job) -> None:
         if self._jobs is None:
@@ -381,13 +418,14 @@ class Gateway:
                     if owner in self._interrupted:
                         scope.cancel()
                     try:
-                        value = await self._perform(effect, owner)
+                        value = await self.effects.perform(effect, owner)
                     except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
                         exc = failure
                 self._waiting.pop(owner, None)
                 if scope.cancelled_caught:
                     exc = RunAborted() if owner in self._interrupted else RunDeadline()
                     self._interrupted.discard(owner)
+                    await self.agents.close_owned(owner)  # the upstream sees its request closed now
                 job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
                 self.flush()
         finally:
@@ -395,58 +433,6 @@ class Gateway:
             self._interrupted.discard(owner)
             job.cancel()
             await self.agents.close_owned(owner)
-
-    async def _perform(self, effect: Any, owner: int) -> Any:
-        if self.agents.handles(effect):
-            return await self.agents.perform(effect, owner)
-        if isinstance(effect, Sleep):
-            await trio.sleep(effect.seconds)
-            return None
-        if isinstance(effect, WaitRun):
-            event = self._run_events.setdefault(effect.run_id, trio.Event())
-            with trio.move_on_after(effect.timeout_s):
-                await event.wait()
-            return event.is_set()
-        if isinstance(effect, ReadFile):
-            try:
-                return await trio.to_thread.run_sync(_read_optional, effect.path)
-            except OSError as exc:
-                raise _failure("storage", exc) from None
-        if isinstance(effect, WriteFile):
-            try:
-                await trio.to_thread.run_sync(_write, effect.path, effect.data, effect.backup, effect.mode)
-            except OSError as exc:
-                self.storage.failed("config", exc)  # the cause once in the log, with its path
-                raise _failure("storage", exc) from None
-            self.storage.ok("config")
-            return None
-        if isinstance(effect, TailLog):
-            # Only this gateway's records: the file may be shared by every gateway on the machine.
-            path = self.log.path
-            keep = record_filter(state_dir=self.settings.paths.state_dir, since_epoch_ms=effect.since_ms)
-            try:
-                return await trio.to_thread.run_sync(
-                    lambda: tail(path, cursor=effect.cursor, limit=effect.limit, max_bytes=effect.max_bytes, keep=keep),
-                    limiter=self.log_readers,
-                    abandon_on_cancel=True,
-                )
-            except OSError as exc:
-                raise _failure("io", exc) from None
-        if isinstance(effect, ResolveSecrets):
-            return self._resolve_secrets()
-        raise EffectFailed("unsupported", f"{type(effect).__name__} is not supported by this host")
-
-    def _resolve_secrets(self) -> SharedSecret | None:
-        resolver: Callable[[], GatewaySettings] | None = (
-            self.reload_state.resolve_again if self.reload_state is not None else None
-        )
-        if resolver is None:
-            return None
-        try:
-            new = resolver()
-        except Exception as exc:  # noqa: BLE001 - any resolution failure keeps the old credential
-            raise EffectFailed("secrets", str(getattr(exc, "message", exc))) from None
-        return SharedSecret(mode=new.auth_mode, token=new.token, password=new.password)  # type: ignore[arg-type]
 
     # ------------------------------------------------------------------ schedule and lifecycle
 

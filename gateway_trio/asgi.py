@@ -117,6 +117,8 @@ class Exchange:
         self.cancel_scope = trio.CancelScope()
         self._watch_scope: trio.CancelScope | None = None
         self._watch_done: trio.Event | None = None
+        #: The whole body must arrive by then (set when the app first asks for it).
+        self._body_deadline: float | None = None
 
     # ------------------------------------------------------------------ disconnect watching
 
@@ -168,7 +170,9 @@ class Exchange:
         conn = self.conn
         if conn.they_are_waiting_for_100_continue:
             await self.stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
-        with trio.fail_after(self.body_timeout_s):
+        if self._body_deadline is None:
+            self._body_deadline = trio.current_time() + self.body_timeout_s
+        with trio.fail_at(self._body_deadline):
             while True:
                 event = conn.next_event()
                 if event is h11.NEED_DATA:
@@ -242,13 +246,16 @@ def _has_body(request: h11.Request) -> bool:
     return (_declared_length(request) or 0) > 0
 
 
-def make_scope(request: h11.Request, stream: trio.SocketStream, extensions: dict[str, Any]) -> dict[str, Any]:
+def make_scope(request: h11.Request, stream: Any, extensions: dict[str, Any], client: tuple[str, int] | None = None) -> dict[str, Any]:
     path, _, query = request.target.partition(b"?")
+    server: tuple[str, int] | None = None
+    sock = getattr(stream, "socket", None)
     try:
-        client = tuple(stream.socket.getpeername()[:2])
-        server = tuple(stream.socket.getsockname()[:2])
+        if sock is not None:
+            server = tuple(sock.getsockname()[:2])  # type: ignore[assignment]
+            client = client or tuple(sock.getpeername()[:2])  # type: ignore[assignment]
     except OSError:
-        client = server = None
+        pass
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -277,6 +284,8 @@ async def serve_request(
     max_body: int = DEFAULT_MAX_BODY,
     body_timeout_s: float = BODY_TIMEOUT_S,
     on_error: Callable[[BaseException], None] | None = None,
+    extensions: dict[str, Any] | None = None,
+    client: tuple[str, int] | None = None,
 ) -> bool:
     """Run ``app`` for one request; True when the connection can take another."""
     declared = _declared_length(request)
@@ -288,11 +297,11 @@ async def serve_request(
         event = conn.next_event()
         if isinstance(event, h11.EndOfMessage):
             ex.body_done = True
-    extensions = {"gateway.watch_disconnect": ex.watch}
+    extensions = {**(extensions or {}), "gateway.watch_disconnect": ex.watch}
     error: BaseException | None = None
     with ex.cancel_scope:
         try:
-            await app(make_scope(request, stream, extensions), ex.receive, ex.send)
+            await app(make_scope(request, stream, extensions, client), ex.receive, ex.send)
         except ClientDisconnected:
             pass
         except Exception as exc:  # noqa: BLE001 - body limits, deadlines, app bugs: answered below

@@ -24,8 +24,8 @@ from gateway_core.reload import RELOAD_MODES, plan_reload
 from .settings import GatewaySettings, StartupError
 
 if TYPE_CHECKING:
+    from .listener import GatewayRef
     from .server import Control
-    from .wsserver import GatewayRef
 
 DEBOUNCE_MS = 300
 

@@ -29,9 +29,9 @@ from gateway_core.services import Admission
 from .app import Gateway
 from .discovery import Advertiser
 from .filelog import FileLog
+from .listener import GatewayRef, SocketTracker, serve_listeners
 from .reloader import ReloadState, watch_config
 from .settings import GatewaySettings, StartupError
-from .wsserver import GatewayRef, SocketTracker, serve_listeners
 
 #: Port sources that pin the port across config reloads (the issue: config ports are re-read).
 PINNED = frozenset({"--port", "OPENCLAW_GATEWAY_PORT"})

@@ -14,6 +14,7 @@ from shell_harness import client, make_gateway, request, serving, settle, until
 from gateway_core.app.presence import DEFAULT_PRESENCE_MAX
 from gateway_core.app.runs import DEFAULT_MAX_FINISHED_RUNS, DEFAULT_RUN_TTL_MS
 from gateway_trio import app as app_mod
+from gateway_trio import effects as effects_mod
 
 
 def test_presence_table_is_bounded_under_churn(tmp_path: Path) -> None:
@@ -98,7 +99,7 @@ def test_config_write_failure_is_answered_without_paths(tmp_path: Path, monkeypa
     async def main() -> None:
         gw = make_gateway(tmp_path)
         async with client(gw) as (session, transport):
-            monkeypatch.setattr(app_mod, "atomic_write", read_only)
+            monkeypatch.setattr(effects_mod, "atomic_write", read_only)
             request(session, "s1", "config.set", {"raw": '{"gateway":{"mode":"local"}}'})
             got: list[dict] = []
             await until(lambda: got.extend(f for f in transport.frames() if f.get("id") == "s1") or bool(got))

@@ -152,14 +152,14 @@ def test_http_probes(shared_gateway: GatewayProcess, host: str) -> None:
         assert body == b"Method Not Allowed"
         assert headers["content-type"].startswith("text/plain")
 
-    # Unknown paths the Control UI never claims: JSON 404 (a headerless GET of any other path gets
-    # the UI's app shell, http-agents-channels.md §1.9).
+    # Unknown paths the Control UI never claims: the pipeline's plain-text 404 (a headerless GET of
+    # any other path gets the UI's app shell, http-agents-channels.md §1.2 item 23, §1.9).
     status, headers, body = http_request(host, port, "/nope")
     assert status == 200 and headers["content-type"] == "text/html; charset=utf-8" and b"<html" in body
     status, headers, body = http_request(host, port, "/api/nope")
     assert status == 404
-    assert headers["content-type"] == PROBE_HEADERS["content-type"]
-    assert json.loads(body) == {"error": {"message": "Not Found", "type": "not_found"}}
+    assert headers["content-type"] == "text/plain; charset=utf-8"
+    assert body == b"Not Found"
 
 
 def test_healthz_body_is_compact_json(shared_gateway: GatewayProcess) -> None:

@@ -76,6 +76,18 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX runs_running ON runs (status) WHERE status = 'running';
     """,
+    # 2: links kept with the sessions: ``previous_response_id`` (kind ``response``,
+    # responses.previousResponse.persist) and chat-UI conversation anchors (kind ``conversation``).
+    """
+    CREATE TABLE response_links (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        session_key TEXT NOT NULL,
+        record TEXT NOT NULL,
+        ts INTEGER NOT NULL
+    );
+    CREATE INDEX response_links_by_ts ON response_links (kind, ts);
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -332,7 +344,32 @@ class SqliteSessionStore:
                 return False
             self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
             self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
+            self._db.execute("DELETE FROM response_links WHERE session_key = ?", (key,))
             return True
+
+    # ------------------------------------------------------------------ response links
+
+    def save_link(self, kind: str, record: dict[str, Any], *, max_entries: int, oldest_ms: int) -> None:
+        """Keep one link of ``kind``; drop that kind's expired ones and the oldest past ``max_entries``."""
+        with self._tx():
+            self._db.execute(
+                "INSERT OR REPLACE INTO response_links (id, kind, session_key, record, ts) VALUES (?, ?, ?, ?, ?)",
+                (record["id"], kind, record["sessionKey"], json.dumps(record, separators=(",", ":")), record["ts"]),
+            )
+            self._db.execute("DELETE FROM response_links WHERE kind = ? AND ts < ?", (kind, oldest_ms))
+            self._db.execute(
+                "DELETE FROM response_links WHERE kind = ? AND id NOT IN "
+                "(SELECT id FROM response_links WHERE kind = ? ORDER BY ts DESC LIMIT ?)",
+                (kind, kind, max_entries),
+            )
+
+    def load_links(self, kind: str, oldest_ms: int) -> list[dict[str, Any]]:
+        """The live links of ``kind``, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT record FROM response_links WHERE kind = ? AND ts >= ? ORDER BY ts", (kind, oldest_ms)
+            ).fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def count(self) -> int:
         with self._lock:

@@ -60,6 +60,21 @@ def start_turn(ctx: Ctx, run: Run, spec: TurnSpec) -> None:
     app.spawn(Job(run_ctx, _turn_job(run_ctx, run, spec)), f"run {run.run_id}", key=run.run_id)
 
 
+def start_route_turn(app: GatewayApp, spec: TurnSpec, run_id: str, *, now: float, wall_ms: int, kind: str = "http") -> Run:
+    """Register and spawn a turn an HTTP route (or a hook, A2A) asked for; its events and result
+    reach the route through the host (no connection owns it)."""
+    run = app.runs.add(
+        Run(run_id=run_id, session_key=spec.session_key, agent_id=spec.agent.id, kind=kind, started_at=wall_ms), wall_ms
+    )
+    ctx = Ctx(app, None, run_id, kind, now, wall_ms)
+    app.spawn(Job(ctx, _route_job(ctx, run, spec)), f"run {run_id}", key=run_id)
+    return run
+
+
+def _route_job(ctx: Ctx, run: Run, spec: TurnSpec) -> Generator[Effect, Any, None]:
+    run.result = yield from run_turn(ctx, run, spec)
+
+
 def _turn_job(ctx: Ctx, run: Run, spec: TurnSpec) -> Generator[Effect, Any, None]:
     yield Sleep(0)  # the ack goes out first
     run.result = yield from run_turn(ctx, run, spec)

@@ -48,10 +48,12 @@ from gateway_core.app import (
     default_router,
     rate_limit_policy,
 )
+from gateway_core.channels.pipeline import is_channel_run
 from gateway_core.events import HandshakeFailed, Principal
 
 from . import _runtime
 from .agent_host import AgentHost, resolve_provider_keys
+from .channels import ChannelManager
 from .filelog import FileLog, tail
 from .session import DeadlineScheduler, Session
 from .settings import GatewaySettings
@@ -139,6 +141,8 @@ class Gateway:
         self.app.reload_view = reload_state
         self.app.provider_keys = resolve_provider_keys(settings.config)
         self.agents = AgentHost(settings.paths.state_dir, raw_stream=raw_stream_path(settings.paths.state_dir))
+        #: Chat channels: accounts, their durable queues and outbox (gateway_trio.channels).
+        self.channels = ChannelManager(self)
         self.sessions: dict[str, Session] = {}
         self.preauth_by_ip: dict[str, int] = {}
         self.scheduler = DeadlineScheduler()
@@ -227,6 +231,9 @@ class Gateway:
             self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
             done.append("gateway.auth.rateLimit")
         done += self.app.apply_config(config, paths, resolve_provider_keys(config))
+        if any(p.startswith(("channels", "bindings", "commands", "session")) for p in paths):
+            self.channels.config_changed(config)  # access settings apply live; connection settings restart the account
+            done.append("channels")
         return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
@@ -283,6 +290,8 @@ class Gateway:
                         scope = self._waiting.get(id(job))
                         if scope is not None:
                             scope.cancel()
+                elif self.channels.handles_output(output):
+                    self.channels.output(output)
 
     def _fan_out(self, output: Publish) -> None:
         targets = self.sessions.values() if output.to is None else [self.sessions[c] for c in output.to if c in self.sessions]
@@ -338,6 +347,8 @@ class Gateway:
     async def _perform(self, effect: Any, owner: int) -> Any:
         if self.agents.handles(effect):
             return await self.agents.perform(effect, owner)
+        if self.channels.handles(effect):
+            return await self.channels.perform(effect)
         if isinstance(effect, Sleep):
             await trio.sleep(effect.seconds)
             return None
@@ -387,14 +398,17 @@ class Gateway:
         jobs (runs). Started before the listeners; ends when its nursery is cancelled."""
         store = await self.agents.open()
         await self._recover(store)
+        await self.channels.open(self.settings.paths.state_dir)
         try:
             async with trio.open_nursery() as jobs:
                 self._jobs = jobs
                 jobs.start_soon(self.scheduler.run)
                 jobs.start_soon(self._ticker)
+                await jobs.start(self.channels.run)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
+                await self.channels.aclose()
                 await self.agents.aclose()
 
     async def _recover(self, store: Any) -> None:
@@ -410,6 +424,8 @@ class Gateway:
         interrupted, count, recent = await trio.to_thread.run_sync(work)
         self.app.session_stats = {"count": count, "recent": [{"key": r.key, "updatedAt": r.updated_at} for r in recent]}
         for run in interrupted:
+            if is_channel_run(run.run_id):
+                continue  # the channel ingress queue replays these turns itself (exactly once)
             if run.input:
                 self.app.interrupted_inputs.setdefault(run.session_key, []).append(run.input)
             self.log.warn(

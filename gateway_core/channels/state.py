@@ -86,9 +86,6 @@ class ChannelsState:
         if isinstance(acc.get("name"), str):
             snap["name"] = acc["name"]
         snap.update(self.runtime.get((channel, account_id), {}))
-        snap["dmPolicy"] = acc.get("dmPolicy") if acc.get("dmPolicy") in A.DM_POLICIES else "pairing"
-        if isinstance(acc.get("allowFrom"), list):
-            snap["allowFrom"] = [str(x) for x in acc["allowFrom"]]
         snap["healthState"] = health_state(snap, now_ms, self.meta(channel).liveness_ms)
         return snap
 

@@ -131,8 +131,10 @@ def typing_body(chat_id: str) -> dict[str, Any]:
 
 
 def render_chunks(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """A reply as the HTML texts of its ``sendMessage`` calls (split at line breaks, ≤ ``limit``)."""
-    return [telegram_html(chunk) for chunk in chunk_lines(text, limit)]
+    """A reply as the HTML texts of its ``sendMessage`` calls (split at line breaks, ≤ ``limit``);
+    as published, every chunk but the last keeps the line break it was split at."""
+    chunks = [telegram_html(chunk) for chunk in chunk_lines(text, limit - 1)]
+    return [c + "\n" for c in chunks[:-1]] + chunks[-1:]
 
 
 def pairing_text(user_id: str, code: str) -> str:

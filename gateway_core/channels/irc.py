@@ -265,7 +265,10 @@ class IrcClient:
         if cmd == "PING":
             self._send(f"PONG :{line.trailing}")
         elif cmd == "ERROR":
-            self._fail(f"server closed the link: {line.trailing}".rstrip(": "), fatal=False)
+            if not self.registered and "password" in line.trailing.lower():  # ngIRCd answers a bad PASS so, not 464
+                self._fail(f"IRC login failed: {line.trailing}", fatal=True)
+            else:
+                self._fail(f"server closed the link: {line.trailing}".rstrip(": "), fatal=False)
         elif cmd == "CAP":
             self._cap(line)
         elif cmd == "AUTHENTICATE":

@@ -5,7 +5,8 @@ Config as ``docs/channels/irc.md``: ``host``, ``port`` (6697 with TLS, 6667 plai
 password), ``channels`` (joined after the MOTD), the access keys, and env ``IRC_HOST``,
 ``IRC_PORT``, ``IRC_TLS``, ``IRC_NICK``, ``IRC_USERNAME``, ``IRC_REALNAME``, ``IRC_PASSWORD``,
 ``IRC_CHANNELS`` for the default account. Ours adds ``sasl: {username?, password | passwordFile}``
-(SASL PLAIN; the published plugin has none) and ``nickserv.password`` (IDENTIFY after connect).
+(SASL PLAIN; the published plugin has none), ``tlsCaFile`` (trust a private CA, e.g. a self-signed
+server) and ``nickserv.password`` (IDENTIFY after connect).
 
 One task reads and feeds the client, one fires its timers (PING on silence, the pong and
 registration deadlines); writes go through one lock. A dead connection raises
@@ -94,7 +95,7 @@ def options(account: dict[str, Any], *, is_default: bool, env: dict[str, str]) -
         "sasl": sasl_pair,
         "channels": tuple(c for c in channels or () if isinstance(c, str) and c.strip()),
         "nickserv": (nickserv.get("service") or "NickServ", ns_password) if ns_password and nickserv.get("enabled") is not False else None,
-        "tlsInsecure": account.get("tlsInsecure") is True,
+        "tlsCaFile": account.get("tlsCaFile") if isinstance(account.get("tlsCaFile"), str) else None,
     }
 
 
@@ -139,10 +140,7 @@ class _Connection:
 async def _open(opts: dict[str, Any]) -> trio.abc.Stream:
     with trio.fail_after(CONNECT_TIMEOUT_S):
         if opts["tls"]:
-            context = ssl.create_default_context()
-            if opts["tlsInsecure"]:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+            context = ssl.create_default_context(cafile=os.path.expanduser(opts["tlsCaFile"]) if opts["tlsCaFile"] else None)
             return await trio.open_ssl_over_tcp_stream(opts["host"], opts["port"], ssl_context=context, https_compatible=False)
         return await trio.open_tcp_stream(opts["host"], opts["port"])
 

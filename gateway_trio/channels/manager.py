@@ -233,7 +233,7 @@ class ChannelManager:
                     except ChannelFailure as failure:
                         error, fatal = failure.message, failure.fatal
                     except Exception as exc:  # noqa: BLE001 - a plugin's bug restarts the account, never the gateway
-                        error, fatal = f"{type(exc).__name__}: {exc}", False
+                        error, fatal = _describe_failure(exc)
                     self._set_transport(key, None)
                     if _runtime.now() - started > HEALTHY_AFTER_S:
                         failures = 0
@@ -523,6 +523,27 @@ class ChannelManager:
             except Exception as exc:  # noqa: BLE001 - pruning is housekeeping
                 self.log.warn("channels", f"queue pruning failed: {exc}")
             await trio.sleep(PRUNE_EVERY_S)
+
+
+def _describe_failure(exc: BaseException) -> tuple[str, bool]:
+    """``(message, fatal)`` of a runtime's failure; a nursery's group is reduced to the failure inside."""
+    if isinstance(exc, BaseExceptionGroup):
+        leaves = []
+
+        def walk(e: BaseException) -> None:
+            if isinstance(e, BaseExceptionGroup):
+                for sub in e.exceptions:
+                    walk(sub)
+            elif not isinstance(e, trio.Cancelled):
+                leaves.append(e)
+
+        walk(exc)
+        failure = next((e for e in leaves if isinstance(e, ChannelFailure)), leaves[0] if leaves else exc)
+        if failure is not exc:
+            return _describe_failure(failure)
+    if isinstance(exc, ChannelFailure):
+        return exc.message, exc.fatal
+    return f"{type(exc).__name__}: {exc}", False
 
 
 def bootstrap_owner_file(path: Path, entry: str) -> str:

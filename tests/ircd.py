@@ -38,7 +38,7 @@ def self_signed(directory: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -88,8 +88,9 @@ class Ngircd:
 
     def start(self) -> Ngircd:
         assert NGIRCD is not None
-        self.proc = subprocess.Popen([NGIRCD, "-n", "-f", str(self.conf)], stdout=open(self.root / "ngircd.log", "ab"),
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with open(self.root / "ngircd.log", "ab") as log:
+            self.proc = subprocess.Popen([NGIRCD, "-n", "-f", str(self.conf)], stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
         deadline = time.monotonic() + 10
         while True:
             assert self.proc.poll() is None, (self.root / "ngircd.log").read_text(errors="replace")

@@ -14,10 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from conformance.core_driver import SimHost
-
 from gateway_core.agents import roster as R
 from gateway_core.app import Ctx, Job
-from gateway_core.channels.effects import AwaitDelivery, ChannelCall, ChannelControl, ChannelProbe, ChannelTyping, IngressAdopted
+from gateway_core.channels.effects import (
+    AwaitDelivery,
+    ChannelCall,
+    ChannelControl,
+    ChannelProbe,
+    ChannelTyping,
+    IngressAdopted,
+)
 from gateway_core.channels.inbound import Inbound
 from gateway_core.channels.pipeline import IngressRow, inbound_job
 from gateway_trio.channels.store import ChannelStore

@@ -51,7 +51,7 @@ def test_card_and_http_bodies_as_published() -> None:
     assert a2a.agent_card(a2a.a2a_config(CONFIG), R.roster({}), "2026.9.6", origin) == card
     assert REC["card-alias"]["body"] == card and set(a2a.CARD_PATHS) == {"/.well-known/agent-card.json", "/.well-known/agent.json"}
     assert a2a.UNAUTHORIZED_BODY == REC["noauth"]["body"] == REC["badauth"]["body"]
-    assert a2a.NOT_FOUND_BODY == REC["get-method"]["body"] and a2a.TOO_LARGE_BODY == REC["big"]["body"]
+    assert REC["get-method"]["body"] == a2a.NOT_FOUND_BODY and REC["big"]["body"] == a2a.TOO_LARGE_BODY
     exposed = a2a.a2a_config({"channels": {"a2a": {"exposeAgents": ["ops"]}}})
     fleet = R.roster({"agents": {"entries": {"ops": {}, "main": {}}}})
     assert [s["id"] for s in a2a.agent_card(exposed, fleet, "v", "https://x")["skills"]] == ["ops"]

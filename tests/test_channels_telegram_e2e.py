@@ -70,6 +70,21 @@ def _flow(rig: Rig) -> None:
     api.dm(USER, "second while pending")
     assert not api.wait_for(lambda a: len(a.sent(USER)) > 1, QUIET)
 
+    # the pairing RPC as the Control UI reads it (same shape on both gateways)
+    rpc = rig.cli("gateway", "call", "channels.pairing.list", "--params", "{}", "--json")
+    assert rpc.returncode == 0, rpc.stdout + rpc.stderr
+    doc = json.loads(rpc.stdout)
+    assert [{k: a[k] for k in ("channel", "channelLabel", "accountId")} for a in doc["accounts"]] == [
+        {"channel": "telegram", "channelLabel": "Telegram", "accountId": "default"}]
+    assert doc["commandOwnerConfigured"] is False and doc["limits"] == {"pendingPerAccount": 3, "ttlMs": 3_600_000}
+    (req,) = doc["requests"]
+    assert {"requestId", "channel", "channelLabel", "accountId", "senderId", "senderLabel", "createdAt", "lastSeenAt", "expiresAt",
+            "notifySupported"} <= set(req) <= {"requestId", "channel", "channelLabel", "accountId", "accountLabel", "senderId",
+                                               "senderLabel", "metadata", "createdAt", "lastSeenAt", "expiresAt", "notifySupported"}
+    assert (req["senderId"], req["senderLabel"], len(req["requestId"])) == (str(USER), "telegramUserId", 32)
+    bad = rig.cli("gateway", "call", "channels.status", "--params", '{"channel": "nope"}', "--json")
+    assert bad.returncode != 0 and "unknown channel: nope" in bad.stdout + bad.stderr
+
     listed = rig.cli("pairing", "list", "telegram", "--json")
     assert listed.returncode == 0, listed.stderr
     requests = json.loads(listed.stdout)["requests"]
@@ -124,6 +139,17 @@ def _flow(rig: Rig) -> None:
     api.group(OTHER_GROUP, USER, f"@{BOT_USERNAME} hello other group")
     api.group(OTHER_GROUP, USER, "other group chatter")
     assert not api.wait_for(lambda a: len(a.sent(ALLOWED_GROUP)) > 1 or a.sent(OTHER_GROUP), QUIET)
+
+    js = rig.cli("channels", "status", "--json")
+    assert js.returncode == 0, js.stderr
+    payload = json.loads(js.stdout)
+    assert payload["channelOrder"] == ["telegram"] and payload["channelLabels"] == {"telegram": "Telegram"}
+    assert payload["channelDefaultAccountId"] == {"telegram": "default"} and payload["channels"]["telegram"]["configured"] is True
+    (account,) = payload["channelAccounts"]["telegram"]
+    assert {k: account.get(k) for k in ("accountId", "enabled", "configured", "running", "connected", "mode", "tokenSource")} == {
+        "accountId": "default", "enabled": True, "configured": True, "running": True, "connected": True, "mode": "polling",
+        "tokenSource": "config"}
+    assert isinstance(account["lastInboundAt"], int) and isinstance(account["lastOutboundAt"], int)
 
     status = rig.cli("channels", "status", "--probe")
     assert status.returncode == 0, status.stderr

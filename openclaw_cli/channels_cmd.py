@@ -57,6 +57,8 @@ def _state_bits(account: dict[str, Any]) -> list[str]:
         bits.append("configured" if account["configured"] else "not configured")
     if isinstance(account.get("linked"), bool):
         bits.append("linked" if account["linked"] else "not linked")
+    if isinstance(account.get("stateReason"), str) and account["stateReason"]:
+        bits.append(f"reason:{account['stateReason']}")
     if isinstance(account.get("lastError"), str) and account["lastError"]:
         bits.append(f"error:{account['lastError']}")
     return bits
@@ -268,7 +270,7 @@ def _configured_pairing_channels(cfg: dict[str, Any]) -> list[str]:
     from gateway_core.channels import accounts as A
 
     known = _pairing_channels()
-    return [c for c in A.configured_channels(cfg) if c in known]
+    return [c for c in A.configured_channels(cfg) if c in known and (A.section(cfg, c) or {}).get("enabled") is not False]
 
 
 def _channel(raw: str | None, known: list[str]) -> str:

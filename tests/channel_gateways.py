@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent_gateways import REFERENCE, _wait_ready, observed_config
+from agent_gateways import REFERENCE, observed_config, reference_gateway
 from botapi import BotApi
-from gateway_proc import REPO, GatewayProcess, child_env, free_port, make_home, stop_process
+from gateway_proc import REPO, GatewayProcess, child_env, free_port, make_home
 from upstream import ScriptedUpstream
 
 KEY = "sk-upstream-test-key"
@@ -84,16 +84,5 @@ def telegram_gateway(kind: str, tmp: Path, **telegram: Any) -> Iterator[Rig]:
                 gw.wait_ready(port, timeout=30)
                 yield Rig(kind, port, api, up, home, gw)
             return
-        home = tmp / "home"
-        (home / ".openclaw").mkdir(parents=True, exist_ok=True)
-        (home / ".openclaw" / "openclaw.json").write_text(json.dumps(cfg))
-        with open(tmp / "reference.log", "wb") as log:
-            proc = subprocess.Popen(
-                [REFERENCE or "", "gateway", "run", "--port", str(port)],
-                env={**os.environ, "HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-            try:
-                _wait_ready(port, lambda: proc.poll() is None, 120)
-                yield Rig(kind, port, api, up, home, proc)
-            finally:
-                stop_process(proc)
+        with reference_gateway(tmp, cfg, port) as (home, proc):
+            yield Rig(kind, port, api, up, home, proc)

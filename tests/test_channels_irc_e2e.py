@@ -168,4 +168,5 @@ def test_skip_channels_env(tmp_path: Path) -> None:
         status = openclaw(home, "channels", "status", "--json")
         account = json.loads(status.stdout)["channelAccounts"]["irc"][0]
         assert account["running"] is False and account.get("lastStartAt") is None, account
+        assert account["configured"] is True and account["healthState"] == "unmanaged", account
         assert "OPENCLAW_SKIP_CHANNELS=1: channels not started" in gw.stdout

@@ -12,7 +12,7 @@ from typing import Any
 
 from . import accounts as A
 from .rules import BUILTIN, ChannelRules
-from .status import ChannelMeta, health_state
+from .status import ChannelMeta, health_state, is_healthy
 
 PART = "channels"
 
@@ -90,6 +90,20 @@ class ChannelsState:
         return snap
 
 
+def not_ready(state: ChannelsState, config: dict[str, Any] | None, now_ms: int) -> list[str]:
+    """``channel:account`` of every configured account that is not healthy, for ``/readyz``
+    (readiness ignores ``unmanaged`` and ``stale-socket``, as published)."""
+    out = []
+    for channel in A.configured_channels(config):
+        if not state.known(channel):
+            continue
+        for account in state.accounts_of(config, channel):
+            health = state.snapshot(config, channel, account, now_ms)["healthState"]
+            if not is_healthy(health) and health != "stale-socket":
+                out.append(f"{channel}:{account}")
+    return out
+
+
 def channels_state(app: Any) -> ChannelsState:
     """The app's channel state (created on first use)."""
     state = app.parts.get(PART)
@@ -98,4 +112,4 @@ def channels_state(app: Any) -> ChannelsState:
     return state
 
 
-__all__ = ["PART", "ChannelsState", "channels_state"]
+__all__ = ["PART", "ChannelsState", "channels_state", "not_ready"]

@@ -44,7 +44,8 @@ def _num(snap: dict[str, Any], key: str) -> int | None:
 
 
 def _unmanaged(s: dict[str, Any], now: int, live: int) -> bool:
-    return s.get("enabled") is False or s.get("configured") is False or s.get("linked") is False
+    skipped = s.get("lifecycle") == "skipped"  # OPENCLAW_SKIP_CHANNELS: not ours to run
+    return skipped or s.get("enabled") is False or s.get("configured") is False or s.get("linked") is False
 
 
 def _terminal(s: dict[str, Any], now: int, live: int) -> bool:

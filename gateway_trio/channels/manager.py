@@ -134,6 +134,10 @@ class ChannelManager:
                 self._ensure_worker(channel, account)
             if self.skip:
                 self.log.info("channels", "OPENCLAW_SKIP_CHANNELS=1: channels not started")
+                for key in self.desired(self.config):  # status still tells what is configured
+                    self._refresh_inspect(key)
+                    self.state.patch(key[0], key[1], {"running": False, "lifecycle": "skipped",
+                                                      "stateReason": "skipped (OPENCLAW_SKIP_CHANNELS=1)"})
             else:
                 self.plan(self.config)
             for row in replays:

@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import trio
-
 from gateway_core.channels import pairing as P
 from gateway_core.channels.delivery import Decision
 from gateway_core.channels.inbound import Inbound, OutboundItem, decode_inbound, encode_inbound
 from gateway_core.channels.pipeline import IngressRow, conversation_key
+
+from ..store.sessions import AsyncSessionStore, _Tx
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -146,26 +146,6 @@ def _open(path: Path) -> sqlite3.Connection:
     return db
 
 
-class _Tx:
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.db, self.lock = db, lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.lock.release()
-            raise
-        return self.db
-
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
-        try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
-        finally:
-            self.lock.release()
-
-
 def _item(r: sqlite3.Row | tuple[Any, ...]) -> dict[str, Any]:
     keys = ("seq", "key", "channel", "account_id", "target", "text", "kind", "grp", "idx", "cnt", "reply_to", "thread_id",
             "parse_mode", "state", "attempts", "next_at", "created_at", "updated_at", "message_id", "error")
@@ -201,7 +181,8 @@ class ChannelStore:
         if version > SCHEMA_VERSION:
             raise StoreError(f"channel queue schema {version} is newer than this gateway understands ({SCHEMA_VERSION})")
         for number in range(version, SCHEMA_VERSION):
-            with _Tx(self._q, self._lock) as db:
+            db = self._q
+            with _Tx(db, self._lock):
                 for statement in MIGRATIONS[number].split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -214,7 +195,8 @@ class ChannelStore:
         ``offset`` = ``(channel, account, name, value)``; returns the rows that are new."""
         now = self._now()
         fresh: list[IngressRow] = []
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             for msg in msgs:
                 cur = db.execute(
                     "INSERT OR IGNORE INTO ingress (key, channel, account_id, conversation, payload, status, received_at, updated_at) "
@@ -230,7 +212,8 @@ class ChannelStore:
     def pending_ingress(self) -> list[IngressRow]:
         """Rows accepted but not finished (a crash or a stop came first), oldest first; their attempt
         counter goes up (a replay)."""
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             rows = db.execute("SELECT seq, payload, attempts FROM ingress WHERE status = 'pending' ORDER BY seq").fetchall()
             db.execute("UPDATE ingress SET attempts = attempts + 1 WHERE status = 'pending'")
         return [IngressRow(seq=seq, msg=decode_inbound(payload), attempts=attempts + 1) for seq, payload, attempts in rows]
@@ -238,7 +221,8 @@ class ChannelStore:
     def ingress_done(self, key: str, items: list[OutboundItem] | None = None, outcome: str = "done") -> int:
         """Finish ingress ``key`` and queue its replies, in one transaction; returns how many were queued."""
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             db.execute(
                 "UPDATE ingress SET status = 'done', outcome = ?, payload = NULL, updated_at = ? WHERE key = ?", (outcome, now, key)
             )
@@ -247,7 +231,8 @@ class ChannelStore:
 
     def ingress_fail(self, key: str, error: str) -> None:
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             db.execute("UPDATE ingress SET status = 'failed', error = ?, updated_at = ? WHERE key = ?", (error, now, key))
 
     def drop_ingress(self, key: str, outcome: str) -> None:
@@ -281,7 +266,8 @@ class ChannelStore:
 
     def outbox_put(self, items: list[OutboundItem]) -> int:
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             return self._put(db, items, now)
 
     def outbox_head(self, channel: str, account_id: str) -> dict[str, Any] | None:
@@ -297,13 +283,15 @@ class ChannelStore:
     def outbox_sending(self, seq: int) -> None:
         """Mark an attempt as started (committed before the request goes out: a crash now is ambiguous)."""
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             db.execute("UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE seq = ?", (now, seq))
 
     def outbox_settle(self, seq: int, decision: Decision, message_id: str | None = None, notice: OutboundItem | None = None) -> None:
         """Record how an attempt ended; an ambiguous one queues the unconfirmed notice too."""
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             db.execute(
                 "UPDATE outbox SET state = ?, next_at = COALESCE(?, next_at), message_id = COALESCE(?, message_id), error = ?, "
                 "updated_at = ? WHERE seq = ?",
@@ -315,7 +303,8 @@ class ChannelStore:
     def outbox_recover(self) -> list[dict[str, Any]]:
         """At start: attempts a crash cut short (``sending``) are ambiguous; returns them (now ``unknown``)."""
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             rows = db.execute(f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE state = 'sending' ORDER BY seq").fetchall()
             db.execute(
                 "UPDATE outbox SET state = 'unknown', error = 'unknown_after_send; interrupted by a restart', updated_at = ? "
@@ -351,7 +340,8 @@ class ChannelStore:
     def prune(self) -> None:
         """Forget old tombstones and settled outbox rows (bounded by age and count)."""
         now = self._now()
-        with _Tx(self._q, self._lock) as db:
+        db = self._q
+        with _Tx(db, self._lock):
             db.execute("DELETE FROM ingress WHERE status != 'pending' AND updated_at < ?", (now - TOMBSTONE_DAYS_MS,))
             for channel, account in db.execute("SELECT DISTINCT channel, account_id FROM ingress").fetchall():
                 db.execute(
@@ -411,7 +401,8 @@ class ChannelStore:
                     order += 1
 
     def _pairing(self, channel: str, fn: Callable[[P.PairingState], Any], write: bool = True) -> Any:
-        with _Tx(self._p, self._lock) as db:
+        db = self._p
+        with _Tx(db, self._lock):
             state = self._read_pairing(db, channel)
             result = fn(state)
             if write:
@@ -451,16 +442,11 @@ class ChannelStore:
         return self._pairing(channel, lambda st: P.dismiss_request(st, channel, request_id, now, account_id))
 
 
-class AsyncChannelStore:
-    """The store for the event loop: every call runs in a worker thread, one at a time."""
+class AsyncChannelStore(AsyncSessionStore):
+    """The channel store for the event loop: every call runs in a worker thread, one at a time
+    (the same runner as the session store's)."""
 
-    def __init__(self, store: ChannelStore) -> None:
-        self.store = store
-        self._limiter = trio.CapacityLimiter(1)
-
-    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        fn = getattr(self.store, method)
-        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
+    store: ChannelStore  # type: ignore[assignment]
 
 
 __all__ = [

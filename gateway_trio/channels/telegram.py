@@ -21,6 +21,7 @@ at most 30 s) with the same offset.
 from __future__ import annotations
 
 import os
+import ssl
 import stat
 import time
 from pathlib import Path
@@ -54,6 +55,17 @@ def _token_file(path: str) -> str | None:
         return None  # symlinks and the rest are refused, as published
     text = p.read_text(encoding="utf-8").strip()
     return text or None
+
+
+_SSL: ssl.SSLContext | None = None
+
+
+def ssl_context() -> ssl.SSLContext:
+    """One client TLS context for every account (loading the CA bundle costs ~1 MB per context)."""
+    global _SSL
+    if _SSL is None:
+        _SSL = ssl.create_default_context()
+    return _SSL
 
 
 def resolve_token(account: dict[str, Any], *, is_default: bool, env: dict[str, str]) -> tuple[str | None, str]:
@@ -185,7 +197,7 @@ class TelegramChannel(ChannelPlugin):
         if token is None:
             raise ChannelFailure("Telegram bot token is not configured", fatal=True)
         root = api_root(ctx.account)
-        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0)) as client:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), verify=ssl_context()) as client:
             api = BotApi(client, root, token)
             try:
                 bot = await self._start(api, ctx)
@@ -245,7 +257,7 @@ class TelegramChannel(ChannelPlugin):
             return tg.probe_result(False, error="bot token not configured")
         started = time.monotonic()
         try:
-            async with httpx.AsyncClient(timeout=timeout_s) as client:
+            async with httpx.AsyncClient(timeout=timeout_s, verify=ssl_context()) as client:
                 status, data = await BotApi(client, api_root(account), token).call("getMe", get=True, timeout=timeout_s)
         except httpx.HTTPError as exc:
             return tg.probe_result(False, error=f"{type(exc).__name__}: {exc}", elapsed_ms=int((time.monotonic() - started) * 1000))

@@ -178,3 +178,16 @@ def test_health_rules_in_order() -> None:
     assert h(snap(lastTransportActivityAt=NOW - 130_000), NOW, liveness_ms=120_000) == "stale-socket"
     assert not status.is_healthy("stale-socket") and status.is_healthy("reconnect-grace")
     assert h(snap(), NOW, liveness_ms=120_000) == "healthy"
+
+
+def test_readiness_lists_unhealthy_configured_accounts() -> None:
+    from gateway_core.channels.state import ChannelsState, not_ready
+
+    state = ChannelsState()
+    config = {"channels": {"telegram": {"botToken": "1:x"}, "irc": {"host": "h", "nick": "n"}}}
+    state.patch("telegram", "default", snap(lastTransportActivityAt=NOW - 1000))
+    state.patch("irc", "default", snap(running=False))
+    assert not_ready(state, config, NOW) == ["irc:default"]
+    state.patch("irc", "default", {"lifecycle": "skipped"})  # OPENCLAW_SKIP_CHANNELS: unmanaged
+    state.patch("telegram", "default", {"lastTransportActivityAt": NOW - 31 * 60_000})  # stale: readiness ignores it
+    assert not_ready(state, config, NOW) == []

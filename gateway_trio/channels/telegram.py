@@ -25,9 +25,8 @@ import ssl
 import stat
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import trio
 
 from gateway_core.channels import telegram as tg
@@ -36,6 +35,9 @@ from gateway_core.channels.inbound import OutboundItem
 from gateway_core.channels.rules import TelegramRules
 
 from .base import AccountContext, ChannelFailure, ChannelPlugin, Transport
+
+if TYPE_CHECKING:
+    import httpx
 
 DEFAULT_API_ROOT = "https://api.telegram.org"
 POLL_BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
@@ -124,6 +126,8 @@ class TelegramTransport(Transport):
         self.api = api
 
     async def send(self, item: OutboundItem) -> Outcome:
+        import httpx
+
         body = tg.send_message_body(item.target, item.text, reply_to=item.reply_to, thread_id=item.thread_id)
         if item.parse_mode is None:
             body.pop("parse_mode", None)
@@ -136,6 +140,8 @@ class TelegramTransport(Transport):
         return tg.classify(status, data, sent=True)
 
     async def typing(self, target: str) -> None:
+        import httpx
+
         try:
             await self.api.call("sendChatAction", tg.typing_body(target), timeout=10.0)
         except httpx.HTTPError:
@@ -193,6 +199,8 @@ class TelegramChannel(ChannelPlugin):
         return bot
 
     async def run_account(self, ctx: AccountContext) -> None:
+        import httpx  # loaded when a Telegram account starts, not with the gateway
+
         token, _ = resolve_token(ctx.account, is_default=ctx.is_default, env=ctx.env)
         if token is None:
             raise ChannelFailure("Telegram bot token is not configured", fatal=True)
@@ -255,6 +263,8 @@ class TelegramChannel(ChannelPlugin):
         token, _ = resolve_token(account, is_default=account_id == A.default_account_id(sec), env=env)
         if token is None:
             return tg.probe_result(False, error="bot token not configured")
+        import httpx
+
         started = time.monotonic()
         try:
             async with httpx.AsyncClient(timeout=timeout_s, verify=ssl_context()) as client:

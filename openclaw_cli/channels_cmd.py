@@ -85,7 +85,7 @@ def account_line(label: str, account: dict[str, Any], now_ms: int, *, live: bool
             bits.append(f"bot:{name if name.startswith('@') else '@' + name}")
     source = account.get("tokenSource")
     if isinstance(source, str) and source and source != "none":
-        bits.append("token:***" if live else f"token:{source}")
+        bits.append("token:***")  # as the published CLI prints it (the source stays in --json)
     if live and isinstance(account.get("healthState"), str) and account["healthState"] not in ("healthy", "unmanaged"):
         bits.append(f"health:{account['healthState']}")
     if isinstance(account.get("baseUrl"), str) and account["baseUrl"]:

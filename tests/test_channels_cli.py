@@ -29,14 +29,14 @@ def test_channels_status_config_only_when_the_gateway_is_down(tmp_path: Path) ->
     assert out.stderr.startswith("Gateway not reachable: ")
     lines = out.stdout.splitlines()
     assert lines[0] == "Gateway not reachable; showing config-only status." and lines[2] == "Mode: local"
-    assert "- Telegram default: enabled, configured, mode:polling, token:config" in lines
+    assert "- Telegram default: enabled, configured, mode:polling, token:***" in lines
     assert "- IRC default: disabled, configured, mode:tls, url:irc.example.net:6697" in lines
     js = json.loads(openclaw(home, "channels", "status", "--json").stdout)
     assert js["gatewayReachable"] is False and js["configOnly"] is True and js["configuredChannels"] == ["telegram", "irc"]
     if REFERENCE:  # the published CLI prints the same Telegram line from the same config
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("OPENCLAW_")}, "HOME": str(home)}
         theirs = subprocess.run([REFERENCE, "channels", "status"], env=env, capture_output=True, text=True, timeout=120)
-        assert "- Telegram default: enabled, configured, mode:polling, token:config" in theirs.stdout.splitlines(), theirs.stdout
+        assert "- Telegram default: enabled, configured, mode:polling, token:***" in theirs.stdout.splitlines(), theirs.stdout
 
 
 def test_pairing_commands_on_the_local_state(tmp_path: Path) -> None:

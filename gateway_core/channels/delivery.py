@@ -11,12 +11,14 @@ outcome                   meaning                                      decision
                           refused, DNS, connect timeout)
 ``rate_limited``          the platform said "not now" (429)            retry after ``retry_after``
 ``ambiguous``             sent, outcome unknown (a 5xx answer, a       no blind replay: mark
-                          timeout or reset after the request was        ``unknown``, post a notice
-                          written)                                     after the next reconnect
+                          timeout or reset after the request was        ``unknown``, queue the
+                          written)                                     "couldn't confirm" notice
 ``rejected``              the platform refused it for good (4xx)       failed
 ========================  ===========================================  ===========================
 
 Retries stop after :data:`MAX_AGE_MS` (a message that could not be sent for a day is failed).
+The published gateway posts the notice after its next reconnect; ours queues it at once, behind the
+messages already waiting for that account (so it goes out as soon as the platform takes messages).
 Everything is a pure function of the outcome, the attempt count and the time passed in.
 """
 

@@ -159,6 +159,8 @@ RELOAD_RULES: Final[tuple[tuple[str, Effect], ...]] = (
             "telemetry.consentedAt",
             "plugins",
             "channels",
+            # commands.ownerAllowFrom (written by the first pairing approval) is read live by the channels.
+            "commands",
         )
     ),
     ("gateway", _R),

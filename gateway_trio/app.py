@@ -49,10 +49,12 @@ from gateway_core.app import (
     rate_limit_policy,
     trusted_proxies,
 )
+from gateway_core.channels.pipeline import is_channel_run
 from gateway_core.events import HandshakeFailed, Principal
 
 from . import _runtime
 from .agent_host import AgentHost, resolve_provider_keys
+from .channels import ChannelManager
 from .effects import Effects
 from .filelog import FileLog
 from .session import DeadlineScheduler, Session
@@ -154,6 +156,8 @@ class Gateway:
         self.app.set_access_policy(settings.config)  # (the seeded origins were logged above)
         self.app.provider_keys = resolve_provider_keys(settings.config)
         self.agents = AgentHost(settings.paths.state_dir, raw_stream=raw_stream_path(settings.paths.state_dir))
+        #: Chat channels: accounts, their durable queues and outbox (gateway_trio.channels).
+        self.channels = ChannelManager(self)
         self.sessions: dict[str, Session] = {}
         self.scheduler = DeadlineScheduler()
         self.effects = Effects(self)
@@ -255,6 +259,9 @@ class Gateway:
             self.trusted_proxies = trusted_proxies(config)
             self.allow_real_ip_fallback = allow_real_ip_fallback(config)
             done.extend(k for k in proxy_keys if any(p.startswith(k) for p in paths))
+        if any(p.startswith(("channels", "bindings", "commands", "session")) for p in paths):
+            self.channels.config_changed(config)  # access settings apply live; connection settings restart the account
+            done.append("channels")
         return done
 
     def rotate_secret(self, secret: SharedSecret) -> int:
@@ -317,6 +324,8 @@ class Gateway:
                         scope = self._waiting.get(id(job))
                         if scope is not None:
                             scope.cancel()
+                elif self.channels.handles_output(output):
+                    self.channels.output(output)
 
     def _fan_out(self, output: Publish) -> None:
         """One event to its audience: the payload is encoded once, each client's frame differs only
@@ -353,17 +362,19 @@ class Gateway:
             self.app.interrupt(run_id, "client-disconnect")
             self.flush()
 
-    async def run_job(self, gen: Generator[Any, Any, Any], method: str, request_id: str = "") -> Any:
-        """Drive a core job from a route's task and return its value (its exception is raised)."""
+    async def run_job(self, make: Callable[[Ctx], Generator[Any, Any, Any]], method: str) -> Any:
+        """Drive a core job from a route's task (``make(ctx)`` gives its generator) and return its
+        value; its exception is raised here."""
         box: dict[str, Any] = {}
+        ctx = Ctx(self.app, None, method, method, _runtime.now(), _runtime.wall_ms())
 
         def capture() -> Generator[Any, Any, None]:
             try:
-                box["value"] = yield from gen
+                box["value"] = yield from make(ctx)
             except Exception as exc:  # noqa: BLE001 - handed back to the route below
                 box["error"] = exc
 
-        job = Job(Ctx(self.app, None, request_id or method, method, _runtime.now(), _runtime.wall_ms()), capture())
+        job = Job(ctx, capture())
         job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms())
         self.flush()
         if job.pending is not None:
@@ -377,13 +388,24 @@ class Gateway:
         if self._jobs is not None:
             self._jobs.start_soon(fn, *args)
 
-    async def deliver(self, channel: str, to: str, text: str, *, account_id: str | None = None) -> None:
-        """Send ``text`` to ``to`` on a chat channel (hooks' ``deliver``)."""
-        raise RuntimeError(f"channel {channel!r} is not available on this gateway")
+    async def deliver(self, channel: str, to: str, text: str, *, account_id: str | None = None) -> dict[str, Any]:
+        """Send ``text`` to ``to`` on a chat channel through its durable outbox (hooks' ``deliver``);
+        the ``send`` method's answer, or its refusal raised."""
+        from gateway_core.app.handlers.channels import send
+        from gateway_core.params import PARAMS_SCHEMAS
+        from gateway_core.validation import convert
+
+        raw: dict[str, Any] = {"channel": channel, "to": to, "message": text, "idempotencyKey": _runtime.new_uuid()}
+        if account_id:
+            raw["accountId"] = account_id
+        params = convert(raw, PARAMS_SCHEMAS["send"])
+        return await self.run_job(lambda ctx: send(ctx, params), "send")
 
     def readiness_failing(self) -> tuple[str, ...]:
-        """What ``/readyz`` reports as failing besides draining."""
-        return ()
+        """What ``/readyz`` reports as failing besides draining: unhealthy channel accounts."""
+        from gateway_core.channels.state import channels_state, not_ready
+
+        return tuple(not_ready(channels_state(self.app), self.app.config, _runtime.wall_ms()))
 
     def _spawn(self, job: Job) -> None:
         if self._jobs is None:
@@ -441,14 +463,17 @@ class Gateway:
         jobs (runs). Started before the listeners; ends when its nursery is cancelled."""
         store = await self.agents.open()
         await self._recover(store)
+        await self.channels.open(self.settings.paths.state_dir)
         try:
             async with trio.open_nursery() as jobs:
                 self._jobs = jobs
                 jobs.start_soon(self.scheduler.run)
                 jobs.start_soon(self._ticker)
+                await jobs.start(self.channels.run)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
+                await self.channels.aclose()
                 await self.agents.aclose()
 
     async def _recover(self, store: Any) -> None:
@@ -464,6 +489,8 @@ class Gateway:
         interrupted, count, recent = await trio.to_thread.run_sync(work)
         self.app.session_stats = {"count": count, "recent": [{"key": r.key, "updatedAt": r.updated_at} for r in recent]}
         for run in interrupted:
+            if is_channel_run(run.run_id):
+                continue  # the channel ingress queue replays these turns itself (exactly once)
             if run.input:
                 self.app.interrupted_inputs.setdefault(run.session_key, []).append(run.input)
             self.log.warn(

@@ -64,6 +64,8 @@ class Effects:
         gw = self.gw
         if gw.agents.handles(effect):
             return await gw.agents.perform(effect, owner)
+        if gw.channels.handles(effect):
+            return await gw.channels.perform(effect)
         if isinstance(effect, Sleep):
             await trio.sleep(effect.seconds)
             return None

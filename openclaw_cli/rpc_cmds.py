@@ -841,45 +841,6 @@ def _other_local_gateways(
     return out
 
 
-def channels_status(
-    *,
-    probe: Annotated[bool, Parameter(help="Ask each channel account for a live check.")] = False,
-    url: Url = None,
-    port: Port = None,
-    token: Token = None,
-    password: Password = None,
-    timeout: Timeout = 10000,
-    json_: Json = False,
-) -> int:
-    """Status of the configured chat channels (RPC ``channels.status``)."""
-    try:
-        target = resolve_target(url=url, port=port, token=token, password=password, method="channels.status")
-        payload = _rpc(
-            target,
-            "channels.status",
-            {"probe": probe} if probe else {},
-            scopes=["operator.read"],
-            timeout_ms=timeout,
-            prefix="Channels status failed: ",
-        )
-    except CliFailure as fail:
-        return fail.report(json_)
-    if json_:
-        print(json.dumps(payload, indent=2))
-        return 0
-    order = payload.get("channelOrder") or []
-    print("Checking channel status (probe)…" if probe else "Checking channel status…")
-    print(f"Gateway reachable ({target.url}).")
-    if not order:
-        print("- no configured chat channels")
-        return 0
-    labels = payload.get("channelLabels") or {}
-    for channel_id in order:
-        accounts = (payload.get("channelAccounts") or {}).get(channel_id) or []
-        print(f"{labels.get(channel_id, channel_id)}: {len(accounts)} account(s)")
-    return 0
-
-
 def status(
     *,
     json_: Json = False,

@@ -86,16 +86,24 @@ def agent_gateway(kind: str, tmp: Path, **extra: Any) -> Iterator[tuple[int, Scr
                 gw.wait_ready(port, timeout=20)
                 yield port, up
             return
-        home = tmp / "home"
-        (home / ".openclaw").mkdir(parents=True, exist_ok=True)
-        (home / ".openclaw" / "openclaw.json").write_text(json.dumps(cfg))
-        with open(tmp / "reference.log", "wb") as log:
-            proc = subprocess.Popen(
-                [REFERENCE or "", "gateway", "run", "--port", str(port)],
-                env={**os.environ, "HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-            try:
-                _wait_ready(port, lambda: proc.poll() is None, 120)
-                yield port, up
-            finally:
-                stop_process(proc)
+        with reference_gateway(tmp, cfg, port):
+            yield port, up
+
+
+@contextmanager
+def reference_gateway(tmp: Path, cfg: dict[str, Any], port: int) -> Iterator[tuple[Path, subprocess.Popen]]:
+    """The published gateway on ``port`` with ``cfg`` in a HOME under ``tmp`` (log: ``tmp/reference.log``);
+    yields ``(home, process)`` once ``/readyz`` answers; stopped on exit."""
+    home = tmp / "home"
+    (home / ".openclaw").mkdir(parents=True, exist_ok=True)
+    (home / ".openclaw" / "openclaw.json").write_text(json.dumps(cfg))
+    with open(tmp / "reference.log", "wb") as log:
+        proc = subprocess.Popen(
+            [REFERENCE or "", "gateway", "run", "--port", str(port)],
+            env={**os.environ, "HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            _wait_ready(port, lambda: proc.poll() is None, 120)
+            yield home, proc
+        finally:
+            stop_process(proc)

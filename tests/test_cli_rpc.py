@@ -129,8 +129,8 @@ def test_logs_limit(url: str, tmp_path: Path) -> None:
 def test_channels_status_probe(url: str, tmp_path: Path) -> None:
     out = cli(tmp_path, "channels", "status", "--probe", "--url", url, "--token", TOKEN)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.startswith("Checking channel status (probe)…\nGateway reachable (")
-    assert "- no configured chat channels" in out.stdout
+    assert out.stdout.startswith("Checking channel status (probe)…\nGateway reachable.\n")
+    assert "- no configured chat channels (run `openclaw channels list --all` to see installable channels)" in out.stdout
 
 
 def test_status_overview(url: str, tmp_path: Path) -> None:

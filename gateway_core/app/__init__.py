@@ -41,14 +41,14 @@ from .router import LATER, Refused, Route, Router, routes
 def default_router() -> Router:
     """Every method family this gateway implements (imported here: the families import the agents layer,
     which imports this package's effects)."""
-    from .handlers import agents, catalog, config, logs, runs, secrets, sessions, system, ui
+    from .handlers import agents, channels, config, logs, runs, secrets, sessions, system, ui
 
     return Router(
         system.ROUTES,
         logs.ROUTES,
         config.ROUTES,
         secrets.ROUTES,
-        catalog.ROUTES,
+        channels.ROUTES,
         agents.ROUTES,
         runs.ROUTES,
         sessions.ROUTES,

@@ -38,7 +38,8 @@ async def invoke_route(req: Request, gw: Gateway, found: Match, caller: httpauth
     body = await req.body(found.row.body_limit)
     inv = tool_invoke.parse_invoke(body, req.headers)
     answer = await gw.run_job(
-        tool_invoke.invoke(inv, roster=gw.app.roster, config=gw.app.config, sender_is_owner=caller.owner), "tools.invoke"
+        lambda _ctx: tool_invoke.invoke(inv, roster=gw.app.roster, config=gw.app.config, sender_is_owner=caller.owner),
+        "tools.invoke",
     )
     await req.answer(answer)
 

@@ -23,6 +23,7 @@ from gateway_core import (
     ConnectionTerminated,
     HandshakeAuthenticated,
     MemoryServices,
+    PairingRequested,
     PeerInfo,
     PongReceived,
     RequestReceived,
@@ -51,6 +52,7 @@ from gateway_core.app import (
     HostFacts,
     Interrupt,
     Job,
+    KeepDecisions,
     LaneGranted,
     LogLine,
     Publish,
@@ -241,8 +243,11 @@ class SimHost:
 
     def _connection_event(self, conn: ServerConnection, event: Any) -> None:
         if isinstance(event, HandshakeAuthenticated):
+            self.services.apply(event.decisions)  # the simulator's disk never fails for devices
             conn.accept(self.app.snapshot(self.now, self.wall_ms), now=self.now, wall_ms=self.wall_ms)
             self.app.connected(conn.conn_id, event.principal, self.wall_ms)
+        elif isinstance(event, PairingRequested):
+            self.services.apply((event.request,))
         elif isinstance(event, RequestReceived):
             job = self.app.request(conn.conn_id, event, self.now, self.wall_ms)
             if job is not None:
@@ -365,6 +370,9 @@ class SimHost:
 
             self._run_waiters.setdefault(effect.run_id, []).append(lambda: settle(True))
             self.later(effect.timeout_s, lambda: settle(False))
+        elif isinstance(effect, KeepDecisions):
+            self.services.apply(effect.decisions)
+            resume(None)
         elif isinstance(effect, ReadFile):
             resume(self.files.get(effect.path))
         elif isinstance(effect, WriteFile) and self.write_failure is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from msgspec import Struct
 
 from .frames import ClientInfo, ErrorShape
+from .services import DeviceToken, PairedDevice, PairingRequest
 
 # --------------------------------------------------------------------------- actions
 
@@ -77,10 +78,24 @@ class Principal(Struct, frozen=True, kw_only=True):
 
 
 class HandshakeAuthenticated(Struct, frozen=True):
-    """The connect passed every check; call ``accept(snapshot)`` (or ``close``) next."""
+    """The connect passed every check; call ``accept(snapshot)`` (or ``close``) next.
+
+    ``decisions`` are what the handshake decided to keep (a :class:`PairedDevice` silently paired,
+    a :class:`DeviceToken` issued): the application applies and persists them *before* it accepts,
+    and calls ``refuse_storage()`` instead if it could not (a pairing that was not written does not
+    count).
+    """
 
     request_id: str
     principal: Principal
+    decisions: tuple[PairedDevice | DeviceToken, ...] = ()
+
+
+class PairingRequested(Struct, frozen=True):
+    """The handshake asks an operator to approve this device (the refusal is already queued): the
+    application records the request (``device.pair.list`` shows it)."""
+
+    request: PairingRequest
 
 
 class HandshakeFailed(Struct, frozen=True):
@@ -175,6 +190,7 @@ class ProtocolViolation(Struct, frozen=True):
 
 Event = (
     HandshakeAuthenticated
+    | PairingRequested
     | HandshakeFailed
     | RequestReceived
     | FrameIgnored
@@ -201,6 +217,7 @@ __all__ = [
     "HandshakeAuthenticated",
     "HandshakeFailed",
     "HelloReceived",
+    "PairingRequested",
     "PongReceived",
     "Principal",
     "ProtocolViolation",

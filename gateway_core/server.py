@@ -67,6 +67,7 @@ from .events import (
     FrameIgnored,
     HandshakeAuthenticated,
     HandshakeFailed,
+    PairingRequested,
     PongReceived,
     Principal,
     RequestReceived,
@@ -101,7 +102,7 @@ from .frames import (
 from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
 from .origin import INVALID, OriginPolicy, check_origin, is_browser_client
 from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
-from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest, StorageError
+from .services import Admission, DeviceToken, GatewayServices, PairedDevice, PairingRequest
 from .validation import SchemaError, convert
 
 RATE_LIMIT_SCOPE: Final = "shared-secret"
@@ -288,6 +289,8 @@ class ServerConnection:
         self._inflight = 0
         self._connect_id: str | None = None
         self._held_refusal: RemoteProtocolError | None = None
+        #: What the handshake in progress decided to keep (see HandshakeAuthenticated).
+        self._decisions: list[PairedDevice | DeviceToken] = []
         self._seq = 0
         self._eligible: dict[str, bool] = {}
         self._unauthorized_streak = 0
@@ -572,6 +575,13 @@ class ServerConnection:
             )
         self.close(C.CLOSE_SERVICE_RESTART, "service restart", now=now)
 
+    def refuse_storage(self, *, now: float) -> None:
+        """The application could not persist what the handshake decided (disk full, read-only):
+        answer the connect ``UNAVAILABLE`` (retryable) and close 1013; nothing of it counts."""
+        if self.state is ConnState.AUTHENTICATING:
+            self._now = max(self._now, now)
+            self._refuse(RemoteProtocolError(STORAGE_UNAVAILABLE, C.CLOSE_TRY_AGAIN_LATER, "gateway storage unavailable"), now)
+
     def send_buffer_overflow(self, *, now: float) -> None:
         """The shell's queue for this client passed ``maxBufferedBytes`` with frames that may not be
         dropped (answers, non-droppable events): close 1008 ``slow consumer`` at once (§1)."""
@@ -674,12 +684,7 @@ class ServerConnection:
                 raise RemoteProtocolError(
                     invalid_request(f"invalid connect params: {exc.text}"), C.CLOSE_POLICY_VIOLATION
                 ) from None
-            try:
-                self._handshake(params, now, wall_ms)
-            except StorageError:  # the application could not persist a pairing or a token
-                raise RemoteProtocolError(
-                    STORAGE_UNAVAILABLE, C.CLOSE_TRY_AGAIN_LATER, "gateway storage unavailable"
-                ) from None
+            self._handshake(params, now, wall_ms)
         except _Held:
             return
         except RemoteProtocolError as refusal:
@@ -744,8 +749,10 @@ class ServerConnection:
                 ),
                 C.CLOSE_POLICY_VIOLATION,
             )
+        self._decisions: list[PairedDevice | DeviceToken] = []
         self.principal = self._authenticate(p, role, now, wall_ms)
-        self._events.append(HandshakeAuthenticated(self._connect_id or "", self.principal))
+        decisions, self._decisions = tuple(self._decisions), []
+        self._events.append(HandshakeAuthenticated(self._connect_id or "", self.principal, decisions))
 
     def _origin_refusal(self, origin: str) -> str | None:
         """Why a browser ``origin`` may not connect (see gateway_core.origin), or ``None``."""
@@ -863,8 +870,20 @@ class ServerConnection:
         limiter.record_success(RATE_LIMIT_SCOPE, peer.client_ip, origin=browser)
         self._pair(p, device.id, device.public_key, role, requested, method or "none", wall_ms)
         if token_record is None:
-            token_record = self.services.issue_device_token(device.id, role, requested, wall_ms)
+            token_record = self._device_token(device.id, role, requested, wall_ms)
         return self._principal(p, role, requested, method, device.id, token_record)
+
+    def _device_token(self, device_id: str, role: str, scopes: list[str], wall_ms: int) -> DeviceToken:
+        """The device's token for ``role``: the current one when its scopes match, else a new one
+        (a decision the application persists before it accepts)."""
+        current = self.services.current_token(device_id, role)
+        if current is not None and sorted(current.scopes) == sorted(scopes):
+            return current
+        issued = DeviceToken(
+            token=self.services.new_id("devtok"), device_id=device_id, role=role, scopes=list(scopes), issued_at_ms=wall_ms
+        )
+        self._decisions.append(issued)
+        return issued
 
     def _principal(
         self,
@@ -926,7 +945,7 @@ class ServerConnection:
         if auto:
             roles = sorted(set(record.roles if record and requirement != "not-paired" else []) | {role})
             merged = sorted(set(record.scopes if record and requirement != "not-paired" else []) | set(scopes))
-            self.services.save_device(
+            self._decisions.append(
                 PairedDevice(
                     device_id=device_id,
                     public_key=public_key,
@@ -941,9 +960,11 @@ class ServerConnection:
                 )
             )
             return
-        request_id = self.services.request_pairing(
-            PairingRequest(
-                request_id="",
+        known = self.services.pending_request(device_id, public_key)
+        request_id = known.request_id if known is not None else self.services.new_id("pair")
+        if known is None:
+            request = PairingRequest(
+                request_id=request_id,
                 device_id=device_id,
                 public_key=public_key,
                 role=role,
@@ -957,7 +978,7 @@ class ServerConnection:
                 display_name=p.client.display_name if p.client.display_name is not UNSET else "",
                 reason=requirement,
             )
-        )
+            self._events.append(PairingRequested(request))
         message = f"pairing required: {PAIRING_REQUIREMENTS[requirement]}"
         details: dict[str, Any] = {
             "code": "PAIRING_REQUIRED",

@@ -84,7 +84,12 @@ class StorageError(Exception):
 
 
 class GatewayServices(Protocol):
-    """What the core asks of the application during a handshake and a request."""
+    """What the core reads during a handshake and a request (a read-only view).
+
+    The core never changes this state: what a handshake decides (a pairing, a device token, a
+    pairing request) comes out as events, and the application applies and persists it. The only
+    thing the core draws from here besides reads is fresh ids (tokens come from the host's CSPRNG).
+    """
 
     rate_limiter: AuthRateLimiter
     write_budget: WriteBudget
@@ -92,10 +97,10 @@ class GatewayServices(Protocol):
     def admission(self) -> Admission: ...
     def shared_secret(self) -> SharedSecret: ...
     def get_device(self, device_id: str) -> PairedDevice | None: ...
-    def save_device(self, device: PairedDevice) -> None: ...
-    def request_pairing(self, request: PairingRequest) -> str: ...
-    def issue_device_token(self, device_id: str, role: str, scopes: list[str], now_ms: int) -> DeviceToken: ...
+    def current_token(self, device_id: str, role: str) -> DeviceToken | None: ...
     def find_device_token(self, device_id: str, role: str, token: str) -> DeviceToken | None: ...
+    def pending_request(self, device_id: str, public_key: str) -> PairingRequest | None: ...
+    def new_id(self, kind: str) -> str: ...
 
 
 class WriteBudget:
@@ -155,26 +160,33 @@ class MemoryServices:
     def get_device(self, device_id: str) -> PairedDevice | None:
         return self.devices.get(device_id)
 
-    def save_device(self, device: PairedDevice) -> None:
-        self.devices[device.device_id] = device
+    def current_token(self, device_id: str, role: str) -> DeviceToken | None:
+        return self.tokens.get((device_id, role))
 
-    def request_pairing(self, request: PairingRequest) -> str:
+    def pending_request(self, device_id: str, public_key: str) -> PairingRequest | None:
         for existing in self.pairing_requests.values():
-            if existing.device_id == request.device_id and existing.public_key == request.public_key:
-                return existing.request_id
-        request.request_id = self._id_factory("pair")
-        self.pairing_requests[request.request_id] = request
-        return request.request_id
+            if existing.device_id == device_id and existing.public_key == public_key:
+                return existing
+        return None
 
-    def issue_device_token(self, device_id: str, role: str, scopes: list[str], now_ms: int) -> DeviceToken:
-        current = self.tokens.get((device_id, role))
-        if current is not None and sorted(current.scopes) == sorted(scopes):
-            return current
-        issued = DeviceToken(
-            token=self._id_factory("devtok"), device_id=device_id, role=role, scopes=list(scopes), issued_at_ms=now_ms
-        )
-        self.tokens[(device_id, role)] = issued
-        return issued
+    def new_id(self, kind: str) -> str:
+        return self._id_factory(kind)
+
+    # ------------------------------------------------------------------ the application's side
+
+    def apply(self, decisions: tuple[PairedDevice | DeviceToken | PairingRequest, ...]) -> None:
+        """Take what a handshake (or ``device.pair.approve``) decided into the in-memory state."""
+        for item in decisions:
+            if isinstance(item, PairedDevice):
+                self.devices[item.device_id] = item
+            elif isinstance(item, DeviceToken):
+                self.tokens[(item.device_id, item.role)] = item
+            else:
+                self.pairing_requests[item.request_id] = item
+
+    def save_device(self, device: PairedDevice) -> None:
+        """Record one paired device (tests and tools; handshakes go through :meth:`apply`)."""
+        self.apply((device,))
 
     def find_device_token(self, device_id: str, role: str, token: str) -> DeviceToken | None:
         current = self.tokens.get((device_id, role))

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from gateway_core import SharedSecret
-from gateway_core.app import EffectFailed, ReadFile, ResolveSecrets, Sleep, TailLog, WaitRun, WriteFile
+from gateway_core.app import EffectFailed, KeepDecisions, ReadFile, ResolveSecrets, Sleep, TailLog, WaitRun, WriteFile
+from gateway_core.services import StorageError
 
 from .filelog import record_filter, tail
 from .state import atomic_write, describe_os_error
@@ -101,6 +102,14 @@ class Effects:
                 raise failure("io", exc) from None
         if isinstance(effect, ResolveSecrets):
             return self.resolve_secrets()
+        if isinstance(effect, KeepDecisions):
+            services = gw.services
+            services.apply(effect.decisions)
+            try:
+                await services.persist(services.staged)
+            except StorageError as exc:
+                raise EffectFailed("storage", str(exc)) from None
+            return None
         raise EffectFailed("unsupported", f"{type(effect).__name__} is not supported by this host")
 
     def resolve_secrets(self) -> SharedSecret | None:

@@ -31,6 +31,7 @@ from gateway_core import (
     FrameIgnored,
     HandshakeAuthenticated,
     HandshakeFailed,
+    PairingRequested,
     PeerInfo,
     PongReceived,
     RequestReceived,
@@ -40,6 +41,7 @@ from gateway_core import (
     Terminate,
 )
 from gateway_core.server import ConnState, PublishResult
+from gateway_core.services import StorageError
 
 from . import _runtime
 
@@ -292,9 +294,15 @@ class Session:
         if isinstance(event, RequestReceived):
             self.gw.dispatch(self, event)
         elif isinstance(event, HandshakeAuthenticated):
-            self.core.accept(self.gw.snapshot(), now=_runtime.now(), wall_ms=_runtime.wall_ms())
-            self.admitted = True
-            self.gw.admitted(self, event.principal)
+            if event.decisions:  # a pairing or a device token: on disk before the hello
+                services = self.gw.services
+                services.apply(event.decisions)
+                assert self._nursery is not None
+                self._nursery.start_soon(self._persist_then_accept, event, services.staged)
+            else:
+                self._accept(event)
+        elif isinstance(event, PairingRequested):
+            self.gw.services.apply((event.request,))
         elif isinstance(event, PongReceived):
             self.gw.touch_presence(self)
         elif isinstance(event, HandshakeFailed):
@@ -307,6 +315,22 @@ class Session:
             self.out_bytes = 0
             self._inflight.clear()
             self.gw.unregister(self)
+
+    def _accept(self, event: HandshakeAuthenticated) -> None:
+        self.core.accept(self.gw.snapshot(), now=_runtime.now(), wall_ms=_runtime.wall_ms())
+        self.admitted = True
+        self.gw.admitted(self, event.principal)
+
+    async def _persist_then_accept(self, event: HandshakeAuthenticated, mark: int) -> None:
+        """Write the handshake's decisions off the event loop; accept only once they are kept."""
+        try:
+            await self.gw.services.persist(mark)
+        except StorageError:
+            self.core.refuse_storage(now=_runtime.now())
+        else:
+            if self.core.state is ConnState.AUTHENTICATING:
+                self._accept(event)
+        self.pump()
 
     def publish(
         self,

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import trio
 
 from gateway_core.auth import AuthRateLimiter, RateLimitPolicy, SharedSecret
 from gateway_core.device import DeviceKey
@@ -145,36 +146,85 @@ class PersistentServices(MemoryServices):
         for item in tokens:
             tok = msgspec.convert(item, DeviceToken)
             self.tokens[(tok.device_id, tok.role)] = tok
+        #: Staged changes not yet on disk: which files, and how to undo them.
+        self._dirty: set[str] = set()
+        self._undo: list[tuple[str, Any, Any]] = []
+        self._write_lock = trio.Lock()
+        #: Staging generations: staged so far, written (or failed) so far, recent batches' outcomes.
+        self._staged = 0
+        self._written = 0
+        self._batches: list[tuple[int, int, str | None]] = []
 
     def shared_secret(self) -> SharedSecret:
         return self._secret()
 
-    def _persist(self, name: str, data: Any) -> None:
-        """Write one file of the devices dir; a failure becomes :class:`StorageError` (logged once)."""
-        try:
-            atomic_write(self.dir / name, json.dumps(data, indent=2).encode())
-        except OSError as exc:
-            self.storage.failed("device pairing", exc)
-            raise StorageError(describe_os_error(exc)) from None
-        self.storage.ok("device pairing")
+    def apply(self, decisions: tuple[Any, ...]) -> None:
+        """Stage decisions in memory (undone by :meth:`persist` if they cannot be written)."""
+        for item in decisions:
+            if isinstance(item, PairedDevice):
+                self._undo.append(("device", item.device_id, self.devices.get(item.device_id)))
+                self._dirty.add("paired.json")
+            elif isinstance(item, DeviceToken):
+                self._undo.append(("token", (item.device_id, item.role), self.tokens.get((item.device_id, item.role))))
+                self._dirty.add("tokens.json")
+        super().apply(decisions)
+        self._staged += 1
 
-    def save_device(self, device: PairedDevice) -> None:
-        """Persisted before it counts: a pairing that could not be written is not kept."""
-        data = {k: msgspec.to_builtins(v) for k, v in self.devices.items()}
-        data[device.device_id] = msgspec.to_builtins(device)
-        self._persist("paired.json", data)
-        super().save_device(device)
+    @property
+    def staged(self) -> int:
+        """A mark for :meth:`persist`: the staging generation right now."""
+        return self._staged
 
-    def issue_device_token(self, device_id: str, role: str, scopes: list[str], now_ms: int) -> DeviceToken:
-        before = self.tokens.get((device_id, role))
-        issued = super().issue_device_token(device_id, role, scopes, now_ms)
-        if issued is not before:
+    @property
+    def dirty(self) -> bool:
+        return bool(self._dirty)
+
+    def _files(self) -> list[tuple[str, bytes]]:
+        out = []
+        if "paired.json" in self._dirty:
+            data = {k: msgspec.to_builtins(v) for k, v in self.devices.items()}
+            out.append(("paired.json", json.dumps(data, indent=2).encode()))
+        if "tokens.json" in self._dirty:
+            out.append(("tokens.json", json.dumps([msgspec.to_builtins(v) for v in self.tokens.values()], indent=2).encode()))
+        return out
+
+    async def persist(self, upto: int | None = None) -> None:
+        """Write what was staged (up to mark ``upto``, default: everything so far), off the event
+        loop, before it counts. If the write that carried it failed, its changes were undone and
+        :class:`StorageError` is raised (the cause logged once)."""
+        upto = self._staged if upto is None else upto
+        async with self._write_lock:
+            for start, end, error in self._batches:
+                if start < upto <= end:
+                    if error is not None:
+                        raise StorageError(error)
+                    return
+            if upto <= self._written or not self._dirty:
+                return
+            files, self._dirty = self._files(), set()
+            undo, self._undo = self._undo, []
+            start, end = self._written, self._staged
+
+            def write() -> None:
+                for name, data in files:
+                    atomic_write(self.dir / name, data)
+
             try:
-                self._persist("tokens.json", [msgspec.to_builtins(v) for v in self.tokens.values()])
-            except StorageError:
-                if before is None:
-                    self.tokens.pop((device_id, role), None)
-                else:
-                    self.tokens[(device_id, role)] = before
-                raise
-        return issued
+                await trio.to_thread.run_sync(write)
+            except OSError as exc:
+                for kind, key, before in reversed(undo):  # this batch does not count
+                    table: dict[Any, Any] = self.devices if kind == "device" else self.tokens
+                    if before is None:
+                        table.pop(key, None)
+                    else:
+                        table[key] = before
+                self.storage.failed("device pairing", exc)
+                self._record(start, end, describe_os_error(exc))
+                raise StorageError(describe_os_error(exc)) from None
+            self.storage.ok("device pairing")
+            self._record(start, end, None)
+
+    def _record(self, start: int, end: int, error: str | None) -> None:
+        self._written = end
+        self._batches.append((start, end, error))
+        del self._batches[:-64]

@@ -5,17 +5,21 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+import trio
+
 from gateway_core.auth import SharedSecret
-from gateway_core.services import PairedDevice
+from gateway_core.services import DeviceToken, PairedDevice
 from gateway_trio.state import GatewayIdentity, PersistentServices, atomic_write
 
 
 def test_pairings_and_tokens_persist(tmp_path: Path) -> None:
     secret = SharedSecret(mode="token", token="x")
     first = PersistentServices(tmp_path, lambda: secret)
-    first.save_device(PairedDevice(device_id="d1", public_key="pk", roles=["operator"], scopes=["operator.read"]))
-    token = first.issue_device_token("d1", "operator", ["operator.read"], 1000)
-    assert first.issue_device_token("d1", "operator", ["operator.read"], 2000) is token  # reused, not re-issued
+    token = DeviceToken(token="tok-1", device_id="d1", role="operator", scopes=["operator.read"], issued_at_ms=1000)
+    first.apply((PairedDevice(device_id="d1", public_key="pk", roles=["operator"], scopes=["operator.read"]), token))
+    assert first.dirty and not (tmp_path / "devices" / "paired.json").exists()  # staged, not yet written
+    trio.run(first.persist)
+    assert not first.dirty
     again = PersistentServices(tmp_path, lambda: secret)
     assert again.get_device("d1") is not None and again.get_device("d1").scopes == ["operator.read"]
     assert again.find_device_token("d1", "operator", token.token) is not None

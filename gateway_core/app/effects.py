@@ -64,6 +64,13 @@ class ResolveSecrets(Effect, frozen=True):
     """Resolve the gateway credentials again (config, env, SecretRefs): a ``SharedSecret``."""
 
 
+class KeepDecisions(Effect, frozen=True):
+    """Apply and persist decisions about devices (a pairing approved) before they count; a write
+    that fails undoes them and is thrown back as :class:`EffectFailed`."""
+
+    decisions: tuple[Any, ...]
+
+
 class EffectFailed(Exception):
     """Thrown into a handler when its effect failed. ``kind`` says what broke, for the wire.
 

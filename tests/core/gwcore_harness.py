@@ -23,6 +23,7 @@ from gateway_core import (
     DeviceKey,
     HandshakeAuthenticated,
     MemoryServices,
+    PairingRequested,
     PeerInfo,
     RequestReceived,
     SendPing,
@@ -220,7 +221,10 @@ class Pair:
 
     def _application(self, event: Any) -> None:
         if isinstance(event, HandshakeAuthenticated) and self.auto_accept:
+            self.services.apply(event.decisions)  # kept (in memory) before the hello
             self.server.accept(snapshot(), now=self.now, wall_ms=self.wall_ms)
+        elif isinstance(event, PairingRequested):
+            self.services.apply((event.request,))
         elif isinstance(event, RequestReceived):
             self.requests.append(event)
             if self.handler is not None:

@@ -12,13 +12,20 @@ import json
 import pytest
 from gwcore_harness import Pair, connect_params
 
-from gateway_core import ClientState, ConnectFailed, DeviceKey, MemoryServices, PeerInfo, ServerPolicy
+from gateway_core import (
+    ClientState,
+    ConnectFailed,
+    DeviceKey,
+    HandshakeAuthenticated,
+    MemoryServices,
+    PeerInfo,
+    ServerPolicy,
+)
 from gateway_core.auth import AuthRateLimiter, RateLimitPolicy
 from gateway_core.events import ConnectionTerminated, RequestReceived
 from gateway_core.ingress import attribute, parse_trusted_proxies
 from gateway_core.origin import INVALID, NOT_ALLOWED, OriginPolicy, check_origin, parse_origin, seed_origins
 from gateway_core.server import ConnState
-from gateway_core.services import StorageError
 
 P = 18789
 
@@ -195,14 +202,17 @@ def test_send_buffer_overflow_closes_slow_consumer() -> None:
 # --------------------------------------------------------------------------- item 7: storage
 
 
-class _FullDisk(MemoryServices):
-    def save_device(self, device):  # type: ignore[no-untyped-def]
-        raise StorageError("No space left on device")
-
-
-def test_pairing_on_a_full_disk_is_answered_unavailable() -> None:
+def test_pairing_the_application_could_not_keep_is_answered_unavailable() -> None:
+    """The core decides a silent local pairing and a device token; the application must keep them
+    before the hello. When its write fails it says so, and the connect is refused 1013."""
     key = DeviceKey.from_seed(b"\x11" * 32)
-    pair = Pair(params=connect_params(scopes=["operator.read"]), device_key=key, services=_FullDisk())
+    pair = Pair(params=connect_params(scopes=["operator.read"]), device_key=key, auto_accept=False)
+    (auth,) = pair.server_of(HandshakeAuthenticated)
+    kinds = sorted(type(d).__name__ for d in auth.decisions)
+    assert kinds == ["DeviceToken", "PairedDevice"]
+    assert pair.services.get_device(key.device_id) is None  # the core changed nothing itself
+    pair.server.refuse_storage(now=pair.now)
+    pair.pump()
     (failed,) = pair.client_of(ConnectFailed)
     assert failed.error.code == "UNAVAILABLE" and failed.error.retryable is True
     assert failed.error.message == "gateway storage unavailable; retry later"

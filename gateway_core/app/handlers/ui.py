@@ -31,7 +31,7 @@ from ...config import validate_config
 from ...params import ChatHistoryParams
 from ...reload import RELOAD_MODES, plan_reload
 from ...services import PairedDevice, PairingRequest
-from ..effects import Effect
+from ..effects import Effect, EffectFailed, KeepDecisions
 from ..gateway import Ctx
 from ..router import Refused, routes
 from .config import config_state, redact, restore_redacted
@@ -188,7 +188,7 @@ def _resolved(ctx: Ctx, request_id: str, device_id: str, decision: str) -> None:
     ctx.publish("device.pair.resolved", payload, drop_if_slow=True)
 
 
-def device_pair_approve(ctx: Ctx, params: Any) -> Any:
+def device_pair_approve(ctx: Ctx, params: Any) -> Generator[Effect, Any, Any]:
     services, request_id, request = _take(ctx, params, "device.pair.approve")
     old: PairedDevice | None = services.get_device(request.device_id)
     kept = old if old is not None and old.public_key == request.public_key else None
@@ -204,7 +204,11 @@ def device_pair_approve(ctx: Ctx, params: Any) -> Any:
         display_name=request.display_name,
         paired_at_ms=ctx.wall_ms,
     )
-    services.save_device(device)
+    try:
+        yield KeepDecisions((device,))
+    except EffectFailed:  # not on disk: it does not count, and the request stays pending
+        services.pairing_requests[request_id] = request
+        raise Refused(E.unavailable("gateway storage unavailable; retry later", retryable=True, retry_after_ms=1000)) from None
     _resolved(ctx, request_id, device.device_id, "approved")
     return {"requestId": request_id, "device": _paired_row(device)}
 

@@ -65,6 +65,15 @@ def store_path(state_dir: Path) -> Path:
     return state_dir / "agents" / "sessions.sqlite"
 
 
+
+def raw_stream_path(state_dir: Path) -> Path | None:
+    """``--raw-stream`` (``OPENCLAW_RAW_STREAM=1``): where model stream events are appended as JSONL."""
+    if os.environ.get("OPENCLAW_RAW_STREAM") not in ("1", "true", "yes"):
+        return None
+    custom = os.environ.get("OPENCLAW_RAW_STREAM_PATH")
+    return Path(custom) if custom else state_dir / "logs" / "raw-stream.jsonl"
+
+
 class AgentHost:
     """Per gateway run: the provider hub, the store, open streams and lane waiters."""
 

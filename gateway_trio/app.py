@@ -18,8 +18,7 @@ import json
 import os
 import platform
 import socket
-from collections.abc import Callable, Generator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -28,10 +27,8 @@ import trio
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret
 from gateway_core import errors as E
 from gateway_core.agents.effects import ModelNext, ModelOpen, RunAborted, RunDeadline
-from gateway_core.agents.loop import TurnSpec
 from gateway_core.app import (
     CloseConnection,
-    Ctx,
     EffectFailed,
     GatewayApp,
     HostFacts,
@@ -53,28 +50,22 @@ from gateway_core.channels.pipeline import is_channel_run
 from gateway_core.events import HandshakeFailed, Principal
 
 from . import _runtime
-from .agent_host import AgentHost, resolve_provider_keys
+from .agent_host import AgentHost, raw_stream_path, resolve_provider_keys
 from .channels import ChannelManager
 from .effects import Effects
 from .filelog import FileLog
-from .session import DeadlineScheduler, Session
+from .routehost import RouteHost
+from .scheduler import DeadlineScheduler
+from .session import Session
 from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, StorageHealth
-from .turns import RunWatch, Watches
+from .turns import Watches
 from .wslog import WsLog
 
 VERSION = "2026.9.6-py.0.1.0"
 
 
-def raw_stream_path(state_dir: Path) -> Path | None:
-    """``--raw-stream`` (``OPENCLAW_RAW_STREAM=1``): where model stream events are appended as JSONL."""
-    if os.environ.get("OPENCLAW_RAW_STREAM") not in ("1", "true", "yes"):
-        return None
-    custom = os.environ.get("OPENCLAW_RAW_STREAM_PATH")
-    return Path(custom) if custom else state_dir / "logs" / "raw-stream.jsonl"
-
-
-class Gateway:
+class Gateway(RouteHost):
     """One server run: the app, its sessions, and the shell around them."""
 
     def __init__(
@@ -344,68 +335,6 @@ class Gateway:
         self.flush()
 
     # ------------------------------------------------------------------ work HTTP routes start
-
-    def start_turn(self, spec: TurnSpec, run_id: str) -> RunWatch:
-        """Start a turn for an HTTP route and watch it (events, then the result)."""
-        from gateway_core.app.handlers.runs import start_route_turn
-
-        watch = self.watches.add(run_id)
-        start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
-        self.flush()
-        return watch
-
-    def abort_run(self, run_id: str) -> None:
-        """The route's client went away: stop the run now (the upstream request is closed)."""
-        run = self.app.runs.get(run_id)
-        if run is not None and run.active:
-            run.abort_requested = True
-            self.app.interrupt(run_id, "client-disconnect")
-            self.flush()
-
-    async def run_job(self, make: Callable[[Ctx], Generator[Any, Any, Any]], method: str) -> Any:
-        """Drive a core job from a route's task (``make(ctx)`` gives its generator) and return its
-        value; its exception is raised here."""
-        box: dict[str, Any] = {}
-        ctx = Ctx(self.app, None, method, method, _runtime.now(), _runtime.wall_ms())
-
-        def capture() -> Generator[Any, Any, None]:
-            try:
-                box["value"] = yield from make(ctx)
-            except Exception as exc:  # noqa: BLE001 - handed back to the route below
-                box["error"] = exc
-
-        job = Job(ctx, capture())
-        job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms())
-        self.flush()
-        if job.pending is not None:
-            await self._drive(job)
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
-
-    def background(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` in the gateway's nursery (work a route leaves behind, e.g. a hook's delivery)."""
-        if self._jobs is not None:
-            self._jobs.start_soon(fn, *args)
-
-    async def deliver(self, channel: str, to: str, text: str, *, account_id: str | None = None) -> dict[str, Any]:
-        """Send ``text`` to ``to`` on a chat channel through its durable outbox (hooks' ``deliver``);
-        the ``send`` method's answer, or its refusal raised."""
-        from gateway_core.app.handlers.channels import send
-        from gateway_core.params import PARAMS_SCHEMAS
-        from gateway_core.validation import convert
-
-        raw: dict[str, Any] = {"channel": channel, "to": to, "message": text, "idempotencyKey": _runtime.new_uuid()}
-        if account_id:
-            raw["accountId"] = account_id
-        params = convert(raw, PARAMS_SCHEMAS["send"])
-        return await self.run_job(lambda ctx: send(ctx, params), "send")
-
-    def readiness_failing(self) -> tuple[str, ...]:
-        """What ``/readyz`` reports as failing besides draining: unhealthy channel accounts."""
-        from gateway_core.channels.state import channels_state, not_ready
-
-        return tuple(not_ready(channels_state(self.app), self.app.config, _runtime.wall_ms()))
 
     def _spawn(self, job: Job) -> None:
         if self._jobs is None:

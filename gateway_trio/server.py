@@ -26,6 +26,7 @@ import trio
 
 from gateway_core.services import Admission
 
+from . import _runtime
 from .app import Gateway
 from .discovery import Advertiser
 from .filelog import FileLog
@@ -131,8 +132,9 @@ def release_state_lock(fd: int, state_dir: Path) -> None:
     (state_dir / "gateway.lock").unlink(missing_ok=True)
 
 
-def bind_sockets(hosts: list[str], port: int) -> tuple[list[socket.socket], int]:
-    """Bind every listener host on one port (port 0 picks one for all). Retries EADDRINUSE ~10 s."""
+async def bind_sockets(hosts: list[str], port: int) -> tuple[list[socket.socket], int]:
+    """Bind every listener host on one port (port 0 picks one for all). Retries EADDRINUSE ~10 s
+    (sleeping on Trio's clock, so a retrying start still answers signals)."""
     for attempt in range(BIND_RETRIES + 1):
         bound: list[socket.socket] = []
         chosen = port
@@ -169,7 +171,7 @@ def bind_sockets(hosts: list[str], port: int) -> tuple[list[socket.socket], int]
             shown = f"[{host}]" if ":" in host else host
             if exc.errno == errno.EADDRINUSE:
                 if attempt < BIND_RETRIES:
-                    time.sleep(BIND_RETRY_S)
+                    await trio.sleep(BIND_RETRY_S)
                     continue
                 raise StartupError(
                     f"Gateway failed to start: another gateway instance is already listening on "
@@ -215,14 +217,14 @@ async def run_gateway(
     state_dir = settings.paths.state_dir
     owns_lock = lock_fd is None
     if lock_fd is None:
-        lock_fd = acquire_state_lock(state_dir)
+        lock_fd = await trio.to_thread.run_sync(acquire_state_lock, state_dir)  # it may wait ~s
     ref = GatewayRef()
     state = ReloadState(settings)
     state.resolve_again = resolve_again
-    started = time.monotonic()
+    started = _runtime.now()
     try:
         log.info("gateway", "starting...")
-        sockets, port = bind_sockets(settings.hosts, settings.port)
+        sockets, port = await bind_sockets(settings.hosts, settings.port)
         control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
         record_port(lock_fd, port)
         restarts = 0
@@ -252,7 +254,7 @@ async def run_gateway(
                     shown = ", ".join(f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in control.hosts)
                     log.info(
                         "gateway",
-                        f"http server listening on {shown} ({time.monotonic() - started:.1f}s)",
+                        f"http server listening on {shown} ({_runtime.now() - started:.1f}s)",
                     )
                     log.info("gateway", f"log file: {log.path}")
                     log.info("gateway", "ready")
@@ -261,7 +263,7 @@ async def run_gateway(
                         task_status.started(control)
                         reported = True
                     action, why, new_settings = await control.receive.receive()
-                    t0 = time.monotonic()
+                    t0 = _runtime.now()
                     restart = action == "restart"
                     log.info("admission", f"closed: {action} ({why})")
                     if restart:
@@ -301,7 +303,7 @@ async def run_gateway(
                         clean = False
                         log.warn("shutdown", f"{len(gw.sessions)} connection(s) still open after the close budget")
                     nursery.cancel_scope.cancel()  # the rest: HTTP keep-alives, pre-auth sockets, the ticker
-                elapsed = int((time.monotonic() - t0) * 1000)
+                elapsed = int((_runtime.now() - t0) * 1000)
                 if clean:
                     log.info("shutdown", f"completed cleanly in {elapsed}ms")
                 else:
@@ -321,7 +323,7 @@ async def run_gateway(
                 elif (target.port, target.hosts) != (port, settings.hosts):
                     for s in sockets:
                         s.close()
-                    sockets, port = bind_sockets(target.hosts, target.port)
+                    sockets, port = await bind_sockets(target.hosts, target.port)
                     control.port, control.hosts = port, [s.getsockname()[0] for s in sockets]
                     record_port(lock_fd, port)
                     settings = target

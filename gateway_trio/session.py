@@ -4,7 +4,7 @@ Resource handling: a session runs one task beside its reader: the writer, which 
 arises outside the reader (broadcasts, async answers, pings). The reader sends its own answers
 inline, coalesced into one write per read, which saves a task switch per request. The core's
 deadlines (handshake timeout, keepalive, close grace) are fired by the gateway-wide
-:class:`DeadlineScheduler`, so an idle connection costs no timer task. Outgoing frames wait in a per-connection queue whose size in bytes is the
+:class:`~gateway_trio.scheduler.DeadlineScheduler`, so an idle connection costs no timer task. Outgoing frames wait in a per-connection queue whose size in bytes is the
 back-pressure signal: above ``maxBufferedBytes`` a droppable broadcast is dropped (leaving a
 ``seq`` gap) and anything else closes the connection 1008 ``slow consumer``, so one slow client
 never stalls the gateway or the other clients.
@@ -16,11 +16,9 @@ also unblocks a writer stuck on a client that stopped reading. ``Cancelled`` alw
 
 from __future__ import annotations
 
-import heapq
-import math
 from collections import deque
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import trio
 from msgspec import UNSET
@@ -47,32 +45,7 @@ from . import _runtime
 
 if TYPE_CHECKING:
     from .app import Gateway
-
-
-class Transport(Protocol):
-    """How a session reaches its socket (wsproto over a Trio stream)."""
-
-    def frame_text(self, payload: bytes) -> list[bytes]:
-        """One complete text frame carrying ``payload`` (UTF-8), as one or two byte strings."""
-        ...
-
-    def ping_frame(self) -> bytes: ...
-
-    @property
-    def busy(self) -> bool:
-        """A write is in progress (nothing else may write now)."""
-        ...
-
-    def try_write(self, data: bytes) -> int:
-        """Write what the socket takes now, without waiting; returns how many bytes (0 if full)."""
-        ...
-
-    async def send_batch(self, items: list[bytes]) -> None:
-        """Send already framed bytes in order, in one write."""
-        ...
-
-    async def send_close(self, code: int, reason: str) -> None: ...
-    def abort(self) -> None: ...
+    from .wsserver import Transport
 
 
 class _Close:
@@ -85,33 +58,6 @@ class _Close:
 
 #: A batch sent in one write stops growing past this many bytes.
 MAX_BATCH_BYTES = 256 * 1024
-
-
-class DeadlineScheduler:
-    """One task firing every session's core deadlines (instead of a timer task per connection)."""
-
-    def __init__(self) -> None:
-        self._heap: list[tuple[float, int, Session]] = []
-        self._seq = 0
-        self._wake = trio.Event()
-
-    def schedule(self, at: float, session: Session) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (at, self._seq, session))
-        if self._heap[0][1] == self._seq:
-            self._wake.set()
-
-    async def run(self) -> None:
-        while True:
-            self._wake = trio.Event()
-            at = self._heap[0][0] if self._heap else math.inf
-            with trio.move_on_at(at):
-                await self._wake.wait()
-                continue
-            now = _runtime.now()
-            while self._heap and self._heap[0][0] <= now:
-                _, _, session = heapq.heappop(self._heap)
-                session.on_deadline(now)
 
 
 class Session:

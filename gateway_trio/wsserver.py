@@ -12,7 +12,7 @@ import base64
 import os
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Protocol
 
 import h11
 import trio
@@ -98,6 +98,33 @@ def text_frame(payload: bytes) -> bytes:
     if n < 65536:
         return b"\x81\x7e" + n.to_bytes(2, "big") + payload
     return b"\x81\x7f" + n.to_bytes(8, "big") + payload
+
+
+
+class Transport(Protocol):
+    """How a session reaches its socket (wsproto over a Trio stream)."""
+
+    def frame_text(self, payload: bytes) -> list[bytes]:
+        """One complete text frame carrying ``payload`` (UTF-8), as one or two byte strings."""
+        ...
+
+    def ping_frame(self) -> bytes: ...
+
+    @property
+    def busy(self) -> bool:
+        """A write is in progress (nothing else may write now)."""
+        ...
+
+    def try_write(self, data: bytes) -> int:
+        """Write what the socket takes now, without waiting; returns how many bytes (0 if full)."""
+        ...
+
+    async def send_batch(self, items: list[bytes]) -> None:
+        """Send already framed bytes in order, in one write."""
+        ...
+
+    async def send_close(self, code: int, reason: str) -> None: ...
+    def abort(self) -> None: ...
 
 
 class WsTransport:

@@ -1,0 +1,105 @@
+"""The HTTP routes as an ASGI application, in memory: ``httpx.ASGITransport`` in front of the
+gateway's :class:`~gateway_trio.web.WebApp` and an in-process gateway (tests/shell_harness.py).
+
+No sockets and no listener: what is checked here is the application (route table, auth, bodies,
+the OpenAI routes on the offline provider); the listener's own duties (heads, deadlines, upgrades,
+attribution) are tested over real sockets elsewhere (tests/test_port_bounds.py).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+from shell_harness import TOKEN, make_gateway, serving
+
+from gateway_trio.listener import GatewayRef
+from gateway_trio.web import WebApp
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+#: The OpenAI endpoints are off unless the config turns them on (as published).
+CONFIG = {"gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}, "responses": {"enabled": True}}}}}
+
+
+def _run(tmp_path: Path, body: Callable[[httpx.AsyncClient, Any], Awaitable[None]]) -> None:
+    async def main() -> None:
+        gw = make_gateway(tmp_path, CONFIG)
+        ref = GatewayRef()
+        ref.gateway = gw
+        transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
+        async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+            with trio.fail_after(60):
+                await body(http, gw)
+
+    trio.run(main)
+
+
+def test_probes_are_public_and_the_final_404_is_plain_text(tmp_path: Path) -> None:
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        health = await http.get("/healthz")
+        assert health.status_code == 200 and health.json()["ok"] is True
+        ready = await http.get("/readyz")
+        assert ready.status_code == 200 and ready.json()["ready"] is True
+        missing = await http.post("/no/such/route", content=b"{}")  # a GET would get the Control UI's SPA
+        assert (missing.status_code, missing.text) == (404, "Not Found")
+        assert missing.headers["content-type"].startswith("text/plain")
+
+    _run(tmp_path, body)
+
+
+def test_openai_routes_need_the_gateway_token(tmp_path: Path) -> None:
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        refused = await http.get("/v1/models")
+        assert refused.status_code == 401
+        wrong = await http.get("/v1/models", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        models = await http.get("/v1/models", headers=AUTH)
+        assert models.status_code == 200
+        ids = [m["id"] for m in models.json()["data"]]
+        assert "openclaw" in ids, ids
+
+    _run(tmp_path, body)
+
+
+def test_chat_completion_on_the_offline_default_json_and_sse(tmp_path: Path) -> None:
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        ask = {"model": "openclaw", "messages": [{"role": "user", "content": "hello asgi"}]}
+        plain = await http.post("/v1/chat/completions", headers=AUTH, json=ask)
+        assert plain.status_code == 200, plain.text
+        answer = plain.json()
+        assert answer["object"] == "chat.completion"
+        assert "hello asgi" in answer["choices"][0]["message"]["content"]
+        assert answer["choices"][0]["finish_reason"] == "stop"
+
+        streamed = await http.post("/v1/chat/completions", headers=AUTH, json={**ask, "stream": True})
+        assert streamed.status_code == 200
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        frames = [line[6:] for line in streamed.text.splitlines() if line.startswith("data: ")]
+        assert frames[-1] == "[DONE]"
+        chunks = [json.loads(f) for f in frames[:-1]]
+        text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+        assert "hello asgi" in text
+        finishes = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"] and c["choices"][0]["finish_reason"]]
+        assert finishes == ["stop"]
+
+    _run(tmp_path, body)
+
+
+def test_bodies_are_bounded_and_must_be_json(tmp_path: Path) -> None:
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        big = b'{"model":"openclaw","messages":[{"role":"user","content":"' + b"x" * (21 * 1024 * 1024) + b'"}]}'
+        too_large = await http.post(
+            "/v1/chat/completions", headers={**AUTH, "Content-Type": "application/json"}, content=big
+        )
+        assert too_large.status_code == 413
+        bad = await http.post(
+            "/v1/chat/completions", headers={**AUTH, "Content-Type": "application/json"}, content=b"{not json"
+        )
+        assert bad.status_code == 400
+        assert bad.json()["error"]["type"] == "invalid_request_error"
+
+    _run(tmp_path, body)

@@ -100,13 +100,38 @@ def _pattern_mentioned(patterns: list[str], text: str) -> bool:
     return False
 
 
+#: Reply threading tags an agent may write (``[[reply_to_current]]``, ``[[reply_to:<id>]]``).
+REPLY_TAG: Final = re.compile(r"\[\[\s*reply_to(?:_current|\s*:\s*([^\]\s]+))\s*\]\]")
+
+
+def reply_threading(text: str, msg: Inbound, mode: str) -> tuple[str, list[str | None]]:
+    """The text without its reply tags, and which message each chunk replies to, as a rule:
+    ``replyToMode`` ``off`` (default) threads only when the agent wrote a tag, ``first`` threads
+    the first chunk to the triggering message, ``all`` every chunk. A tag names the message
+    (``[[reply_to_current]]``: the triggering one) and threads the first chunk at least.
+    Returned as ``[first, rest]``."""
+    target: str | None = None
+    tagged = False
+    for found in REPLY_TAG.finditer(text):
+        tagged = True
+        target = found.group(1) or msg.message_id
+    if tagged:
+        text = REPLY_TAG.sub("", text).strip()
+    if not tagged and mode in ("first", "all"):
+        target = msg.message_id
+    first = target if (tagged or mode in ("first", "all")) else None
+    return text, [first, target if mode == "all" else None]
+
+
 def _items(msg: Inbound, rules: ChannelRules, account: dict[str, Any], text: str, key: str, kind: str) -> list[OutboundItem]:
+    mode = account.get("replyToMode") if isinstance(account.get("replyToMode"), str) else "off"
+    text, (first, rest) = reply_threading(text, msg, mode)
     chunks = rules.render(text, msg.reply_target, account)
     return [
         OutboundItem(
             channel=msg.channel, account_id=msg.account_id, target=msg.reply_target, text=chunk,
             key=f"{key}:{i}", kind=kind, group=key, index=i, count=len(chunks), thread_id=msg.thread_id,
-            parse_mode=rules.parse_mode,
+            parse_mode=rules.parse_mode, reply_to=first if i == 0 else rest,
         )
         for i, chunk in enumerate(chunks)
     ]

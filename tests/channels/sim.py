@@ -111,8 +111,9 @@ class ChannelSim(SimHost):
 
     def outbox(self) -> list[dict[str, Any]]:
         db = self.channel_store._q  # read-only peek for assertions
-        cols = ("key", "target", "text", "kind", "state")
-        return [dict(zip(cols, r, strict=True)) for r in db.execute("SELECT key, target, text, kind, state FROM outbox ORDER BY seq")]
+        cols = ("key", "target", "text", "kind", "state", "reply_to")
+        rows = db.execute("SELECT key, target, text, kind, state, reply_to FROM outbox ORDER BY seq")
+        return [dict(zip(cols, r, strict=True)) for r in rows]
 
     def ingress(self) -> list[tuple[str, str, str | None]]:
         return self.channel_store._q.execute("SELECT key, status, outcome FROM ingress ORDER BY seq").fetchall()

@@ -127,3 +127,30 @@ def test_reply_items_suppress_no_reply_and_apologise_for_errors() -> None:
     assert item.text == pipeline.AGENT_FAILED
     assert pipeline._reply_items(msg, rules, {}, TurnResult(status="aborted"), "r") == []
     assert pipeline.is_channel_run(pipeline.channel_run_id(msg.key)) and not pipeline.is_channel_run("e2e-agent-1")
+
+
+@pytest.mark.parametrize(
+    ("text", "mode", "expected"),
+    [
+        ("plain", "off", ("plain", [None, None])),
+        ("plain", "first", ("plain", ["7", None])),
+        ("plain", "all", ("plain", ["7", "7"])),
+        ("[[reply_to_current]] tagged", "off", ("tagged", ["7", None])),
+        ("see [[ reply_to: 99 ]] this", "off", ("see  this", ["99", None])),
+        ("[[reply_to:99]] all", "all", ("all", ["99", "99"])),
+    ],
+)
+def test_reply_threading_rules(text: str, mode: str, expected: tuple[str, list[str | None]]) -> None:
+    msg = Inbound(channel="telegram", account_id="default", event_id="1", chat_type="direct", peer_id="42",
+                  sender_id="42", text="hi", reply_target="42", message_id="7")
+    assert pipeline.reply_threading(text, msg, mode) == expected
+
+
+def test_reply_to_mode_first_threads_the_reply_to_the_triggering_message(sim: ChannelSim) -> None:
+    sim.set_config({"channels": {"telegram": {"botToken": "1:x", "allowFrom": ["42"], "replyToMode": "first"}}})
+    msg = Inbound(channel="telegram", account_id="default", event_id=str(next(_ids)), chat_type="direct", peer_id="42",
+                  sender_id="42", text="thread me", reply_target="42", message_id="555")
+    sim.inbound(msg)
+    sim.advance_to(sim.now + 5)
+    replies = [o for o in sim.outbox() if o["kind"] == "reply"]
+    assert replies and replies[0]["reply_to"] == "555", replies

@@ -69,6 +69,7 @@ TABLE: Final = (
     Row("model", "/v1/models/", True, ("GET", "HEAD"), "gateway", "operator.read", 0, "GET"),
     Row("embeddings", "/v1/embeddings", False, ("POST",), "gateway", "operator.write", embeddings.BODY_LIMIT, "POST"),
     Row("tools.invoke", "/tools/invoke", False, ("POST",), "gateway", "operator.write", invoke.BODY_LIMIT, "POST"),
+    Row("sessions", "/sessions/", True, (), "gateway", None, 0, "POST"),  # kill/history: their own method and scope
     Row("responses", "/v1/responses", False, ("POST",), "gateway", "operator.write", responses.BODY_LIMIT, "POST"),
     Row("chat.completions", "/v1/chat/completions", False, ("POST",), "gateway", "operator.write", chat.BODY_LIMIT, "POST"),
     Row("admin.rpc", "/api/v1/admin/rpc", False, ("POST",), "gateway", None, MIB, "POST"),

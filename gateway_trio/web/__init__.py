@@ -75,9 +75,9 @@ class WebApp:
 
     def handlers(self) -> dict[str, Handler]:
         if self._handlers is None:
-            from . import a2a, hooks, openai, tools
+            from . import a2a, hooks, openai, sessions, tools
 
-            self._handlers = {**openai.HANDLERS, **tools.HANDLERS, **hooks.HANDLERS, **a2a.HANDLERS}
+            self._handlers = {**openai.HANDLERS, **tools.HANDLERS, **hooks.HANDLERS, **a2a.HANDLERS, **sessions.HANDLERS}
         return self._handlers
 
     async def handle(self, req: Request) -> None:

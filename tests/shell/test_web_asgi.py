@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import trio
 from shell_harness import TOKEN, make_gateway, serving
 
@@ -103,3 +104,62 @@ def test_bodies_are_bounded_and_must_be_json(tmp_path: Path) -> None:
         assert bad.json()["error"]["type"] == "invalid_request_error"
 
     _run(tmp_path, body)
+
+
+def test_session_history_and_kill_routes(tmp_path: Path) -> None:
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        for text in ("first question", "second question"):
+            ask = {"model": "openclaw", "messages": [{"role": "user", "content": text}]}
+            done = await http.post("/v1/chat/completions", json=ask,
+                                   headers={**AUTH, "x-openclaw-session-key": "agent:main:asgi"})
+            assert done.status_code == 200, done.text
+        whole = await http.get("/sessions/agent:main:asgi/history", headers=AUTH)
+        assert whole.status_code == 200, whole.text
+        page = whole.json()
+        assert page["sessionKey"] == "agent:main:asgi" and page["hasMore"] is False
+        assert [m["role"] for m in page["items"]] == ["user", "assistant", "user", "assistant"]
+        assert page["items"] == page["messages"]
+        last = (await http.get("/sessions/AGENT:MAIN:ASGI/history?limit=1", headers=AUTH)).json()
+        assert len(last["items"]) == 1 and last["hasMore"] is True and last["items"][0]["role"] == "assistant"
+        before = (await http.get(f"/sessions/agent:main:asgi/history?limit=2&cursor={last['nextCursor']}", headers=AUTH)).json()
+        assert [m["role"] for m in before["items"]] == ["assistant", "user"] and before["hasMore"] is True
+        assert "second question" in json.dumps(before["items"][1]["content"])
+
+        bad_limit = await http.get("/sessions/agent:main:asgi/history?limit=abc", headers=AUTH)
+        assert (bad_limit.status_code, bad_limit.json()["error"]["message"]) == (400, "limit must be a positive integer")
+        unknown = await http.get("/sessions/agent:main:nothere/history", headers=AUTH)
+        assert unknown.status_code == 404
+        assert unknown.json() == {"ok": False, "error": {"type": "not_found", "message": "Session not found: agent:main:nothere"}}
+        blank = await http.post("/sessions/%20/kill", headers=AUTH)
+        assert (blank.status_code, blank.json()["error"]["message"]) == (400, "invalid session key")
+        wrong_method = await http.get("/sessions/agent:main:asgi/kill", headers=AUTH)
+        assert wrong_method.status_code == 405 and wrong_method.headers["allow"] == "POST"
+        # As published: the kill route needs operator.admin from the caller's identity; a bare token is refused.
+        token_kill = await http.post("/sessions/agent:main:asgi/kill", headers=AUTH)
+        assert token_kill.status_code == 403 and token_kill.json()["error"]["details"]["missingScope"] == "operator.admin"
+        assert (await http.get("/sessions/agent:main:asgi/history")).status_code == 401
+
+    _run(tmp_path, body)
+
+
+def test_session_kill_for_an_identity_caller_with_admin(tmp_path: Path) -> None:
+    async def main() -> None:
+        gw = make_gateway(tmp_path, CONFIG)
+        gw.app.secret = msgspec.structs.replace(gw.app.secret, mode="none")
+        ref = GatewayRef()
+        ref.gateway = gw
+        transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
+        async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+            with trio.fail_after(60):
+                ask = {"model": "openclaw", "messages": [{"role": "user", "content": "hi"}]}
+                made = await http.post("/v1/chat/completions", json=ask, headers={"x-openclaw-session-key": "agent:main:k"})
+                assert made.status_code == 200, made.text
+                admin = {"x-openclaw-scopes": "operator.admin"}
+                killed = await http.post("/sessions/agent:main:k/kill", headers=admin)
+                assert (killed.status_code, killed.json()) == (200, {"ok": True, "killed": 0})
+                reader = await http.post("/sessions/agent:main:k/kill", headers={"x-openclaw-scopes": "operator.read"})
+                assert reader.status_code == 403
+                missing = await http.post("/sessions/agent:main:gone/kill", headers=admin)
+                assert missing.status_code == 404
+
+    trio.run(main)

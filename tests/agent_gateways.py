@@ -8,8 +8,11 @@ needs ``OPENCLAW_REFERENCE_BIN``): a behaviour test parametrized over both is ri
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx
 import pytest
 from gateway_proc import GatewayProcess, free_port, make_home, stop_process
@@ -75,19 +79,70 @@ def _wait_ready(port: int, alive: Any, timeout: float) -> None:
         time.sleep(0.1)
 
 
+class Running:
+    """A started gateway (ours or the published one) and its scripted upstream.
+
+    ``restart()`` (ours only) stops our gateway gracefully (SIGTERM, as a service manager does) and
+    starts it again on the same HOME and port: what it persisted is all that survives.
+    """
+
+    def __init__(self, kind: str, tmp: Path, port: int, upstream: ScriptedUpstream, home: Path) -> None:
+        self.kind = kind
+        self.tmp = tmp
+        self.port = port
+        self.upstream = upstream
+        self.home = home
+        self.process: GatewayProcess | None = None
+        self._starts = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI SDK client takes as ``base_url``."""
+        return f"{self.url}/v1"
+
+    def start_ours(self) -> None:
+        self._starts += 1
+        name = "gw" if self._starts == 1 else f"gw{self._starts}"
+        self.process = GatewayProcess(self.tmp, self.home, name=name).start()
+        self.process.wait_ready(self.port, timeout=20)
+
+    def restart(self) -> None:
+        assert self.kind == "ours" and self.process is not None, "only our gateway is restarted by tests"
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+        self.start_ours()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+
+
 @contextmanager
-def agent_gateway(kind: str, tmp: Path, **extra: Any) -> Iterator[tuple[int, ScriptedUpstream]]:
+def running_gateway(kind: str, tmp: Path, **extra: Any) -> Iterator[Running]:
+    """:func:`agent_gateway`, yielding a :class:`Running` (``extra``: more top-level config)."""
     with ScriptedUpstream(api_key=KEY, delta_delay_s=0.01) as up:
         port = free_port()
         cfg = observed_config(port, up.base_url, **extra)
         if kind == "ours":
-            home = make_home(tmp, cfg)
-            with GatewayProcess(tmp, home) as gw:
-                gw.wait_ready(port, timeout=20)
-                yield port, up
+            running = Running(kind, tmp, port, up, make_home(tmp, cfg))
+            try:
+                running.start_ours()
+                yield running
+            finally:
+                running.stop()
             return
-        with reference_gateway(tmp, cfg, port):
-            yield port, up
+        with reference_gateway(tmp, cfg, port) as (home, _):
+            yield Running(kind, tmp, port, up, home)
+
+
+@contextmanager
+def agent_gateway(kind: str, tmp: Path, **extra: Any) -> Iterator[tuple[int, ScriptedUpstream]]:
+    with running_gateway(kind, tmp, **extra) as running:
+        yield running.port, running.upstream
 
 
 @contextmanager
@@ -107,3 +162,100 @@ def reference_gateway(tmp: Path, cfg: dict[str, Any], port: int) -> Iterator[tup
             yield home, proc
         finally:
             stop_process(proc)
+
+
+# --------------------------------------------------------------------------- wire helpers
+
+
+def sse_data(raw: bytes | str) -> list[str]:
+    """The ``data:`` payloads of an SSE body, in order (``[DONE]`` included)."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    out = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        data = [line[5:].lstrip(" ") for line in block.split("\n") if line.startswith("data:")]
+        if data:
+            out.append("\n".join(data))
+    return out
+
+
+def sse_events(raw: bytes | str) -> list[tuple[str | None, str]]:
+    """``(event name or None, data)`` of each SSE frame."""
+    text = raw.decode() if isinstance(raw, bytes) else raw
+    out: list[tuple[str | None, str]] = []
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        lines = block.split("\n")
+        data = [line[5:].lstrip(" ") for line in lines if line.startswith("data:")]
+        names = [line[6:].strip() for line in lines if line.startswith("event:")]
+        if data:
+            out.append((names[0] if names else None, "\n".join(data)))
+    return out
+
+
+class RawClient:
+    """One HTTP/1.1 exchange over a plain socket, read event by event (h11 as the client), the way
+    ``curl -N`` sees it: the head, then each piece of the body as it arrives. Every read is bounded."""
+
+    def __init__(self, port: int, timeout: float = 30.0) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.conn = h11.Connection(h11.CLIENT)
+        self.response: h11.Response | None = None
+        self.body = b""
+        self.ended = False
+
+    def send(self, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None,
+             *, token: str | None = TOKEN, declared: int | None = None) -> None:
+        """Send the request; ``declared`` announces another Content-Length and sends only the head."""
+        hdrs = [("host", "127.0.0.1"), ("content-type", "application/json")]
+        if token is not None:
+            hdrs.append(("authorization", f"Bearer {token}"))
+        hdrs += list((headers or {}).items())
+        hdrs.append(("content-length", str(len(body) if declared is None else declared)))
+        out = self.conn.send(h11.Request(method=method, target=path, headers=hdrs))
+        if declared is None:
+            out += self.conn.send(h11.Data(data=body)) + self.conn.send(h11.EndOfMessage())
+        self.sock.sendall(out)
+
+    def next_event(self) -> Any:
+        while True:
+            event = self.conn.next_event()
+            if event is not h11.NEED_DATA:
+                if isinstance(event, h11.Response):
+                    self.response = event
+                elif isinstance(event, h11.Data):
+                    self.body += bytes(event.data)
+                elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
+                    self.ended = True
+                return event
+            data = self.sock.recv(65536)
+            self.conn.receive_data(data)
+
+    def head(self) -> h11.Response:
+        while self.response is None:
+            event = self.next_event()
+            if isinstance(event, h11.InformationalResponse):
+                continue
+        return self.response
+
+    def headers(self) -> dict[str, str]:
+        assert self.response is not None
+        return {k.decode().lower(): v.decode() for k, v in self.response.headers}
+
+    def read_until(self, predicate: Any) -> bytes:
+        """Read body pieces until ``predicate(body so far)`` holds or the body ends; the body so far."""
+        self.head()
+        while not predicate(self.body) and not self.ended:
+            self.next_event()
+        return self.body
+
+    def read_all(self) -> bytes:
+        return self.read_until(lambda _: False)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -62,8 +62,15 @@ def observed_config(port: int, upstream: str, **extra: Any) -> dict[str, Any]:
         "agents": {"defaults": {"model": {"primary": "upstream/scripted"}, "heartbeat": {"every": "0m"}}},
         "memory": {"search": {"provider": "upstream", "model": "embed-model"}},
     }
-    cfg.update(extra)
-    return cfg
+    return merged(cfg, extra)
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it, nested objects merged key by key (a copy)."""
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
 
 
 def _wait_ready(port: int, alive: Any, timeout: float) -> None:
@@ -82,17 +89,19 @@ def _wait_ready(port: int, alive: Any, timeout: float) -> None:
 class Running:
     """A started gateway (ours or the published one) and its scripted upstream.
 
-    ``restart()`` (ours only) stops our gateway gracefully (SIGTERM, as a service manager does) and
-    starts it again on the same HOME and port: what it persisted is all that survives.
+    ``restart()`` stops the gateway gracefully (SIGTERM, as a service manager does) and starts it
+    again on the same HOME, config and port: what it persisted is all that survives.
     """
 
-    def __init__(self, kind: str, tmp: Path, port: int, upstream: ScriptedUpstream, home: Path) -> None:
+    def __init__(self, kind: str, tmp: Path, port: int, upstream: ScriptedUpstream, cfg: dict[str, Any]) -> None:
         self.kind = kind
         self.tmp = tmp
         self.port = port
         self.upstream = upstream
-        self.home = home
+        self.cfg = cfg
+        self.home = make_home(tmp, cfg) if kind == "ours" else tmp / "home"
         self.process: GatewayProcess | None = None
+        self._reference: contextlib.AbstractContextManager[Any] | None = None
         self._starts = 0
 
     @property
@@ -104,39 +113,45 @@ class Running:
         """What an OpenAI SDK client takes as ``base_url``."""
         return f"{self.url}/v1"
 
-    def start_ours(self) -> None:
+    def start(self) -> None:
         self._starts += 1
+        if self.kind == "reference":
+            self._reference = reference_gateway(self.tmp, self.cfg, self.port)
+            self._reference.__enter__()
+            return
         name = "gw" if self._starts == 1 else f"gw{self._starts}"
         self.process = GatewayProcess(self.tmp, self.home, name=name).start()
         self.process.wait_ready(self.port, timeout=20)
 
     def restart(self) -> None:
-        assert self.kind == "ours" and self.process is not None, "only our gateway is restarted by tests"
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(timeout=20)
-        self.start_ours()
+        if self.kind == "reference":
+            self.stop()
+        else:
+            assert self.process is not None
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=20)
+        self.start()
 
     def stop(self) -> None:
         if self.process is not None:
             self.process.kill()
+            self.process = None
+        if self._reference is not None:
+            ref, self._reference = self._reference, None
+            ref.__exit__(None, None, None)
 
 
 @contextmanager
 def running_gateway(kind: str, tmp: Path, **extra: Any) -> Iterator[Running]:
-    """:func:`agent_gateway`, yielding a :class:`Running` (``extra``: more top-level config)."""
+    """:func:`agent_gateway`, yielding a :class:`Running` (``extra``: more config, merged into §0.1's)."""
     with ScriptedUpstream(api_key=KEY, delta_delay_s=0.01) as up:
         port = free_port()
-        cfg = observed_config(port, up.base_url, **extra)
-        if kind == "ours":
-            running = Running(kind, tmp, port, up, make_home(tmp, cfg))
-            try:
-                running.start_ours()
-                yield running
-            finally:
-                running.stop()
-            return
-        with reference_gateway(tmp, cfg, port) as (home, _):
-            yield Running(kind, tmp, port, up, home)
+        running = Running(kind, tmp, port, up, observed_config(port, up.base_url, **extra))
+        try:
+            running.start()
+            yield running
+        finally:
+            running.stop()
 
 
 @contextmanager
@@ -152,7 +167,7 @@ def reference_gateway(tmp: Path, cfg: dict[str, Any], port: int) -> Iterator[tup
     home = tmp / "home"
     (home / ".openclaw").mkdir(parents=True, exist_ok=True)
     (home / ".openclaw" / "openclaw.json").write_text(json.dumps(cfg))
-    with open(tmp / "reference.log", "wb") as log:
+    with open(tmp / "reference.log", "ab") as log:
         proc = subprocess.Popen(
             [REFERENCE or "", "gateway", "run", "--port", str(port)],
             env={**os.environ, "HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_gateways import KINDS, RawClient, Running, running_gateway, sse_data, sse_events
+from agent_gateways import KINDS, RawClient, Running, running_gateway, sse_events
 from upstream import Drop, Error, Gate, Outcome, Recorded, ScriptedUpstream, Text, last_user_text
 
 WEATHER = {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a city",
@@ -156,39 +156,39 @@ def test_responses_stream_framing(gw: Running) -> None:
 # --------------------------------------------------------------------------- first frame before the model
 
 
-def test_chat_role_chunk_leaves_before_the_upstream_answers(gw: Running) -> None:
-    said = f"gated chat {gw.kind}"
+OPENINGS = {
+    "/v1/chat/completions": [None],
+    "/v1/responses": ["response.created", "response.in_progress", "response.output_item.added",
+                      "response.content_part.added"],
+}
+
+
+@pytest.mark.parametrize("path", list(OPENINGS))
+def test_opening_frames_leave_before_the_upstream_answers(gw: Running, path: str) -> None:
+    """§3.2, §4.2: the chat role chunk, or the four opening Responses events, arrive while the
+    upstream holds its answer (the gate opens only after they were read; had the gateway waited
+    for the model, the read would time out at 30 s, before the gate's 40 s)."""
+    said = f"gated {path} {gw.kind}"
     gate = Gate(seconds=40)
     gw.upstream.script_for(said, gate)
+    opening = OPENINGS[path]
     with RawClient(gw.port, timeout=30) as c:
-        c.send("POST", "/v1/chat/completions", chat_body(said))
+        c.send("POST", path, chat_body(said) if path.endswith("completions") else responses_body(said))
         assert c.head().status_code == 200
-        first = c.read_until(lambda b: b"\n\n" in b)  # would time out if the head waited for the model
-        assert not gate.released.is_set()
-        (chunk,) = [json.loads(d) for d in sse_data(first)]
-        assert chunk["choices"][0]["delta"] == {"role": "assistant"}
+        first = c.read_until(lambda b: b.count(b"\n\n") >= len(opening))
+        events = sse_events(first)
+        assert [name for name, _ in events] == opening
+        if path.endswith("completions"):
+            assert json.loads(events[0][1])["choices"][0]["delta"] == {"role": "assistant"}
         assert gate.arrived.wait(30), "the upstream was never called"
         gate.open()
         rest = c.read_all()
-    chunks = chat_frames(rest)
-    assert finishes(chunks) == ["stop"] and "".join(
-        x["choices"][0]["delta"].get("content", "") for x in chunks if x["choices"]).endswith(said)
-
-
-def test_responses_opening_events_leave_before_the_upstream_answers(gw: Running) -> None:
-    said = f"gated responses {gw.kind}"
-    gate = Gate(seconds=40)
-    gw.upstream.script_for(said, gate)
-    with RawClient(gw.port, timeout=30) as c:
-        c.send("POST", "/v1/responses", responses_body(said))
-        opening = c.read_until(lambda b: b.count(b"\n\n") >= 4)
-        assert not gate.released.is_set()
-        assert [name for name, _ in sse_events(opening)] == [
-            "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added"]
-        assert gate.arrived.wait(30), "the upstream was never called"
-        gate.open()
-        rest = c.read_all()
-    assert [name for name, _ in sse_events(rest)][-2:] == ["response.completed", None]
+    if path.endswith("completions"):
+        chunks = chat_frames(rest)
+        assert finishes(chunks) == ["stop"] and "".join(
+            x["choices"][0]["delta"].get("content", "") for x in chunks if x["choices"]).endswith(said)
+    else:
+        assert [name for name, _ in sse_events(rest)][-2:] == ["response.completed", None]
 
 
 # --------------------------------------------------------------------------- client disconnect

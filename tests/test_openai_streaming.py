@@ -153,6 +153,31 @@ def test_responses_stream_framing(gw: Running) -> None:
     assert done["status"] == "completed" and done["output"][0]["content"][0]["text"].endswith(said)
 
 
+def test_responses_function_call_stream(gw: Running) -> None:
+    """§4.3: the opened message item is closed empty (``phase: commentary``), then the function_call
+    item is added and done at ``output_index`` 1; one ``response.completed`` holding both."""
+    said = f"TOOLCALL:get_weather responses stream tools {gw.kind}"
+    tool = {"type": "function", "name": "get_weather", "description": "weather",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}
+    status, _, raw = stream(gw, "/v1/responses", responses_body(said, tools=[tool], user=f"sse-resp-tools-{gw.kind}"))
+    events = sse_events(raw)
+    assert status == 200 and events[-1] == (None, "[DONE]")
+    payloads = [json.loads(d) for _, d in events[:-1]]
+    assert [p["type"] for p in payloads] == [
+        "response.created", "response.in_progress", "response.output_item.added", "response.content_part.added",
+        "response.output_text.done", "response.content_part.done", "response.output_item.done",
+        "response.output_item.added", "response.output_item.done", "response.completed"]
+    closed = payloads[6]["item"]
+    assert (closed["content"], closed["phase"], closed["status"]) == ([{"type": "output_text", "text": ""}], "commentary", "completed")
+    added, done = payloads[7], payloads[8]
+    assert added["output_index"] == done["output_index"] == 1 and "status" not in added["item"]
+    assert done["item"] == {**added["item"], "status": "completed"}
+    assert (added["item"]["name"], json.loads(added["item"]["arguments"])) == ("get_weather", {"city": "Paris"})
+    assert added["item"]["id"].startswith("call_")
+    output = payloads[-1]["response"]["output"]
+    assert [o["type"] for o in output] == ["message", "function_call"] and output[1] == done["item"]
+
+
 # --------------------------------------------------------------------------- first frame before the model
 
 
@@ -333,12 +358,16 @@ def test_upstream_429_and_500_as_recorded(ours_only: Running) -> None:
 # --------------------------------------------------------------------------- limits
 
 
+@pytest.mark.parametrize("expect", [False, True], ids=["plain", "expect-100"])
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses"])
-def test_body_over_the_limit_is_413_before_it_is_read(gw: Running, path: str) -> None:
-    """j09: only the head is sent, announcing 22 MB; the answer comes without the body, and closes."""
+def test_body_over_the_limit_is_413_before_it_is_read(gw: Running, path: str, expect: bool) -> None:
+    """j09: only the head is sent, announcing 22 MB; the answer comes without the body, and closes.
+    With ``Expect: 100-continue`` (curl sends it for big bodies) the published gateway (Node) first
+    sends ``100 Continue`` and then the 413; ours sends the 413 alone, which RFC 9110 §10.1.1 allows
+    and which saves the client a round trip; a client sees the same final answer either way."""
     before = len(gw.upstream.chat_requests())
     with RawClient(gw.port, timeout=30) as c:
-        c.send("POST", path, b"", declared=OVER_LIMIT)
+        c.send("POST", path, b"", {"expect": "100-continue"} if expect else {}, declared=OVER_LIMIT)
         raw = c.read_all()
         assert c.response is not None and c.response.status_code == 413
         headers = c.headers()

@@ -3,9 +3,10 @@
 http-openai-observed.md §8: ``max_retries=0``, sync and async clients — models, chat completions
 (plain, streamed, streamed with usage), a client tool-call round trip under each ``tool_choice``,
 Responses (create, the ``stream()`` helper, ``previous_response_id``, a function-call round trip),
-embeddings (the SDK's default base64, ``float``, ``dimensions``) and the error classes. Every test
-here is published behaviour, so each runs on both gateways (the reference when
-``OPENCLAW_REFERENCE_BIN`` is set). One gateway per kind serves the whole module; each test marks
+embeddings (the SDK's default base64, ``float``, ``dimensions``) and the error classes, the
+gateway's own and the upstream's as mapped (400, 401 and the credential cooldown after it, 429).
+Every test here is published behaviour, so each runs on both gateways (the reference when
+``OPENCLAW_REFERENCE_BIN`` is set), except where the published gateway needs minutes of retries. One gateway per kind serves the whole module; each test marks
 its own requests with a unique text and finds them in the scripted upstream's records by it.
 """
 

@@ -5,11 +5,14 @@ one thread per connection, HTTP/1.1 keep-alive), so in-process adapters and gate
 reach it alike. Routes: ``GET /v1/models``, ``POST /v1/chat/completions`` (SSE with chunked
 encoding, or JSON), ``POST /v1/embeddings``, ``POST /v1/messages`` (Anthropic).
 
-Each chat or messages request takes the next scripted behaviour (:meth:`ScriptedUpstream.script`)
-or, when none is queued, the default of the recordings' upstream (http-openai-observed.md §0.2):
-``upstream-reply-<n>: <last line of the last real user message>`` in 4 deltas, with markers in
-the user text: ``ERR500``, ``ERR429`` (``Retry-After: 1``), ``ERR401``, ``ERR400``, ``HANG``
-(first time a text is seen), ``HANGALL``, ``LONGSTREAM``, ``TOOLCALL:<name>``, ``DROP``.
+Each chat or messages request takes the next scripted behaviour (:meth:`ScriptedUpstream.script_for`
+by a marker in its text, then :meth:`ScriptedUpstream.script` in order) or, when none is queued,
+the default of the recordings' upstream (http-openai-observed.md §0.2): ``upstream-reply-<n>:
+<last line of the last real user message>`` in 4 deltas, with markers in the user text:
+``ERR500``, ``ERR429`` (``Retry-After: 1``), ``ERR401``, ``ERR400``, ``HANG`` (first time a text
+is seen), ``HANGALL``, ``LONGSTREAM``, ``TOOLCALL:<name>``, ``DROP``. Behaviours: :class:`Text`,
+:class:`ToolCalls`, :class:`Error`, :class:`Hang`, :class:`Drop`, and :class:`Gate` (hold the
+answer until the test opens it: ordering by events, not by timing).
 
 Every request is recorded (credential values redacted as ``Bearer <redacted len=N>``) with its
 outcome, including whether the client disconnected and when. Everything is bounded: hangs end
@@ -34,7 +37,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -103,7 +106,23 @@ class Drop:
     text: str = "this answer is cut off before the end"
 
 
-Behaviour = Text | ToolCalls | Error | Hang | Drop
+@dataclass
+class Gate:
+    """Hold the answer (nothing sent, not even the head) until :meth:`open` is called, then answer as
+    ``then`` (``None``: the default reply). Lets a test order events without timing: what the
+    gateway sends while the gate is shut, it sent before the upstream answered. Bounded: ends
+    when the client leaves, when the server stops, or after ``seconds`` (recorded as ``gate_timeout``)."""
+
+    then: Text | ToolCalls | Error | Hang | Drop | None = None
+    seconds: float = 30.0
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def open(self) -> None:
+        self.released.set()
+
+
+Behaviour = Text | ToolCalls | Error | Hang | Drop | Gate
 
 
 # --------------------------------------------------------------------------- records
@@ -208,6 +227,22 @@ def _has_tool_result(body: dict[str, Any]) -> bool:
     return False
 
 
+def unanswered_tool_calls(body: dict[str, Any]) -> list[str]:
+    """Ids of assistant ``tool_calls`` not answered by the ``tool`` messages right after them."""
+    messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+    out: list[str] = []
+    for i, msg in enumerate(messages):
+        if msg.get("role") != "assistant" or not msg.get("tool_calls"):
+            continue
+        answered = set()
+        for later in messages[i + 1:]:
+            if later.get("role") != "tool":
+                break
+            answered.add(later.get("tool_call_id"))
+        out += [c.get("id") for c in msg["tool_calls"] if isinstance(c, dict) and c.get("id") not in answered]
+    return out
+
+
 def _tool_names(body: dict[str, Any]) -> list[str]:
     names = []
     for tool in body.get("tools") or []:
@@ -246,7 +281,11 @@ class ScriptedUpstream:
         self.outcomes: list[Outcome] = []
         self.behaviour: Callable[[Recorded], Behaviour | None] | None = None
         self._queue: list[Behaviour] = []
+        self._marked: list[tuple[str, Behaviour]] = []
         self._seen_hang: set[str] = set()
+        #: Refuse (400, OpenAI's wording) a request whose assistant ``tool_calls`` are not each
+        #: answered by a ``tool`` message, as the real API and strict servers do.
+        self.strict_tool_history = False
         self._cond = threading.Condition()
         self._closing = threading.Event()
         self._sockets: set[socket.socket] = set()
@@ -313,6 +352,12 @@ class ScriptedUpstream:
         with self._cond:
             self._queue.extend(behaviours)
 
+    def script_for(self, marker: str, *behaviours: Behaviour) -> None:
+        """Queue behaviours for the next chat/messages requests whose last user text contains
+        ``marker`` (taken before :meth:`script`'s queue; other requests are not affected)."""
+        with self._cond:
+            self._marked.extend((marker, b) for b in behaviours)
+
     def chat_requests(self) -> list[Recorded]:
         """The chat/messages requests so far."""
         with self._cond:
@@ -354,6 +399,12 @@ class ScriptedUpstream:
 
     def _choose(self, rec: Recorded) -> Behaviour:
         with self._cond:
+            if self._marked:
+                text = last_user_text(rec.body if isinstance(rec.body, dict) else {})
+                for i, (marker, behaviour) in enumerate(self._marked):
+                    if marker in text:
+                        del self._marked[i]
+                        return behaviour
             if self._queue:
                 return self._queue.pop(0)
         if self.behaviour is not None:
@@ -556,6 +607,13 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/v1/embeddings":
             self._embeddings(rec, body, start)
             return
+        dangling = unanswered_tool_calls(body) if self.upstream.strict_tool_history and not anthropic else []
+        if dangling:
+            self._error(Error(400, "An assistant message with 'tool_calls' must be followed by tool messages responding "
+                              "to each 'tool_call_id'. The following tool_call_ids did not have response messages: "
+                              + ", ".join(dangling), "invalid_request_error", None), anthropic)
+            self._done(rec, 400, "invalid_tool_history", start)
+            return
         behaviour = self.upstream._choose(rec)
         self._sent = 0
         try:
@@ -585,6 +643,16 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self, rec: Recorded, body: dict[str, Any], b: Behaviour, anthropic: bool, start: float) -> None:
         stream = bool(body.get("stream"))
+        if isinstance(b, Gate):
+            b.arrived.set()
+            deadline = time.monotonic() + b.seconds
+            while not b.released.wait(0.02):
+                if time.monotonic() > deadline or self._disconnected(0.0):
+                    gone = time.monotonic() <= deadline and not self.upstream._closing.is_set()
+                    self.close_connection = True
+                    self._done(rec, 0, "gate" if gone else "gate_timeout", start, client_disconnected=gone)
+                    return
+            b = b.then if b.then is not None else self.upstream._default(rec)
         if isinstance(b, Error):
             self._error(b, anthropic)
             self._done(rec, b.status, f"error{b.status}", start)
@@ -837,5 +905,5 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-__all__ = ["Behaviour", "Drop", "Error", "Hang", "Outcome", "Recorded", "ScriptedUpstream", "Text", "ToolCalls",
-           "last_user_text", "reply_line", "scripted_vector"]
+__all__ = ["Behaviour", "Drop", "Error", "Gate", "Hang", "Outcome", "Recorded", "ScriptedUpstream", "Text", "ToolCalls",
+           "last_user_text", "reply_line", "scripted_vector", "unanswered_tool_calls"]

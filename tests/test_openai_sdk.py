@@ -206,15 +206,10 @@ def test_client_tool_round_trip(gw: Running, choice: str) -> None:
     assert '{"temp_c": 21}' in all_text(last) and call.id in all_text(last), "the tool result never reached the model"
 
 
-def test_tool_result_follow_up_is_a_valid_transcript(gw: Running, request: pytest.FixtureRequest) -> None:
+def test_tool_result_follow_up_is_a_valid_transcript(gw: Running) -> None:
     """The follow-up's upstream request answers every earlier assistant ``tool_calls`` with a
     ``tool`` message (the published gateway stores a pending result for the client's call, c10),
     so an upstream that validates tool history — the real OpenAI API does — accepts it."""
-    if gw.kind == "ours":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "gateway_core/agents/loop.py stores the assistant tool_calls of a client tool call but no tool "
-            "result for it, so the next turn sends the upstream an assistant tool_calls message with no tool "
-            "message after it (OpenAI answers 400)")))
     ask = f"TOOLCALL:get_weather strict transcript ({gw.kind})"
     user = f"sdk-tools-strict-{gw.kind}"
     messages, _ = _tool_call(gw, ask, user)

@@ -267,14 +267,19 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
             )
             messages.append(ChatMessage(role="assistant", content=call_text or None, tool_calls=calls))
             pending = [c for c in calls if c.name in client_names]
-            if pending:
-                result.tool_calls = pending
-                result.stop_reason = "tool_calls"
-                break
             for call in calls:
-                output = yield from run_tool(call.name, call.arguments, session)
+                if call.name in client_names:
+                    # The client runs it: the transcript keeps a pending result, so every stored
+                    # assistant tool call is answered (an upstream that checks tool history, as
+                    # OpenAI's does, would refuse the next turn otherwise), as published (c10).
+                    output: Any = {"status": "pending", "tool": call.name, "message": "Tool execution delegated to client"}
+                elif pending:
+                    output = {"status": "skipped", "tool": call.name, "message": "Not run: the turn ended for a client tool call"}
+                else:
+                    output = yield from run_tool(call.name, call.arguments, session)
                 body = P.tool_result_text(output)
-                ev.tool(call, output)
+                if not pending:
+                    ev.tool(call, output)
                 records.append(
                     MessageRecord(
                         role="tool",
@@ -285,6 +290,10 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
                     )
                 )
                 messages.append(ChatMessage(role="tool", content=body, tool_call_id=call.id, name=call.name))
+            if pending:
+                result.tool_calls = pending
+                result.stop_reason = "tool_calls"
+                break
         result.text = text
     except ModelFailed as failure:
         result = _failed(failure.error, failure.message, result, text)

@@ -182,9 +182,14 @@ def test_pipelined_logs_tail_without_reading_is_bounded(tmp_path: Path) -> None:
 
 
 def _stalled_body(port: int, source: str) -> socket.socket:
-    """A socket that sent a full request head announcing a body, then nothing."""
+    """A socket that sent a full request head announcing a body, then nothing. The request is one
+    the gateway must read the body of (an authorized ``/tools/invoke``): a request it can answer
+    at once (a 404, a 401) is answered and closed after a short linger, so it never stalls."""
     s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(source, 0))
-    s.sendall(f"POST /x HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 100000\r\n\r\nabc".encode())
+    s.sendall(
+        f"POST /tools/invoke HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\nabc".encode()
+    )
     return s
 
 

@@ -323,8 +323,8 @@ def devices_approve(
         result = _call(target, "device.pair.approve", {"requestId": wanted}, scopes, timeout)
     except CliFailure as fail:
         if _unknown_request(fail):
-            print(f"No pending device request matches {clean(wanted)}. Run openclaw devices list and retry with the "
-                  "current request ID.", file=sys.stderr)
+            print(f"No pending device request matches {clean(wanted)}. Run `openclaw devices list` and retry with "
+                  "the current request ID.", file=sys.stderr)
             return 1
         return _failed(fail, json_)
     if json_:
@@ -378,7 +378,7 @@ def devices_reject(
     """Reject a pending device pairing request (RPC device.pair.reject)."""
     wanted = request_id.strip()
     if not wanted:
-        print("requestId is required. Run openclaw devices list to choose a pending request.", file=sys.stderr)
+        print("requestId is required. Run `openclaw devices list` to choose a pending request.", file=sys.stderr)
         return 1
     try:
         target = _target(url, token, password, "device.pair.reject")

@@ -121,7 +121,7 @@ def test_list_approve_and_the_device_gets_in(gw: Gw) -> None:
     paired = gw.cli("list").stdout.splitlines()
     assert paired[0] == "Paired (1)" and paired[-2] == "Full device IDs" and paired[-1] == f"  {device_id}  box-11"
     assert gw.cli("approve", request_id).stderr == (
-        f"No pending device request matches {request_id}. Run openclaw devices list and retry with the current request ID.\n"
+        f"No pending device request matches {request_id}. Run `openclaw devices list` and retry with the current request ID.\n"
     )
 
 
@@ -243,8 +243,9 @@ def test_the_published_cli_prints_what_ours_prints(gw: Gw) -> None:
     assert [" ".join(ours_list.splitlines()[i].split()) for i in (0, 2)] == [
         " ".join(their_list.splitlines()[i].split()) for i in (0, 2)]
     assert [line[:40] for line in ours_list.splitlines()[3:5]] == [line[:40] for line in their_list.splitlines()[3:5]]
+    # The same words, but ours quotes the command (so every command a message names can be checked).
     missing = _published(gw, "approve", "nosuch")
-    assert missing.stderr == gw.cli("approve", "nosuch").stderr
+    assert missing.stderr.replace("openclaw devices list", "`openclaw devices list`") == gw.cli("approve", "nosuch").stderr
     done = _published(gw, "approve", request_id)
     assert done.returncode == 0 and done.stdout == f"Approved {device_id} ({request_id})\n"
     assert _published(gw, "list", "--json").stdout and json.loads(_published(gw, "list", "--json").stdout) == json.loads(

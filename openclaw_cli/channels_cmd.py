@@ -1,4 +1,9 @@
-"""``openclaw channels status``, ``openclaw message send``, ``openclaw pairing list|approve``.
+"""``openclaw channels list|status``, ``openclaw message send``, ``openclaw pairing list|approve``.
+
+``channels list`` is the local inventory, as published: the configured accounts of each channel
+this gateway can run (``--all``: every supported channel, and configured sections no plugin here
+serves). ``--json`` reads only the config; the human form also asks a reachable gateway
+(``channels.status``, best effort) so an account the gateway runs shows its live snapshot.
 
 ``channels status`` asks the gateway (``channels.status``, ``--probe`` for live checks) and prints
 one line per account in the published format; when the gateway cannot be reached it prints a
@@ -153,6 +158,126 @@ def config_lines(cfg: dict[str, Any], path: str, reason: str) -> list[str]:
         lines.append(NO_CHANNELS)
     lines += ["", DOCS_TIP]
     return lines
+
+
+# --------------------------------------------------------------------------- channels list
+
+LIST_FOOTER = (
+    "Model provider usage moved out of `channels list` \u2014 see `openclaw status` or `openclaw models list`.",
+    "Docs: https://docs.openclaw.ai/gateway/configuration",
+)
+
+
+def inventory_line(label: str, account: dict[str, Any], st: Style) -> str:
+    """One ``- <Label> <account> (name): installed, configured, enabled, …`` line of ``channels list``."""
+    bits = [st.ok("installed")]
+    if isinstance(account.get("configured"), bool):
+        bits.append(st.ok("configured") if account["configured"] else st.warn("not configured"))
+    bits.append(st.error("disabled") if account.get("enabled") is False else st.ok("enabled"))
+    if isinstance(account.get("linked"), bool):
+        bits.append(st.ok("linked") if account["linked"] else st.warn("not linked"))
+    for key, name in (("tokenSource", "token"), ("botTokenSource", "bot"), ("appTokenSource", "app")):
+        if isinstance(account.get(key), str) and account[key]:
+            bits.append(f"{name}=***")  # the published CLI prints the source masked, whatever it is
+    if isinstance(account.get("baseUrl"), str) and account["baseUrl"]:
+        bits.append(f"base={st.muted(account['baseUrl'])}")
+    name = f" ({account['name']})" if isinstance(account.get("name"), str) and account["name"].strip() else ""
+    return f"- {st.accent(label)} {st.heading(account.get('accountId') or 'default')}{name}: {', '.join(bits)}"
+
+
+def _live_accounts() -> dict[str, list[dict[str, Any]]]:
+    """The gateway's account snapshots by channel (``channels.status``), or nothing when it is not
+    reachable or this CLI has no credentials for it: the list never depends on the gateway."""
+    try:
+        target = resolve_target(url=None, port=None, token=None, password=None, method="channels.status")
+        payload = _rpc(target, "channels.status", {"probe": False, "timeoutMs": 5000}, scopes=["operator.read"], timeout_ms=5000)
+    except CliFailure:
+        return {}
+    accounts = (payload or {}).get("channelAccounts") if isinstance(payload, dict) else None
+    if not isinstance(accounts, dict):
+        return {}
+    return {c: [a for a in rows if isinstance(a, dict) and isinstance(a.get("accountId"), str)]
+            for c, rows in accounts.items() if isinstance(rows, list)}
+
+
+def _valid_config(json_: bool) -> dict[str, Any] | int:
+    """The config, or the exit status of a reported refusal (unreadable or invalid: exit 78)."""
+    from gateway_core.config import validate_config
+
+    try:
+        paths, cfg = read_config(strict=True)
+    except CliFailure as fail:
+        return fail.report(json_)
+    issues = validate_config(cfg)
+    if not issues:
+        return cfg
+    message = f"OpenClaw config is invalid: {paths.config_path}"
+    if json_:
+        print(json.dumps({"ok": False, "error": {"type": "config_invalid", "message": message},
+                          "issues": [{"path": i.path, "message": i.message} for i in issues]}, indent=2))
+    else:
+        lines = [message, *(f"- {i.path}: {i.message}" for i in issues), "Fix: openclaw doctor --fix",
+                 "Inspect: openclaw config validate"]
+        print("\n".join(lines), file=sys.stderr)
+    return 78
+
+
+def channels_list(
+    *,
+    all_: Annotated[bool, Parameter(name="--all", help="Also every supported channel that has no configured account yet.")] = False,
+    json_: Json = False,
+) -> int:
+    """List chat channels (configured accounts by default; --all adds every supported channel).
+
+    Read from the config (--json never contacts the gateway); the human form shows a reachable
+    gateway's live snapshot of the accounts it runs. Use `openclaw channels status --probe` for
+    live checks.
+    """
+    import os
+
+    from gateway_core.channels import accounts as A
+
+    cfg = _valid_config(json_)
+    if isinstance(cfg, int):
+        return cfg
+    plugins = _plugins()
+    configured = A.configured_channels(cfg)
+    if json_:
+        chat: dict[str, Any] = {}
+        for cid, plugin in plugins.items():
+            ids = plugin.account_ids(cfg)
+            if ids or all_:
+                chat[cid] = {"accounts": ids, "label": plugin.rules.meta.label, "docsPath": f"/channels/{cid}",
+                             "installed": True, "origin": "configured" if ids else "available"}
+        for cid in configured:
+            if cid not in plugins:
+                chat[cid] = {"accounts": [], "label": cid, "installed": False, "origin": "configured"}
+        print(json.dumps({"chat": chat}, indent=2))
+        return 0
+    st = Style.for_stdout()
+    live = _live_accounts()
+    env = dict(os.environ)
+    lines = [st.heading("Chat channels:")]
+    for cid, plugin in plugins.items():
+        ids = plugin.account_ids(cfg)
+        if not ids and not all_:
+            continue
+        sec = A.section(cfg, cid)
+        running = live.get(cid, [])
+        for account_id in dict.fromkeys([*(ids or [A.DEFAULT_ACCOUNT]), *(a["accountId"] for a in running if ids)]):
+            snap = next((a for a in running if a["accountId"] == account_id), None)
+            if snap is None:
+                snap = {"accountId": account_id, "enabled": A.is_enabled(sec, account_id),
+                        "name": A.account_config(sec, account_id).get("name")}
+                snap.update({k: v for k, v in plugin.inspect(cfg, account_id, env).items() if k != "issues"})
+            lines.append(inventory_line(plugin.rules.meta.label, snap, st))
+    for cid in configured:
+        if cid not in plugins:
+            lines.append(f"- {st.accent(cid)}: {st.warn('not installed')}, {st.ok('configured')}, {st.error('disabled')}")
+    if len(lines) == 1:
+        lines.append(st.muted("- no chat channels found" if all_ else NO_CHANNELS))
+    print("\n".join([*lines, "", st.muted(LIST_FOOTER[0]), LIST_FOOTER[1]]))
+    return 0
 
 
 # --------------------------------------------------------------------------- channels status
@@ -414,4 +539,4 @@ def _notify(channel: str, account: str, sender: str) -> None:
         print(f"Failed to notify requester: {fail.text.splitlines()[0]}")
 
 
-__all__ = ["channels_status", "message_app", "message_send", "pairing_app", "pairing_approve", "pairing_list"]
+__all__ = ["channels_list", "channels_status", "message_app", "message_send", "pairing_app", "pairing_approve", "pairing_list"]

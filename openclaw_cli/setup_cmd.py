@@ -6,11 +6,18 @@ is the guided form: on a terminal it asks for the mode (a local gateway, or a cl
 one) and what that mode needs; with ``--non-interactive`` (or when the flags already answer
 everything) it takes them from the flags. Both honour ``--profile``/``--dev`` and
 ``OPENCLAW_STATE_DIR``/``OPENCLAW_CONFIG_PATH``, and their next-step hints keep them.
+
+``setup --provider-base-url URL --model [PROVIDER/]MODEL [--provider-api-key-env NAME] [--provider-id ID]``
+also adds an OpenAI-compatible model provider (``models.providers.<id>``, the key as an env
+SecretRef, never the key itself) and makes ``<id>/MODEL`` the agents' default model. The id is
+``--provider-id``, else the ``PROVIDER/`` of ``--model``, else derived from the URL's host as the
+published onboarding derives it (``custom-127-0-0-1-8000``).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +39,20 @@ RemoteUrl = Annotated[str | None, Parameter(help="With --mode remote: the gatewa
 RemoteToken = Annotated[str | None, Parameter(help="With --mode remote: its token.")]
 RemotePassword = Annotated[str | None, Parameter(help="With --mode remote: its password.")]
 Reset = Annotated[bool, Parameter(help="Replace an existing config instead of keeping it.")]
+ProviderBaseUrl = Annotated[str | None, Parameter(
+    help="Add an OpenAI-compatible model provider at this base URL (http(s)://HOST[:PORT]/v1); needs --model.")]
+ProviderApiKeyEnv = Annotated[str | None, Parameter(
+    help="Environment variable holding the provider's API key: written as a SecretRef "
+         "{source: env, provider: default, id: NAME}, so the key never lands in the config.")]
+ProviderId = Annotated[str | None, Parameter(
+    help="The provider's key in models.providers (default: the PROVIDER/ of --model, else derived from the "
+         "URL's host as published: custom-127-0-0-1-8000).")]
+ModelOpt = Annotated[str | None, Parameter(
+    help="With --provider-base-url: the provider's model id, or PROVIDER/MODEL to name the provider too (a model id "
+         "that itself has a slash needs --provider-id). ID/MODEL becomes agents.defaults.model.primary.")]
+
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+PROVIDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 NEEDS_TTY = (
     "Onboarding needs an interactive TTY. Use `{cmd}` for automation "
@@ -55,6 +76,96 @@ class Answers:
     remote_url: str | None = None
     remote_token: str | None = None
     remote_password: str | None = None
+    #: An OpenAI-compatible model provider to add (``setup --provider-base-url``), or ``None``.
+    provider: Provider | None = None
+
+
+@dataclass(frozen=True)
+class Provider:
+    """An OpenAI-compatible provider to add and make the default: ``<id>/<model>``."""
+
+    id: str
+    base_url: str
+    model: str
+    api_key_env: str | None = None
+
+    @property
+    def ref(self) -> str:
+        return f"{self.id}/{self.model}"
+
+
+def derived_provider_id(base_url: str) -> str:
+    """``custom-<host>[-<port>]`` with every run of other characters made one ``-``, as the
+    published onboarding names a custom provider (``http://127.0.0.1:9/v1`` → ``custom-127-0-0-1-9``)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(base_url)
+    host = f"{parts.hostname or ''}{f'-{parts.port}' if parts.port else ''}"
+    slug = re.sub(r"[^a-z0-9]+", "-", host.lower()).strip("-")
+    return f"custom-{slug}"[:64].rstrip("-")
+
+
+def provider_from_flags(base_url: str | None, api_key_env: str | None, model: str | None,
+                        provider_id: str | None) -> Provider | None:
+    """The provider the flags describe, ``None`` when they describe none; a usage error (exit 2)
+    for an incomplete or malformed set."""
+    from urllib.parse import urlsplit
+
+    if base_url is None:
+        given = [f for f, v in (("--model", model), ("--provider-api-key-env", api_key_env), ("--provider-id", provider_id)) if v]
+        if given:
+            raise SetupError(f"{', '.join(given)} needs --provider-base-url URL (the OpenAI-compatible provider to add).", 2)
+        return None
+    try:
+        parts = urlsplit(base_url)
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SetupError(f"--provider-base-url must be an http:// or https:// URL with a host, not {base_url!r}.", 2)
+    if not model or not model.strip():
+        raise SetupError("--provider-base-url needs --model MODEL (the provider's model id).", 2)
+    if api_key_env is not None and not ENV_NAME.match(api_key_env):
+        raise SetupError(f"--provider-api-key-env takes an environment variable name (letters, digits, _), not {api_key_env!r}.", 2)
+    ref = model.strip()
+    if provider_id is None and "/" in ref:  # PROVIDER/MODEL names the provider too (split at the first /)
+        pid, model_id = ref.split("/", 1)
+    else:
+        pid = provider_id if provider_id is not None else derived_provider_id(base_url)
+        model_id = ref.removeprefix(f"{pid}/")
+    if not PROVIDER_ID.match(pid):
+        raise SetupError(f"The provider id must be 1-64 letters, digits, '_', '.' or '-' (starting with a letter or digit), not {pid!r}.", 2)
+    if not model_id.strip():
+        raise SetupError(f"--model {model!r} names no model id.", 2)
+    return Provider(pid, base_url.rstrip("/"), model_id.strip(), api_key_env)
+
+
+def add_provider(cfg: dict[str, Any], provider: Provider) -> None:
+    """Write ``models.providers.<id>`` (an existing entry keeps its other keys and models) and
+    make ``<id>/<model>`` the default model (fallbacks kept; an allowlist gets the new entry)."""
+    providers = _obj(_obj(cfg, "models"), "providers")
+    entry = _obj(providers, provider.id)
+    entry["baseUrl"] = provider.base_url
+    entry.pop("baseURL", None)
+    entry["api"] = "openai-completions"
+    if provider.api_key_env:
+        entry["apiKey"] = {"source": "env", "provider": "default", "id": provider.api_key_env}
+    models = entry.get("models") if isinstance(entry.get("models"), list) else []
+    if not any(isinstance(m, dict) and m.get("id") == provider.model for m in models):
+        models.append({"id": provider.model, "name": provider.model})
+    entry["models"] = models
+    defaults = _obj(_obj(cfg, "agents"), "defaults")
+    model = defaults.get("model")
+    defaults["model"] = {**(model if isinstance(model, dict) else {}), "primary": provider.ref}
+    if isinstance(defaults.get("models"), dict):
+        defaults["models"].setdefault(provider.ref, {})
+
+
+def _obj(parent: dict[str, Any], key: str) -> dict[str, Any]:
+    """``parent[key]`` as an object (made, or replacing a non-object, when it is not one)."""
+    if not isinstance(parent.get(key), dict):
+        parent[key] = {}
+    return parent[key]
 
 
 class SetupError(Exception):
@@ -110,6 +221,8 @@ def configure(answers: Answers, *, reset: bool) -> dict[str, Any]:
             auth["password"] = answers.gateway_password
     ws = (answers.workspace or paths.state_dir / "workspace").expanduser()
     cfg.setdefault("agents", {}).setdefault("defaults", {}).setdefault("workspace", str(ws))
+    if answers.provider is not None:
+        add_provider(cfg, answers.provider)
     issues = validate_config(cfg)
     if issues:
         raise SetupError("The resulting config would be invalid:\n" + "\n".join(f"  {i}" for i in issues), 78)
@@ -120,19 +233,32 @@ def configure(answers: Answers, *, reset: bool) -> dict[str, Any]:
         bootstrap.write_text("# Bootstrap\n\nThis workspace was prepared by `openclaw setup`.\n", encoding="utf-8")
     sessions = paths.state_dir / "agents" / "main" / "sessions"
     sessions.mkdir(parents=True, exist_ok=True)
-    return {"paths": paths, "config": cfg, "workspace": ws, "sessions": sessions}
+    return {"paths": paths, "config": cfg, "workspace": ws, "sessions": sessions, "provider": answers.provider}
 
 
 def _report(done: dict[str, Any], json_: bool) -> int:
+    import os
+
     paths = done["paths"]
     mode = done["config"]["gateway"].get("mode")
     if json_:
         out = {"ok": True, "mode": mode, "config": str(paths.config_path)}
+        provider = done.get("provider")
+        if provider is not None:
+            out["provider"] = {"id": provider.id, "baseUrl": provider.base_url, "apiKeyEnv": provider.api_key_env}
+            out["model"] = provider.ref
         print(json.dumps({**out, "workspace": str(done["workspace"]), "sessions": str(done["sessions"])}))
         return 0
     print(f"Wrote {paths.config_path}")
     print(f"Workspace OK: {done['workspace']}")
     print(f"Sessions OK: {done['sessions']}")
+    provider = done.get("provider")
+    if provider is not None:
+        key = f"API key from ${provider.api_key_env}" if provider.api_key_env else "no API key"
+        print(f"Model provider {provider.id}: {provider.base_url} (openai-completions, {key})")
+        print(f"Default model: {provider.ref}")
+        if provider.api_key_env and not os.environ.get(provider.api_key_env):
+            print(f"Note: ${provider.api_key_env} is not set here; the gateway needs it in its environment.")
     print()
     if mode == "remote":
         print("Setup complete: this machine is a client of the gateway at " + done["config"]["gateway"]["remote"]["url"])
@@ -167,6 +293,10 @@ def setup(
     remote_url: RemoteUrl = None,
     remote_token: RemoteToken = None,
     remote_password: RemotePassword = None,
+    provider_base_url: ProviderBaseUrl = None,
+    provider_api_key_env: ProviderApiKeyEnv = None,
+    model: ModelOpt = None,
+    provider_id: ProviderId = None,
     reset: Reset = False,
     json_: Json = False,
 ) -> int:
@@ -174,13 +304,21 @@ def setup(
 
     Asks nothing, so it runs without a terminal. An existing config is kept (only missing keys are
     added) unless --reset. Honours --profile/--dev.
+
+    With --provider-base-url URL --model MODEL (and --provider-api-key-env NAME when the provider
+    needs a key) it also adds an OpenAI-compatible model provider, models.providers.ID = {baseUrl,
+    apiKey: env SecretRef, api: openai-completions, models: [MODEL]}, and sets
+    agents.defaults.model.primary to ID/MODEL; the rest of the config is kept. The result is
+    checked against the config schema before anything is written (exit 2 for a malformed flag, 78
+    for a config that would be invalid).
     """
     del baseline, non_interactive  # setup never prompts: both are accepted for scripts written for them
-    answers = Answers(
-        mode or "local", mode is not None, workspace, gateway_port, gateway_bind, gateway_auth, gateway_token,
-        gateway_password, remote_url, remote_token, remote_password,
-    )  # fmt: skip
     try:
+        provider = provider_from_flags(provider_base_url, provider_api_key_env, model, provider_id)
+        answers = Answers(
+            mode or "local", mode is not None, workspace, gateway_port, gateway_bind, gateway_auth, gateway_token,
+            gateway_password, remote_url, remote_token, remote_password, provider,
+        )  # fmt: skip
         return _report(configure(answers, reset=reset), json_)
     except SetupError as exc:
         return _refuse(exc, json_)
@@ -266,4 +404,5 @@ def onboard(
         return _refuse(exc, json_)
 
 
-__all__ = ["Answers", "ask_answers", "configure", "onboard", "setup"]
+__all__ = ["Answers", "Provider", "add_provider", "ask_answers", "configure", "derived_provider_id", "onboard",
+           "provider_from_flags", "setup"]

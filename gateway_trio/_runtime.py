@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import secrets
 import time
 import uuid
@@ -12,6 +13,16 @@ import trio
 def now() -> float:
     """Monotonic seconds on Trio's clock (the core's ``now``)."""
     return trio.current_time()
+
+
+def monotonic() -> float:
+    """Monotonic seconds for code that runs before the event loop (``gateway run --force``)."""
+    return time.monotonic()
+
+
+def sleep_blocking(seconds: float) -> None:
+    """A blocking pause for code that runs before the event loop; never call it from async code."""
+    time.sleep(seconds)
 
 
 def wall_ms() -> int:
@@ -32,3 +43,13 @@ def new_token(nbytes: int = 32) -> str:
 def new_seed() -> bytes:
     """32 random bytes for an Ed25519 identity."""
     return secrets.token_bytes(32)
+
+
+def new_code(alphabet: str, length: int) -> str:
+    """``length`` characters of ``alphabet`` drawn from the CSPRNG (pairing codes)."""
+    return "".join(secrets.choice(alphabet) for _ in range(length))
+
+
+def jitter() -> float:
+    """A uniform float in [0, 1) for retry back-off jitter (not a secret)."""
+    return random.random()

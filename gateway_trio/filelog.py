@@ -104,6 +104,9 @@ class FileLog:
         self.console = console or sys.stdout
         self.console_enabled = console_enabled
         self.hostname = socket.gethostname()
+        from . import _runtime  # here, not at the top: the CLI reads logs through this module without Trio
+
+        self._wall_ms = _runtime.wall_ms
         self.color = _color_wanted(self.console)
         self._fh: TextIO | None = None
         self._open_path: Path | None = None
@@ -117,7 +120,11 @@ class FileLog:
     @property
     def path(self) -> Path:
         """The file records go to now."""
-        return self.fixed_path or rolling_log_path(self.profile)
+        return self.fixed_path or rolling_log_path(self.profile, self._now().date())
+
+    def _now(self) -> dt.datetime:
+        """Local time now, aware, from the runtime's wall clock."""
+        return dt.datetime.fromtimestamp(self._wall_ms() / 1000).astimezone()
 
     def _file(self) -> TextIO:
         path = self.path
@@ -148,7 +155,7 @@ class FileLog:
         """Write one record (file if ``level`` passes ``logging.level``; console likewise)."""
         lvl = LEVELS.get(level, 3)
         message = message if len(message) <= MAX_MESSAGE_CHARS else message[: MAX_MESSAGE_CHARS - 1] + "…"
-        now = dt.datetime.now().astimezone()
+        now = self._now()
         if lvl >= self.level:
             name = json.dumps({"subsystem": subsystem}, separators=(",", ":"))
             record: dict[str, Any] = {"0": name}

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from pathlib import Path
 
 from .settings import StartupError
@@ -97,7 +96,12 @@ def _bindable(port: int) -> bool:
 
 
 def free_port(port: int, *, sigterm_timeout: float = 0.7, wait_timeout: float = 3.0) -> list[int]:
-    """SIGTERM (then SIGKILL) every listener on ``port`` and wait until it can be bound."""
+    """SIGTERM (then SIGKILL) every listener on ``port`` and wait until it can be bound.
+
+    Runs before the event loop starts, so its waits block (through the runtime's clock).
+    """
+    from . import _runtime  # here, not at the top: the CLI imports this module's readers without Trio
+
     pids = {pid: cmd for pid, cmd in listeners(port).items() if pid != os.getpid()}
     if not pids:
         return []
@@ -115,22 +119,22 @@ def free_port(port: int, *, sigterm_timeout: float = 0.7, wait_timeout: float = 
             print(f"force: killed pid {pid} ({cmd[:80]}) on port {port}", file=sys.stderr)
         except ProcessLookupError:
             pass
-    deadline = time.monotonic() + sigterm_timeout
-    while time.monotonic() < deadline and any(_alive(p) for p in pids):
-        time.sleep(0.05)
+    deadline = _runtime.monotonic() + sigterm_timeout
+    while _runtime.monotonic() < deadline and any(_alive(p) for p in pids):
+        _runtime.sleep_blocking(0.05)
     for pid in pids:
         if _alive(pid):
             os.kill(pid, signal.SIGKILL)
             print(f"force: escalated to SIGKILL while freeing port {port}", file=sys.stderr)
-    start = time.monotonic()
+    start = _runtime.monotonic()
     while not _bindable(port):
-        if time.monotonic() - start > wait_timeout:
+        if _runtime.monotonic() - start > wait_timeout:
             raise StartupError(
                 f"Could not free port {port}: still in use. Run openclaw gateway status --deep to inspect the listener.",
                 1,
             )
-        time.sleep(0.15)
-    waited = int((time.monotonic() - start) * 1000)
+        _runtime.sleep_blocking(0.15)
+    waited = int((_runtime.monotonic() - start) * 1000)
     if waited:
         print(f"force: waited {waited}ms for port {port} to become bindable", file=sys.stderr)
     return list(pids)

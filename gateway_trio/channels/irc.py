@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import ssl
 import stat
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -123,7 +122,7 @@ class _Connection:
     def __init__(self, stream: trio.abc.Stream, client: core.IrcClient) -> None:
         self.stream = stream
         self.client = client
-        self.conn_id = uuid.uuid4().hex[:12]
+        self.conn_id = _runtime.new_uuid().replace("-", "")[:12]
         self.lock = trio.Lock()
         self.dead = False
         self.changed = trio.Event()

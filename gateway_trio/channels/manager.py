@@ -9,11 +9,10 @@ listeners. It
 * starts each account whose channel section exists (unless ``enabled: false``, and not at all
   with ``OPENCLAW_SKIP_CHANNELS=1``) as its own supervised task inside its own cancel scope,
   restarting it with the plugin's backoff when it fails, never when it fails fatally;
-* queues inbound messages durably (:meth:`submit`) and hands them to the pure pipeline one
-  conversation message at a time (the next one goes when the previous holds its session lane);
-* runs one outbox worker per account: strict order, one attempt at a time, each attempt marked
-  before it goes out, the pure retry decision applied after (429 ``retry_after`` holds the whole
-  account), receipts into the status;
+* queues inbound messages durably and hands them to the pure pipeline one conversation
+  message at a time (:class:`~.ingress.Ingress`);
+* runs one outbox worker per account (:class:`~.outbox.Outbox`): strict order, one attempt at a
+  time, each attempt marked before it goes out, the pure retry decision applied after;
 * performs the channel effects the pure side yields, and re-plans accounts on config changes
   (access settings apply live; connection settings restart just that account).
 """
@@ -22,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -31,7 +29,6 @@ import trio
 
 from gateway_core.app import EffectFailed
 from gateway_core.channels import accounts as A
-from gateway_core.channels import delivery as D
 from gateway_core.channels.effects import (
     AwaitDelivery,
     ChannelCall,
@@ -40,14 +37,16 @@ from gateway_core.channels.effects import (
     ChannelTyping,
     IngressAdopted,
 )
-from gateway_core.channels.inbound import Inbound, OutboundItem
+from gateway_core.channels.inbound import Inbound
 from gateway_core.channels.pairing import owner_entry
-from gateway_core.channels.pipeline import IngressRow, conversation_key, inbound_job
 from gateway_core.channels.state import channels_state
 
 from .. import _runtime
 from . import registry
 from .base import AccountContext, ChannelFailure, ChannelPlugin, Transport
+from .ingress import Ingress
+from .outbox import Outbox
+from .owner import bootstrap_owner_file
 from .store import AsyncChannelStore, ChannelStore
 
 if TYPE_CHECKING:
@@ -62,10 +61,10 @@ TYPING_EVERY_S = 4.5
 TYPING_MAX_S = 600.0
 PRUNE_EVERY_S = 3600.0
 HEALTHY_AFTER_S = 60.0
-SETTLED = ("sent", "failed", "unknown")
 
 
 def skip_channels() -> bool:
+    """Whether ``OPENCLAW_SKIP_CHANNELS`` asks the gateway not to start any channel account."""
     return os.environ.get("OPENCLAW_SKIP_CHANNELS", "").strip().lower() in ("1", "true", "yes")
 
 
@@ -81,6 +80,8 @@ class _Account:
 
 
 class ChannelManager:
+    """Supervises the configured channel accounts and carries out the channel effects."""
+
     def __init__(self, gateway: Gateway) -> None:
         self.gw = gateway
         self.app = gateway.app
@@ -95,14 +96,8 @@ class ChannelManager:
         self._nursery: trio.Nursery | None = None
         self._accounts: dict[tuple[str, str], _Account] = {}
         self._stopped: set[tuple[str, str]] = set()
-        self._transports: dict[tuple[str, str], Transport] = {}
-        self._transport_events: dict[tuple[str, str], trio.Event] = {}
-        self._wake: dict[tuple[str, str], trio.Event] = {}
-        self._workers: set[tuple[str, str]] = set()
-        self._settled = trio.Event()
-        self._queues: dict[str, deque[IngressRow]] = {}
-        self._busy: set[str] = set()
-        self._key_conv: dict[str, str] = {}
+        self.ingress = Ingress(self.app, lambda: self.gw.flush())
+        self.outbox = Outbox(self.state, self.log)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -112,12 +107,16 @@ class ChannelManager:
 
     async def open(self, state_dir: Path) -> None:
         store = await trio.to_thread.run_sync(lambda: ChannelStore(state_dir, now_ms=_runtime.wall_ms))
-        self.store = AsyncChannelStore(store)
+        self._set_store(AsyncChannelStore(store))
 
     async def aclose(self) -> None:
         if self.store is not None:
-            store, self.store = self.store, None
+            store = self.store
+            self._set_store(None)
             await trio.to_thread.run_sync(store.store.close)
+
+    def _set_store(self, store: AsyncChannelStore | None) -> None:
+        self.store = self.ingress.store = self.outbox.store = store
 
     async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Recover, start the accounts and the workers; runs until cancelled with the gateway."""
@@ -126,12 +125,12 @@ class ChannelManager:
         for row in ambiguous:
             self.log.warn(row["channel"], f"[{row['account_id']}] reply {row['key']} was being sent when the gateway stopped; "
                           "not resending it (unknown_after_send)")
-            await self.store.call("outbox_put", [self._notice_for(row)])
+            await self.store.call("outbox_put", [self.outbox.notice_for(row)])
         replays = await self.store.call("pending_ingress")
         async with trio.open_nursery() as nursery:
-            self._nursery = nursery
+            self._nursery = self.outbox.nursery = nursery
             for channel, account in await self.store.call("outbox_accounts"):
-                self._ensure_worker(channel, account)
+                self.outbox.ensure_worker(channel, account)
             if self.skip:
                 self.log.info("channels", "OPENCLAW_SKIP_CHANNELS=1: channels not started")
                 for key in self.desired(self.config):  # status still tells what is configured
@@ -146,7 +145,7 @@ class ChannelManager:
                     await self.store.call("drop_ingress", row.msg.key, "discarded-after-restart")
                     self.log.info(row.msg.channel, f"[{row.msg.account_id}] queued DM {row.msg.key} from an earlier connection discarded")
                     continue
-                self._enqueue(row)
+                self.ingress.enqueue(row)
             if replays:
                 self.gw.flush()
             nursery.start_soon(self._pruner)
@@ -204,7 +203,7 @@ class ChannelManager:
         account = _Account(plugin, key[0], key[1], fingerprint or self._fingerprint(*key))
         self._accounts[key] = account
         self._stopped.discard(key)
-        self._ensure_worker(*key)
+        self.outbox.ensure_worker(*key)
         self._nursery.start_soon(self._supervise, account)
 
     def _stop(self, key: tuple[str, str]) -> _Account | None:
@@ -238,7 +237,7 @@ class ChannelManager:
                         error, fatal = failure.message, failure.fatal
                     except Exception as exc:  # noqa: BLE001 - a plugin's bug restarts the account, never the gateway
                         error, fatal = _describe_failure(exc)
-                    self._set_transport(key, None)
+                    self.outbox.set_transport(key, None)
                     if _runtime.now() - started > HEALTHY_AFTER_S:
                         failures = 0
                     failures += 1
@@ -252,7 +251,7 @@ class ChannelManager:
                     self.log.warn(account.channel, f"[{account.account_id}] {error}; restarting in {delay:g}s")
                     await trio.sleep(delay)
         finally:
-            self._set_transport(key, None)
+            self.outbox.set_transport(key, None)
             patch({"running": False, "connected": False, "lastStopAt": _runtime.wall_ms(), "lifecycle": "stopped"})
             account.done.set()
 
@@ -266,7 +265,7 @@ class ChannelManager:
         channel, account_id = key
 
         async def submit(msgs: list[Inbound], offset: tuple[str, str] | None) -> None:
-            await self.submit(channel, account_id, msgs, offset)
+            await self.ingress.submit(channel, account_id, msgs, offset)
 
         async def get_offset(name: str) -> str | None:
             assert self.store is not None
@@ -274,19 +273,9 @@ class ChannelManager:
 
         return AccountContext(
             channel=channel, account_id=account_id, config=self.config, submit=submit, get_offset=get_offset,
-            patch=self._patcher(key), set_transport=lambda t: self._set_transport(key, t), log=self.log,
+            patch=self._patcher(key), set_transport=lambda t: self.outbox.set_transport(key, t), log=self.log,
             now_ms=_runtime.wall_ms, env=self.env,
         )
-
-    def _set_transport(self, key: tuple[str, str], transport: Transport | None) -> None:
-        if transport is None:
-            self._transports.pop(key, None)
-            return
-        self._transports[key] = transport
-        event = self._transport_events.pop(key, None)
-        if event is not None:
-            event.set()
-        self._wake_worker(key)
 
     # ------------------------------------------------------------------ control (channels.start / stop)
 
@@ -336,36 +325,6 @@ class ChannelManager:
                 nursery.start_soon(one, key)
         return results
 
-    # ------------------------------------------------------------------ inbound
-
-    async def submit(self, channel: str, account_id: str, msgs: list[Inbound], offset: tuple[str, str] | None = None) -> None:
-        """Queue ``msgs`` durably (with the poll offset, in one transaction), then dispatch the new ones."""
-        assert self.store is not None
-        stored = (channel, account_id, offset[0], offset[1]) if offset is not None else None
-        rows = await self.store.call("ingress_put", msgs, stored)
-        for row in rows:
-            self._enqueue(row)
-        if rows:
-            self.gw.flush()
-
-    def _enqueue(self, row: IngressRow) -> None:
-        conv = conversation_key(row.msg)
-        self._queues.setdefault(conv, deque()).append(row)
-        if conv not in self._busy:
-            self._dispatch_next(conv)
-
-    def _dispatch_next(self, conv: str) -> None:
-        queue = self._queues.get(conv)
-        if not queue:
-            self._queues.pop(conv, None)
-            self._busy.discard(conv)
-            return
-        row = queue.popleft()
-        self._busy.add(conv)
-        self._key_conv[row.msg.key] = conv
-        job = inbound_job(self.app, row, _runtime.now(), _runtime.wall_ms())
-        self.app.spawn(job, f"inbound {row.msg.key}")
-
     # ------------------------------------------------------------------ outputs of the app
 
     def handles_output(self, output: Any) -> bool:
@@ -374,12 +333,9 @@ class ChannelManager:
     def output(self, output: Any) -> None:
         """Called from ``Gateway.flush`` (so: no flushing here; spawned jobs go through the outbox)."""
         if isinstance(output, IngressAdopted):
-            conv = self._key_conv.pop(output.key, None)
-            if conv is not None:
-                self._busy.discard(conv)
-                self._dispatch_next(conv)
+            self.ingress.adopted(output.key)
         elif isinstance(output, ChannelTyping):
-            transport = self._transports.get((output.channel, output.account_id))
+            transport = self.outbox.transports.get((output.channel, output.account_id))
             if transport is not None and transport.supports_typing and self._nursery is not None:
                 self._nursery.start_soon(self._typing, transport, output.target, output.run_id)
 
@@ -409,29 +365,15 @@ class ChannelManager:
                 raise EffectFailed("storage", f"channel store error: {type(exc).__name__}", str(exc)) from None
             if effect.method in ("ingress_done", "outbox_put"):
                 items = effect.kwargs.get("items") if effect.method == "ingress_done" else effect.args[0]
-                for key in {(i.channel, i.account_id) for i in items or ()}:
-                    self._ensure_worker(*key)
-                    self._wake_worker(key)
+                self.outbox.queued(items or ())
             return result
         if isinstance(effect, ChannelProbe):
             return await self.probe(effect.targets, effect.timeout_ms)
         if isinstance(effect, ChannelControl):
             return await self.control(effect.action, effect.channel, effect.account_id)
         if isinstance(effect, AwaitDelivery):
-            return await self._await_delivery(list(effect.keys), effect.timeout_s)
+            return await self.outbox.await_delivery(list(effect.keys), effect.timeout_s)
         raise EffectFailed("unsupported", f"{type(effect).__name__} is not a channel effect")
-
-    async def _await_delivery(self, keys: list[str], timeout_s: float) -> dict[str, Any]:
-        assert self.store is not None
-        rows: dict[str, Any] = {}
-        with trio.move_on_after(timeout_s):
-            while True:
-                settled = self._settled
-                rows = await self.store.call("outbox_get", keys)
-                if all(rows.get(k, {}).get("state") in SETTLED for k in keys):
-                    return rows
-                await settled.wait()
-        return rows
 
     async def _bootstrap_owner(self, channel: str, sender_id: str) -> str:
         """Make the approved sender the first command owner when none exists (config write)."""
@@ -445,79 +387,7 @@ class ChannelManager:
         except OSError:
             return "unavailable"
 
-    # ------------------------------------------------------------------ outbox workers
-
-    def _ensure_worker(self, channel: str, account_id: str) -> None:
-        key = (channel, account_id)
-        if key in self._workers or self._nursery is None:
-            return
-        self._workers.add(key)
-        self._nursery.start_soon(self._deliver, key)
-
-    def _wake_worker(self, key: tuple[str, str]) -> None:
-        event = self._wake.pop(key, None)
-        if event is not None:
-            event.set()
-
-    async def _wait_wake(self, key: tuple[str, str], until_ms: int | None) -> None:
-        event = self._wake.setdefault(key, trio.Event())
-        timeout = 60.0 if until_ms is None else max(0.0, (until_ms - _runtime.wall_ms()) / 1000)
-        with trio.move_on_after(timeout):
-            await event.wait()
-
-    async def _deliver(self, key: tuple[str, str]) -> None:
-        """Send the account's queued messages in order, one attempt at a time."""
-        assert self.store is not None
-        channel, account_id = key
-        rules = self.state.rules.get(channel)
-        while True:
-            transport = self._transports.get(key)
-            if transport is None:
-                event = self._transport_events.setdefault(key, trio.Event())
-                await event.wait()
-                continue
-            row = await self.store.call("outbox_head", channel, account_id)
-            if row is None:
-                await self._wait_wake(key, None)
-                continue
-            now = _runtime.wall_ms()
-            if row["next_at"] > now:
-                await self._wait_wake(key, row["next_at"])
-                continue
-            await self.store.call("outbox_sending", row["seq"])
-            item = OutboundItem(
-                channel=channel, account_id=account_id, target=row["target"], text=row["text"], key=row["key"], kind=row["kind"],
-                group=row["grp"], index=row["idx"], count=row["cnt"], reply_to=row["reply_to"], thread_id=row["thread_id"],
-                parse_mode=row["parse_mode"],
-            )
-            try:
-                outcome = await transport.send(item)
-            except Exception as exc:  # noqa: BLE001 - a transport bug is an ambiguous attempt
-                outcome = D.Outcome(kind="ambiguous", detail=f"{type(exc).__name__}: {exc}")
-            now = _runtime.wall_ms()
-            decision = D.decide(outcome, attempts=row["attempts"] + 1, created_ms=row["created_at"], now_ms=now)
-            notice = self._notice_for(row, rules) if decision.notice and row["kind"] != "notice" else None
-            await self.store.call("outbox_settle", row["seq"], decision, outcome.message_id, notice)
-            if decision.state == "sent":
-                self.state.patch(channel, account_id, {"lastOutboundAt": now})
-            elif decision.state in ("failed", "unknown"):
-                self.log.warn(channel, f"[{account_id}] send {row['key']} {decision.state}: {decision.error}")
-            if outcome.kind == "rate_limited":
-                self.log.info(channel, f"[{account_id}] rate limited; retrying in {outcome.retry_after_s or 0:g}s")
-            settled, self._settled = self._settled, trio.Event()
-            settled.set()
-
-    def _notice_for(self, row: dict[str, Any], rules: Any = None) -> OutboundItem:
-        rules = rules or self.state.rules.get(row["channel"])
-        text = D.UNCONFIRMED_NOTICE
-        if rules is not None:
-            chunks = rules.render(text, row["target"], {})
-            text = chunks[0] if chunks else text
-        return OutboundItem(
-            channel=row["channel"], account_id=row["account_id"], target=row["target"], text=text,
-            key=f"notice:{row['key']}", kind="notice", thread_id=row.get("thread_id"),
-            parse_mode=rules.parse_mode if rules is not None else None,
-        )
+    # ------------------------------------------------------------------ housekeeping
 
     async def _pruner(self) -> None:
         assert self.store is not None
@@ -548,27 +418,6 @@ def _describe_failure(exc: BaseException) -> tuple[str, bool]:
     if isinstance(exc, ChannelFailure):
         return exc.message, exc.fatal
     return f"{type(exc).__name__}: {exc}", False
-
-
-def bootstrap_owner_file(path: Path, entry: str) -> str:
-    """Set ``commands.ownerAllowFrom`` to ``[entry]`` in the config file when no owner exists.
-
-    Returns the published status: ``configured`` or ``already-configured``. The file is rewritten
-    as plain JSON (atomically, the old one kept as ``.bak``), as the published CLI does.
-    """
-    from .. import settings
-    from ..state import atomic_write
-
-    cfg = settings.load_config(path) or {}
-    commands = cfg.get("commands") if isinstance(cfg.get("commands"), dict) else {}
-    owners = [x for x in commands.get("ownerAllowFrom") or () if isinstance(x, str | int) and str(x).strip()]
-    if owners:
-        return "already-configured"
-    cfg["commands"] = {**commands, "ownerAllowFrom": [entry]}
-    if path.exists():
-        atomic_write(path.with_name(path.name + ".bak"), path.read_bytes())
-    atomic_write(path, (json.dumps(cfg, indent=2, ensure_ascii=False) + "\n").encode())
-    return "configured"
 
 
 __all__ = ["ChannelManager", "bootstrap_owner_file", "skip_channels"]

@@ -21,7 +21,6 @@ per account, as published; settled outbox rows are kept 24 hours for ``send`` id
 from __future__ import annotations
 
 import json
-import secrets
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from gateway_core.channels.delivery import Decision
 from gateway_core.channels.inbound import Inbound, OutboundItem, decode_inbound, encode_inbound
 from gateway_core.channels.pipeline import IngressRow, conversation_key
 
+from .. import _runtime
 from ..store.sessions import AsyncSessionStore, _Tx
 
 MIGRATIONS: tuple[str, ...] = (
@@ -133,7 +133,7 @@ def pairing_path(state_dir: Path) -> Path:
 def random_codes() -> Iterator[str]:
     """Pairing code candidates from a CSPRNG, endlessly."""
     while True:
-        yield "".join(secrets.choice(P.ALPHABET) for _ in range(P.CODE_LENGTH))
+        yield _runtime.new_code(P.ALPHABET, P.CODE_LENGTH)
 
 
 def _open(path: Path) -> sqlite3.Connection:

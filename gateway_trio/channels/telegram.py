@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import ssl
 import stat
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from gateway_core.channels.delivery import Outcome
 from gateway_core.channels.inbound import OutboundItem
 from gateway_core.channels.rules import TelegramRules
 
+from .. import _runtime
 from .base import AccountContext, ChannelFailure, ChannelPlugin, Transport
 
 if TYPE_CHECKING:
@@ -265,13 +265,13 @@ class TelegramChannel(ChannelPlugin):
             return tg.probe_result(False, error="bot token not configured")
         import httpx
 
-        started = time.monotonic()
+        started = _runtime.now()
         try:
             async with httpx.AsyncClient(timeout=timeout_s, verify=ssl_context()) as client:
                 status, data = await BotApi(client, api_root(account), token).call("getMe", get=True, timeout=timeout_s)
         except httpx.HTTPError as exc:
-            return tg.probe_result(False, error=f"{type(exc).__name__}: {exc}", elapsed_ms=int((time.monotonic() - started) * 1000))
-        elapsed = int((time.monotonic() - started) * 1000)
+            return tg.probe_result(False, error=f"{type(exc).__name__}: {exc}", elapsed_ms=int((_runtime.now() - started) * 1000))
+        elapsed = int((_runtime.now() - started) * 1000)
         if status == 200 and isinstance(data, dict) and data.get("ok"):
             return tg.probe_result(True, me=data["result"], elapsed_ms=elapsed)
         return tg.probe_result(False, status=status, error=_describe(status, data), elapsed_ms=elapsed)

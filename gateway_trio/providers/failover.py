@@ -12,7 +12,6 @@ Cancellation (a Trio cancel scope) stops everything, sleeps between retries incl
 
 from __future__ import annotations
 
-import random
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from gateway_core.providers.errors import ProviderError
 from gateway_core.providers.retry import DEFAULT_POLICY, Decision, RetryPolicy, decide
 from gateway_core.providers.types import ModelRequest, StreamEvent
 
+from .._runtime import jitter as random_jitter
 from .._runtime import now
 from .hub import ProviderHub
 
@@ -134,7 +134,7 @@ async def stream_with_failover(
     candidates: Sequence[ModelRequest],
     *,
     policy: RetryPolicy = DEFAULT_POLICY,
-    jitter: Callable[[], float] = random.random,
+    jitter: Callable[[], float] = random_jitter,
     on_attempt: Callable[[Attempt], None] | None = None,
 ) -> AsyncIterator[FailoverStream]:
     """``async with stream_with_failover(hub, [primary, *fallbacks]) as events: async for ev in events``."""

@@ -474,15 +474,23 @@ def test_timeouts_retry_once_then_give_the_published_message(up: ScriptedUpstrea
 
 
 def test_cancel_during_the_retry_sleep_stops_retrying(up: ScriptedUpstream) -> None:
-    up.script(Error(429, "slow", retry_after="0.4"))
+    up.script(Error(429, "slow", retry_after="0.5"))
     slow = RetryPolicy(rules={"rate_limit": RetryRule(max_retries=3, base_s=0.01)}, max_retry_after_s=5.0)
 
+    async def consume(hub: ProviderHub) -> None:
+        async with stream_with_failover(hub, [req(up)], policy=slow, jitter=lambda: 0.5) as events:
+            async for _ in events:
+                pass
+
     async def body(hub: ProviderHub) -> None:
-        with trio.move_on_after(0.2):
-            async with stream_with_failover(hub, [req(up)], policy=slow, jitter=lambda: 0.5) as events:
-                async for _ in events:
-                    pass
-        await trio.sleep(0.4)  # past the retry's due time: nothing more may reach the upstream
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(consume, hub)
+            with trio.fail_after(30):  # the first attempt reached the upstream (however slow the machine)
+                while not up.chat_requests():
+                    await trio.sleep(0.01)
+            await trio.sleep(0.1)  # its 429 is answered: the hub is in the retry's sleep (0.5 s)
+            nursery.cancel_scope.cancel()
+        await trio.sleep(1.0)  # past the retry's due time: nothing more may reach the upstream
 
     run(body)
     assert len(up.chat_requests()) == 1

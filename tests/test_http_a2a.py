@@ -11,7 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_gateways import KINDS, TOKEN, agent_gateway
+from agent_gateways import KINDS, TOKEN
+from test_http_tools_invoke import HttpGateway, started
 
 PEER_TOKEN = "hermes-token-0123456789"
 CHANNELS = {"a2a": {"enabled": True, "peers": {"hermes": {"token": PEER_TOKEN}}}}
@@ -19,26 +20,14 @@ UNAUTHORIZED = {"error": "Unauthorized; configure channels.a2a.peers with a matc
 NOT_FOUND = {"error": "Not found"}
 
 
-class A2A:
-    def __init__(self, kind: str, port: int) -> None:
-        self.kind, self.port = kind, port
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
-
+class A2A(HttpGateway):
     def rpc(self, body: Any = None, *, token: str | None = PEER_TOKEN, content: bytes | None = None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if content is not None:
-            return self.http.post("/a2a/v1", content=content, headers=headers)
-        return self.http.post("/a2a/v1", json=body, headers=headers)
+        return self.post("/a2a/v1", body, secret=token, content=content)
 
 
 @pytest.fixture(scope="module", params=KINDS)
 def a2a(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[A2A]:
-    with agent_gateway(request.param, tmp_path_factory.mktemp(f"a2a-{request.param}"), channels=CHANNELS) as (port, _up):
-        client = A2A(request.param, port)
-        try:
-            yield client
-        finally:
-            client.http.close()
+    yield from started(A2A, request.param, tmp_path_factory.mktemp(f"a2a-{request.param}"), channels=CHANNELS)
 
 
 def _json(r: httpx.Response, status: int, body: Any) -> None:

@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_gateways import KINDS, TOKEN, agent_gateway
+from agent_gateways import KINDS, TOKEN
+from test_http_tools_invoke import HttpGateway, started
 
 from gateway_core.admin_rpc import METHODS
 
@@ -22,16 +23,9 @@ PATH = "/api/v1/admin/rpc"
 PLUGINS = {"entries": {"admin-http-rpc": {"enabled": True}}}
 
 
-class Rpc:
-    def __init__(self, kind: str, port: int) -> None:
-        self.kind = kind
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-
-    def post(self, body: Any = None, *, content: bytes | None = None, token: str | None = TOKEN) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-        if content is not None:
-            return self.http.post(PATH, content=content, headers=headers)
-        return self.http.post(PATH, json=body, headers=headers)
+class Rpc(HttpGateway):
+    def post(self, body: Any = None, *, content: bytes | None = None, token: str | None = TOKEN) -> httpx.Response:  # type: ignore[override]
+        return super().post(PATH, body, secret=token, content=content)
 
     def call(self, method: str, params: Any = None, rid: str = "r1") -> httpx.Response:
         body: dict[str, Any] = {"id": rid, "method": method}
@@ -42,12 +36,7 @@ class Rpc:
 
 @pytest.fixture(scope="module", params=KINDS)
 def rpc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rpc]:
-    with agent_gateway(request.param, tmp_path_factory.mktemp(f"admin-{request.param}"), plugins=PLUGINS) as (port, _up):
-        client = Rpc(request.param, port)
-        try:
-            yield client
-        finally:
-            client.http.close()
+    yield from started(Rpc, request.param, tmp_path_factory.mktemp(f"admin-{request.param}"), plugins=PLUGINS)
 
 
 def _invalid(r: httpx.Response, message: str) -> None:

@@ -15,11 +15,11 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import agent_gateways
 import httpx
 import pytest
 import trio
-from agent_gateways import KINDS, agent_gateway, observed_config
+from agent_gateways import KINDS
+from test_http_tools_invoke import HttpGateway, started
 from trio_websocket import connect_websocket_url
 
 PASSWORD = "pw-0123456789-secret"
@@ -39,11 +39,7 @@ def missing_scope(scope: str) -> dict[str, Any]:
                                    "details": {"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]}}}
 
 
-class Gw:
-    def __init__(self, kind: str, port: int) -> None:
-        self.kind, self.port = kind, port
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-
+class Gw(HttpGateway):
     def invoke(self, headers: dict[str, str] | None = None, tool: str = "agents_list") -> httpx.Response:
         # One connection per request: a forwarded client must never ride on another's keep-alive socket.
         return self.http.post("/tools/invoke", json={"tool": tool}, headers={**(headers or {}), "Connection": "close"})
@@ -51,6 +47,16 @@ class Gw:
     def admin(self, method: str, params: Any, headers: dict[str, str]) -> httpx.Response:
         return self.http.post("/api/v1/admin/rpc", json={"id": "a", "method": method, "params": params},
                               headers={**headers, "Connection": "close"})
+
+
+def _mode(kind: str, factory: pytest.TempPathFactory, name: str, auth: dict[str, Any], **gateway: Any) -> Iterator[Gw]:
+    """A gateway of ``kind`` whose ``gateway.auth`` is ``auth`` (plus ``gateway`` keys)."""
+
+    def config(cfg: dict[str, Any]) -> None:
+        cfg["gateway"]["auth"] = auth
+        cfg["gateway"].update(gateway)
+
+    yield from started(Gw, kind, factory.mktemp(f"auth-{name}-{kind}"), config, plugins=PLUGINS)
 
 
 @pytest.fixture(scope="module", params=KINDS)
@@ -67,30 +73,6 @@ def none(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 @pytest.fixture(scope="module", params=KINDS)
 def proxy(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gw]:
     yield from _mode(request.param, tmp_path_factory, "proxy", PROXY_AUTH, trustedProxies=["127.0.0.1"])
-
-
-def _mode(kind: str, factory: pytest.TempPathFactory, name: str, auth: dict[str, Any], **gateway: Any) -> Iterator[Gw]:
-    """A gateway of ``kind`` whose ``gateway.auth`` is ``auth`` (plus ``gateway`` keys): the §0.1
-    config with these swapped in (agent_gateway() builds its config through ``observed_config``)."""
-
-    def config(port: int, upstream: str, **extra: Any) -> dict[str, Any]:
-        cfg = observed_config(port, upstream, **extra)
-        cfg["gateway"]["auth"] = auth
-        cfg["gateway"].update(gateway)
-        return cfg
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(agent_gateways, "observed_config", config)
-        started = agent_gateway(kind, factory.mktemp(f"auth-{name}-{kind}"), plugins=PLUGINS)
-        port, _up = started.__enter__()
-    try:
-        gw = Gw(kind, port)
-        try:
-            yield gw
-        finally:
-            gw.http.close()
-    finally:
-        started.__exit__(None, None, None)
 
 
 # --------------------------------------------------------------------------- password

@@ -16,9 +16,10 @@ from typing import Any
 
 import httpx
 import pytest
-from agent_gateways import KINDS, agent_gateway
+from agent_gateways import KINDS
 from gateway_proc import has_ipv6_loopback
-from upstream import ScriptedUpstream, last_user_text
+from test_http_tools_invoke import HttpGateway, started
+from upstream import last_user_text
 
 HOOK_TOKEN = "hook-secret-0123456789"
 GATEWAY_TOKEN = "agents-e2e-token-0123456789"
@@ -45,21 +46,18 @@ TEXT = "text/plain; charset=utf-8"
 JSON = "application/json; charset=utf-8"
 
 
-class Hooks:
+class Hooks(HttpGateway):
     """One gateway's hook surface."""
 
-    def __init__(self, kind: str, port: int, upstream: ScriptedUpstream) -> None:
-        self.kind, self.port, self.upstream = kind, port, upstream
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-
-    def post(self, path: str, body: Any = None, *, token: str | None = HOOK_TOKEN, bearer: bool = False,
+    def post(self, path: str, body: Any = None, *, token: str | None = HOOK_TOKEN, bearer: bool = False,  # type: ignore[override]
              headers: dict[str, str] | None = None, content: bytes | None = None) -> httpx.Response:
+        """The hook token in ``X-OpenClaw-Token`` (or, with ``bearer``, in ``Authorization``)."""
         sent = dict(headers or {})
-        if token is not None:
-            sent["Authorization" if bearer else "X-OpenClaw-Token"] = f"Bearer {token}" if bearer else token
-        if content is None and body is not None:
-            return self.http.post(path, json=body, headers=sent)
-        return self.http.post(path, content=content or b"", headers=sent)
+        if token is not None and not bearer:
+            sent["X-OpenClaw-Token"] = token
+        if content is None and body is None:
+            content = b""
+        return super().post(path, body, secret=token if bearer else None, content=content, headers=sent)
 
     def prompts(self) -> list[str]:
         return [last_user_text(r.body) for r in self.upstream.chat_requests()]
@@ -67,13 +65,7 @@ class Hooks:
 
 @pytest.fixture(scope="module", params=KINDS)
 def hooks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hooks]:
-    tmp = tmp_path_factory.mktemp(f"hooks-{request.param}")
-    with agent_gateway(request.param, tmp, hooks=HOOKS, channels=A2A) as (port, up):
-        h = Hooks(request.param, port, up)
-        try:
-            yield h
-        finally:
-            h.http.close()
+    yield from started(Hooks, request.param, tmp_path_factory.mktemp(f"hooks-{request.param}"), hooks=HOOKS, channels=A2A)
 
 
 def _plain(r: httpx.Response, status: int, text: str) -> None:

@@ -5,16 +5,22 @@ Auth (401 JSON, 405 text), the refusals' shapes (no name, bad JSON, unknown or d
 413), session targets, and built-in tools answering with real data: a session made by a chat
 completion shows in ``sessions_list``. Scope and the configured deny list need identity callers
 or other configs: tests/shell/test_http_memory.py.
+
+:class:`HttpGateway` and :func:`started` are shared by the other tests/test_http_*.py modules: one
+gateway per module and kind, with an HTTP client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
+import agent_gateways
 import httpx
 import pytest
-from agent_gateways import KINDS, TOKEN, agent_gateway
+from agent_gateways import KINDS, TOKEN, agent_gateway, observed_config
+from upstream import ScriptedUpstream
 
 JSON = "application/json; charset=utf-8"
 #: DEVIATION (recorded, not fixed here: gateway_core/agents/tools.py is outside this change): ours names
@@ -22,26 +28,60 @@ JSON = "application/json; charset=utf-8"
 KEY_FIELD = {"ours": "sessionKey", "reference": "key"}
 
 
-class Tools:
-    def __init__(self, kind: str, port: int) -> None:
-        self.kind = kind
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=90)
+class HttpGateway:
+    """One started gateway of ``kind`` (``ours`` or ``reference``) and an HTTP client for it."""
 
-    def invoke(self, body: Any = None, *, token: str | None = TOKEN, content: bytes | None = None) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    def __init__(self, kind: str, port: int, upstream: ScriptedUpstream) -> None:
+        self.kind, self.port, self.upstream = kind, port, upstream
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120)
+
+    def post(self, path: str, body: Any = None, *, secret: str | None = None, content: bytes | None = None,
+             headers: dict[str, str] | None = None) -> httpx.Response:
+        """POST ``body`` as JSON (or ``content`` as is), with ``secret`` as the bearer when given."""
+        sent = dict(headers or {})
+        if secret is not None:
+            sent["Authorization"] = f"Bearer {secret}"
         if content is not None:
-            return self.http.post("/tools/invoke", content=content, headers=headers)
-        return self.http.post("/tools/invoke", json=body, headers=headers)
+            return self.http.post(path, content=content, headers=sent)
+        return self.http.post(path, json=body, headers=sent)
+
+
+G = TypeVar("G", bound=HttpGateway)
+
+
+def started(cls: type[G], kind: str, tmp: Path, config: Callable[[dict[str, Any]], None] | None = None,
+            **extra: Any) -> Iterator[G]:
+    """``cls`` on a gateway from ``agent_gateway(kind, tmp, **extra)``, closed after; ``config`` may edit
+    the §0.1 config first (agent_gateway() builds it through ``observed_config``)."""
+
+    def edited(port: int, upstream: str, **more: Any) -> dict[str, Any]:
+        cfg = observed_config(port, upstream, **more)
+        if config is not None:
+            config(cfg)
+        return cfg
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(agent_gateways, "observed_config", edited)
+        running = agent_gateway(kind, tmp, **extra)
+        port, upstream = running.__enter__()
+    try:
+        gw = cls(kind, port, upstream)
+        try:
+            yield gw
+        finally:
+            gw.http.close()
+    finally:
+        running.__exit__(None, None, None)
+
+
+class Tools(HttpGateway):
+    def invoke(self, body: Any = None, *, token: str | None = TOKEN, content: bytes | None = None) -> httpx.Response:
+        return self.post("/tools/invoke", body, secret=token, content=content)
 
 
 @pytest.fixture(scope="module", params=KINDS)
 def tools(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tools]:
-    with agent_gateway(request.param, tmp_path_factory.mktemp(f"tools-{request.param}")) as (port, _up):
-        t = Tools(request.param, port)
-        try:
-            yield t
-        finally:
-            t.http.close()
+    yield from started(Tools, request.param, tmp_path_factory.mktemp(f"tools-{request.param}"))
 
 
 def _error(r: httpx.Response, status: int, type_: str, message: str) -> None:

@@ -23,21 +23,20 @@ from .validation import SchemaError, convert
 
 NO_STORE: Final = ("Cache-Control", "no-store")
 
-#: The methods the published plugin forwards (everything else: 400 "not supported").
-ALLOWED: Final = frozenset(
-    {
-        "commands.list", "health", "status", "logs.tail", "usage.status", "usage.cost", "gateway.restart.request",
-        "gateway.suspend.prepare", "gateway.suspend.status", "gateway.suspend.resume", "config.get", "config.schema",
-        "config.schema.lookup", "config.set", "config.patch", "config.apply", "channels.status", "channels.start",
-        "channels.stop", "channels.logout", "web.login.start", "web.login.wait", "models.list", "models.authStatus",
-        "agents.list", "agents.create", "agents.update", "agents.delete", "exec.approvals.get", "exec.approvals.set",
-        "exec.approvals.node.get", "exec.approvals.node.set", "cron.status", "cron.list", "cron.get", "cron.runs",
-        "cron.add", "cron.update", "cron.remove", "cron.run", "device.pair.list", "device.pair.approve",
-        "device.pair.reject", "device.pair.remove", "node.list", "node.describe", "node.pair.list", "node.pair.approve",
-        "node.pair.reject", "node.pair.remove", "node.rename", "tasks.list", "tasks.get", "tasks.cancel",
-        "doctor.memory.status", "update.status",
-    }
+#: The methods the published plugin forwards, in the order its ``commands.list`` gives them
+#: (everything else: 400 "not supported").
+METHODS: Final = (
+    "health", "status", "logs.tail", "usage.status", "usage.cost", "gateway.restart.request", "gateway.suspend.prepare",
+    "gateway.suspend.status", "gateway.suspend.resume", "commands.list", "config.get", "config.schema",
+    "config.schema.lookup", "config.set", "config.patch", "config.apply", "channels.status", "channels.start",
+    "channels.stop", "channels.logout", "web.login.start", "web.login.wait", "models.list", "models.authStatus",
+    "agents.list", "agents.create", "agents.update", "agents.delete", "exec.approvals.get", "exec.approvals.set",
+    "exec.approvals.node.get", "exec.approvals.node.set", "cron.status", "cron.list", "cron.get", "cron.runs", "cron.add",
+    "cron.update", "cron.remove", "cron.run", "device.pair.list", "device.pair.approve", "device.pair.reject",
+    "device.pair.remove", "node.list", "node.describe", "node.pair.list", "node.pair.approve", "node.pair.reject",
+    "node.pair.remove", "node.rename", "tasks.list", "tasks.get", "tasks.cancel", "doctor.memory.status", "update.status",
 )
+ALLOWED: Final = frozenset(METHODS)
 #: Error code → HTTP status (any other code: 500).
 STATUS: Final = {
     E.INVALID_REQUEST: 400,
@@ -49,11 +48,14 @@ STATUS: Final = {
 }
 
 
-def _invalid(message: str, rid: str | None = None) -> Answer:
-    body: dict[str, Any] = {"ok": False, "error": {"type": "invalid_request", "message": message}}
-    if rid is not None:
-        body = {"id": rid, **body}
-    return json_answer(400, body, NO_STORE)
+def _invalid(message: str) -> Answer:
+    """A body the route cannot read as a call: ``{"ok":false,"error":{"type":"invalid_request",…}}``."""
+    return json_answer(400, {"ok": False, "error": {"type": "invalid_request", "message": message}}, NO_STORE)
+
+
+def too_large() -> Answer:
+    """413 in the route's own shape (not the §1.4 default), with ``Cache-Control: no-store``."""
+    return json_answer(413, {"ok": False, "error": {"type": "invalid_request", "message": "Payload too large"}}, NO_STORE)
 
 
 def parse(body: bytes, fresh_id: str) -> tuple[str, str, Any] | Answer:
@@ -71,8 +73,8 @@ def parse(body: bytes, fresh_id: str) -> tuple[str, str, Any] | Answer:
         return _invalid("method must be a non-empty string")
     rid = payload.get("id")
     rid = rid if isinstance(rid, str) and rid else fresh_id
-    if method not in ALLOWED:
-        return _invalid(f"admin HTTP RPC method is not supported: {method}", rid)
+    if method not in ALLOWED:  # a call with an id: answered as an RPC error, ``{"code","message"}``
+        return answer(rid, False, error=E.invalid_request(f"admin HTTP RPC method is not supported: {method}"))
     return rid, method, payload.get("params")
 
 
@@ -110,7 +112,7 @@ def answer(rid: str, ok: bool, payload: Any = None, error: ErrorShape | None = N
 
 def commands_list() -> dict[str, Any]:
     """``commands.list``, answered by the route itself."""
-    return {"methods": sorted(ALLOWED)}
+    return {"methods": list(METHODS)}
 
 
-__all__ = ["ALLOWED", "NO_STORE", "STATUS", "answer", "check", "commands_list", "parse"]
+__all__ = ["ALLOWED", "METHODS", "NO_STORE", "STATUS", "answer", "check", "commands_list", "parse", "too_large"]

@@ -18,7 +18,8 @@ wrong secret                 401, counted (loopback: escalating delay, never loc
 right secret                 full operator scopes, owner; the counter is reset
 ===========================  ==============================================================
 
-``none`` admits everyone but a browser page whose ``Origin`` the Control UI policy refuses;
+``none`` admits everyone but a browser page whose ``Origin`` the Control UI policy refuses (a
+same-host caller's loopback page passes on any port);
 ``trusted-proxy`` admits a configured proxy's identity header (and, from the same host without
 forwarding headers, the gateway password as a bearer). Identity callers' scopes come from
 ``x-openclaw-scopes`` (absent: the default set; present but empty: none).
@@ -33,6 +34,7 @@ from msgspec import Struct
 
 from .auth import AuthRateLimiter, SharedSecret, is_loopback
 from .openai.wire import Answer, rate_limited, unauthorized
+from .origin import is_loopback_host, parse_origin
 from .scopes import satisfies
 
 #: What a shared-secret caller gets, whatever ``x-openclaw-scopes`` says (dist's set, 7 scopes).
@@ -133,6 +135,13 @@ def declared_scopes(headers: dict[str, str]) -> frozenset[str]:
     return frozenset(s.strip() for s in raw.split(",") if s.strip())
 
 
+def _local_page(peer: HttpPeer) -> bool:
+    """A same-host caller whose ``Origin`` is a loopback page on any port: the published HTTP check
+    admits it (the WebSocket's Control UI rule wants the gateway's own port)."""
+    origin = parse_origin(peer.headers.get("origin") or "")
+    return peer.local_direct and origin is not None and origin.scheme in ("http", "https") and is_loopback_host(origin.hostname)
+
+
 def _eq(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())
 
@@ -159,7 +168,7 @@ def authenticate(
 ) -> Caller | Denied:
     """The caller of one request, or why not (see the module table)."""
     if secret.mode == "none":
-        if peer.origin_allowed is False:
+        if peer.origin_allowed is False and not _local_page(peer):
             return _deny("origin_not_allowed")
         return _identity("none", peer.headers)
     if secret.mode == "trusted-proxy":

@@ -1,9 +1,9 @@
 """A2A (docs/channels/a2a.md, http-agents-channels.md §5.7): the pure side of ``POST /a2a/v1``.
 
 What the HTTP layer mounts (the route itself lives there): check the path and method (anything but
-``POST /a2a/v1`` is 404 ``{"error":"Not found"}``), the size (over 1 MiB: 413), then
-:func:`authenticate` the ``Authorization: Bearer`` header against ``channels.a2a.peers.<name>.token``
-(401 :data:`UNAUTHORIZED_BODY`), then hand the body to :func:`exchange`, which answers JSON-RPC 2.0
+``POST /a2a/v1`` is 404 ``{"error":"Not found"}``), then :func:`authenticate` the
+``Authorization: Bearer`` header against ``channels.a2a.peers.<name>.token`` (401
+:data:`UNAUTHORIZED_BODY`), then the size (over 1 MiB: 413), then hand the body to :func:`exchange`, which answers JSON-RPC 2.0
 with HTTP 200 whatever happens inside (errors travel as JSON-RPC errors):
 
 ==========  =====================================================================

@@ -44,6 +44,9 @@ class AgentRun(Struct, frozen=True, kw_only=True):
     name: str = "Hook"
     agent_id: str
     session_key: str
+    #: The key the request or mapping asked for (``None`` when generated): what an idempotent replay
+    #: compares, since a generated ``hook:<uuid>`` differs on every request.
+    requested_session_key: str | None = None
     session_mode: str = "isolated"
     wake_mode: str = "now"
     idempotency_key: str | None = None
@@ -216,7 +219,7 @@ def agent(
         return failure(400, "sessionKey must start with one of: " + ", ".join(cfg.allowed_prefixes))
     return AgentRun(
         message=message, name=opt_text(payload.get("name")) or "Hook", agent_id=target, session_key=key,
-        session_mode=mode or "isolated", wake_mode="next-heartbeat" if payload.get("wakeMode") == "next-heartbeat" else "now",
+        requested_session_key=requested_key, session_mode=mode or "isolated", wake_mode="next-heartbeat" if payload.get("wakeMode") == "next-heartbeat" else "now",
         idempotency_key=idempotency_key(headers, payload), wait_for_completion=wait is True, model=opt_text(payload.get("model")),
         thinking=opt_text(payload.get("thinking")),
         timeout_seconds=math.floor(timeout) if isinstance(timeout, int | float) and not isinstance(timeout, bool) and math.isfinite(timeout) and timeout > 0 else None,
@@ -314,7 +317,10 @@ def mapped(
     cfg: HooksConfig, mapping: Mapping, payload: dict[str, Any], *, headers: dict[str, str], query: dict[str, str],
     path: str, now_iso: str, fresh_id: str,
 ) -> Wake | AgentRun | Answer | None:
-    """A mapping's action for one payload (templates rendered); ``None`` when it resolves to nothing (204)."""
+    """A mapping's action for one payload (templates rendered), or the 400 when the rendered text or
+    message is empty (``None``, the published 204, is left to transforms returning nothing). A
+    ``sessionKey`` template renders caller data, so it counts as a request key (needs
+    ``hooks.allowRequestSessionKey``)."""
     if mapping.transform is not None:
         return failure(500, "hook mapping failed")  # JS/TS transforms are not supported
     env = {"payload": payload, "headers": headers, "query": query, "path": path, "now_iso": now_iso}
@@ -323,12 +329,13 @@ def mapped(
         return target
     if mapping.action == "wake":
         text = render(mapping.text_template, **env).strip()
-        return Wake(text=text, mode=mapping.wake_mode, agent_id=target) if text else None
+        return Wake(text=text, mode=mapping.wake_mode, agent_id=target) if text else failure(400, "hook mapping requires text")
     message = render(mapping.message_template, **env).strip()
     if not message:
-        return None
+        return failure(400, "hook mapping requires message")
     requested = render(mapping.session_key, **env).strip() if mapping.session_key else None
-    key = hook_session_key(cfg, requested or None, fresh_id, from_caller=False)
+    templated = mapping.session_key is not None and "{{" in mapping.session_key
+    key = hook_session_key(cfg, requested or None, fresh_id, from_caller=templated)
     if isinstance(key, Answer):
         return key
     key = rescope(key, target)
@@ -336,7 +343,8 @@ def mapped(
     if mapping.deliver and mapping.channel != "last" and mapping.to:
         routed["delivery"] = {"mode": "announce", "channel": mapping.channel, "to": mapping.to}
     return AgentRun(
-        message=message, name=mapping.name or "Hook", agent_id=target, session_key=key, session_mode=mapping.session_mode,
+        message=message, name=mapping.name or "Hook", agent_id=target, session_key=key, requested_session_key=requested or None,
+        session_mode=mapping.session_mode,
         wake_mode=mapping.wake_mode, model=mapping.model, thinking=mapping.thinking, timeout_seconds=mapping.timeout_seconds,
         **routed,
     )
@@ -359,10 +367,12 @@ def wrap_external(message: str, name: str) -> str:
 
 
 class ReplayCache:
-    """Idempotency key → run id; pending/active entries are kept, terminal ones 5 minutes (1,000 at most)."""
+    """Idempotency key → run id (and, once the run ended, its completion); pending/active entries are
+    kept, terminal ones 5 minutes (1,000 at most)."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[str, tuple[str, str, int]] = OrderedDict()  # key → (state, run id, ts)
+        #: key → (state, run id, ts, completion)
+        self._entries: OrderedDict[str, tuple[str, str, int, dict[str, Any] | None]] = OrderedDict()
 
     @staticmethod
     def key(token: str, path_key: str, scope: dict[str, Any], idem: str | None) -> str | None:
@@ -374,6 +384,12 @@ class ReplayCache:
         return f"{h(token)}:{h(json.dumps({'pathKey': path_key, 'dispatchScope': scope}, separators=(',', ':')))}:{h(idem)}"
 
     def get(self, key: str | None, now_ms: int) -> str | None:
+        """The run id a replay answers with, or ``None``."""
+        entry = self.entry(key, now_ms)
+        return entry[0] if entry is not None else None
+
+    def entry(self, key: str | None, now_ms: int) -> tuple[str, dict[str, Any] | None] | None:
+        """``(run id, completion or None while the run is still going)`` for a replay, or ``None``."""
         if key is None:
             return None
         self._prune(now_ms)
@@ -381,15 +397,15 @@ class ReplayCache:
         if entry is None:
             return None
         self._entries.move_to_end(key)
-        return entry[1]
+        return entry[1], entry[3]
 
     def admitted(self, key: str | None, run_id: str, now_ms: int) -> None:
         if key is not None:
-            self._entries[key] = ("active", run_id, now_ms)
+            self._entries[key] = ("active", run_id, now_ms, None)
 
-    def settled(self, key: str | None, now_ms: int) -> None:
+    def settled(self, key: str | None, now_ms: int, completion: dict[str, Any] | None = None) -> None:
         if key is not None and key in self._entries:
-            self._entries[key] = ("terminal", self._entries[key][1], now_ms)
+            self._entries[key] = ("terminal", self._entries[key][1], now_ms, completion)
             self._entries.move_to_end(key)
             self._prune(now_ms)
 
@@ -398,9 +414,9 @@ class ReplayCache:
             self._entries.pop(key, None)
 
     def _prune(self, now_ms: int) -> None:
-        for k in [k for k, (state, _, ts) in self._entries.items() if state == "terminal" and ts < now_ms - REPLAY_TTL_MS]:
+        for k in [k for k, (state, _, ts, _c) in self._entries.items() if state == "terminal" and ts < now_ms - REPLAY_TTL_MS]:
             del self._entries[k]
-        terminal = [k for k, (state, _, _) in self._entries.items() if state == "terminal"]
+        terminal = [k for k, (state, _, _, _c) in self._entries.items() if state == "terminal"]
         for k in terminal[: max(0, len(terminal) - REPLAY_MAX)]:
             del self._entries[k]
 

@@ -1,7 +1,7 @@
 """A2A on the gateway port (docs/channels/a2a.md, http-agents-channels.md §5.7): the public agent
 card and ``POST /a2a/v1`` (JSON-RPC 2.0 with per-peer bearer tokens).
 
-The protocol lives in :mod:`gateway_core.channels.a2a`; this module checks size, token and method
+The protocol lives in :mod:`gateway_core.channels.a2a`; this module checks method, token and size
 in the published order, resolves ``${VAR}`` peer tokens from the environment, and runs the
 exchange as a core job (its runs are ordinary turns the host drives).
 """
@@ -57,7 +57,8 @@ def _ids() -> Iterator[str]:
 
 
 def _json(status: int, body: Any) -> Answer:
-    return json_answer(status, body)
+    """Every A2A answer, the public card included, says ``Cache-Control: no-store`` (as published)."""
+    return json_answer(status, body, ("Cache-Control", "no-store"))
 
 
 async def card_route(req: Request, gw: Gateway, found: Match, caller: Caller | None) -> None:
@@ -70,17 +71,14 @@ async def card_route(req: Request, gw: Gateway, found: Match, caller: Caller | N
 
 
 async def rpc_route(req: Request, gw: Gateway, found: Match, caller: Caller | None) -> None:
-    cfg = _config(gw)
-    declared = req.declared_length()
-    if declared is not None and declared > a2a.MAX_BODY:
-        await req.answer(_json(413, a2a.TOO_LARGE_BODY))
+    # The published order: method (404), then the peer's token (401), then the size (413).
+    if req.method != "POST":
+        await req.answer(_json(404, a2a.NOT_FOUND_BODY))
         return
+    cfg = _config(gw)
     peer = a2a.authenticate(cfg, req.headers.get("authorization"))
     if peer is None:
         await req.answer(_json(401, a2a.UNAUTHORIZED_BODY))
-        return
-    if req.method != "POST":
-        await req.answer(_json(404, a2a.NOT_FOUND_BODY))
         return
     body = await req.body(a2a.MAX_BODY, too_large=_json(413, a2a.TOO_LARGE_BODY))
     server = _server(gw)

@@ -40,6 +40,8 @@ class HookState:
     def __init__(self) -> None:
         self.gate = hk.HookGate()
         self.replays = H.ReplayCache()
+        #: Runs admitted with an idempotency key and not yet settled: a waiting replay waits on these.
+        self.settling: dict[str, trio.Event] = {}
 
 
 def hook_state(gw: Gateway) -> HookState:
@@ -157,12 +159,17 @@ async def dispatch(req: Request, gw: Gateway, cfg: hk.HooksConfig, action: H.Wak
             gw.start_turn(spec, f"hook-{_runtime.new_uuid()}")
         return H.wake_answer(action.mode, outcome)
     state = hook_state(gw)
-    scope = {"agentId": action.agent_id, "sessionKey": action.session_key, "message": action.message,
+    scope = {"agentId": action.agent_id, "sessionKey": action.requested_session_key, "message": action.message,
              "deliver": action.deliver, "channel": action.channel, "to": action.to}
     replay_key = H.ReplayCache.key(cfg.token, sub, scope, action.idempotency_key)
-    known = state.replays.get(replay_key, _runtime.wall_ms())
-    if known is not None:
-        return H.agent_answer(known)
+    known = state.replays.entry(replay_key, _runtime.wall_ms())
+    if known is not None:  # a replay: the first request's run (and, when asked, its completion)
+        run_id, done = known
+        if action.wait_for_completion and done is None and run_id in state.settling:
+            req.watch_disconnect()
+            await state.settling[run_id].wait()
+            done = (state.replays.entry(replay_key, _runtime.wall_ms()) or (run_id, None))[1]
+        return H.agent_answer(run_id, done if action.wait_for_completion else None)
     run_id = _runtime.new_uuid()
     timeout = float(action.timeout_seconds) if action.timeout_seconds else R.run_timeout_s(app.config)
     spec = TurnSpec(
@@ -171,6 +178,8 @@ async def dispatch(req: Request, gw: Gateway, cfg: hk.HooksConfig, action: H.Wak
     )
     watch = gw.start_turn(spec, run_id)
     state.replays.admitted(replay_key, run_id, _runtime.wall_ms())
+    if replay_key is not None:
+        state.settling[run_id] = trio.Event()
     if not action.wait_for_completion:
         gw.background(_settle, gw, watch, action, replay_key)
         return H.agent_answer(run_id)
@@ -179,13 +188,23 @@ async def dispatch(req: Request, gw: Gateway, cfg: hk.HooksConfig, action: H.Wak
 
 
 async def _settle(gw: Gateway, watch: Any, action: H.AgentRun, replay_key: str | None) -> dict[str, Any]:
-    """After the run: the replay entry becomes terminal, the reply is delivered if asked; the completion."""
+    """After the run: the reply is delivered if asked, the replay entry becomes terminal with the
+    completion, and replays waiting for it are woken; the completion."""
+    try:
+        done = await _complete(gw, watch, action)
+        hook_state(gw).replays.settled(replay_key, _runtime.wall_ms(), done)
+        return done
+    finally:
+        _release(gw, watch.run_id)
+
+
+async def _complete(gw: Gateway, watch: Any, action: H.AgentRun) -> dict[str, Any]:
     result = await watch.wait()
-    hook_state(gw).replays.settled(replay_key, _runtime.wall_ms())
     status = "ok" if result is not None and result.status == "ok" else "error"
     text = (result.text or "").strip() if result is not None else ""
     disposition = "silent" if result is not None and result.silent else "visible" if text else "empty"
-    facts: dict[str, Any] = {}
+    # A finished run says whether its reply went out, also when nothing was to be delivered (as published).
+    facts: dict[str, Any] = {"delivered": False, "deliveryAttempted": False} if status == "ok" else {}
     target = action.delivery if action.deliver else {"mode": "none"}
     if status == "ok" and disposition == "visible" and target.get("mode") == "announce":
         facts["deliveryAttempted"] = True
@@ -197,6 +216,13 @@ async def _settle(gw: Gateway, watch: Any, action: H.AgentRun, replay_key: str |
             facts["delivered"] = False
             facts["deliveryError"] = "delivery-failed"
     return H.completion(status, disposition, **facts)
+
+
+def _release(gw: Gateway, run_id: str) -> None:
+    """Wake the replays waiting for ``run_id``."""
+    event = hook_state(gw).settling.pop(run_id, None)
+    if event is not None:
+        event.set()
 
 
 HANDLERS: Final = {"hooks": hooks_route}

@@ -81,7 +81,7 @@ async def call_method(gw: Gateway, method: str, params: Any, caller: httpauth.Ca
 
 async def admin_rpc_route(req: Request, gw: Gateway, found: Match, caller: httpauth.Caller | None) -> None:
     assert caller is not None
-    body = await req.body(found.row.body_limit)
+    body = await req.body(found.row.body_limit, too_large=admin_rpc.too_large())
     parsed = admin_rpc.parse(body, _runtime.new_uuid())
     if not isinstance(parsed, tuple):
         await req.answer(parsed)

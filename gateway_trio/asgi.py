@@ -108,6 +108,8 @@ class Exchange:
         self.body_timeout_s = body_timeout_s
         self.head = request.method == b"HEAD"
         self.body_done = False
+        #: A request without a body still owes the app its one (empty) ``http.request`` message.
+        self.owe_empty_body = False
         self.body_size = 0
         self.start: dict[str, Any] | None = None
         self.started = False
@@ -163,6 +165,9 @@ class Exchange:
     async def receive(self) -> dict[str, Any]:
         if self.disconnected:
             return {"type": "http.disconnect"}
+        if self.owe_empty_body:
+            self.owe_empty_body = False
+            return {"type": "http.request", "body": b"", "more_body": False}
         if self.body_done:
             self.watch()
             await self.disconnect_event.wait()
@@ -296,7 +301,7 @@ async def serve_request(
     if not _has_body(request):
         event = conn.next_event()
         if isinstance(event, h11.EndOfMessage):
-            ex.body_done = True
+            ex.body_done = ex.owe_empty_body = True
     extensions = {**(extensions or {}), "gateway.watch_disconnect": ex.watch}
     error: BaseException | None = None
     with ex.cancel_scope:

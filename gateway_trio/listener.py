@@ -95,11 +95,14 @@ class GatewayRef:
 class SocketSlot:
     """One accepted socket as the port accounts for it."""
 
-    __slots__ = ("evicted", "ip", "opened_at", "over_cap", "scope", "tracker")
+    __slots__ = ("evicted", "ip", "opened_at", "over_cap", "scope", "socket_ip", "tracker")
 
     def __init__(self, tracker: SocketTracker, ip: str, opened_at: float) -> None:
         self.tracker = tracker
+        #: The key it is counted under: the peer's address, or the client a trusted proxy names.
         self.ip = ip
+        #: The socket's own peer address (never rekeyed: auth and attribution start from it).
+        self.socket_ip = ip
         self.opened_at = opened_at
         self.over_cap = False
         self.evicted = False
@@ -345,7 +348,7 @@ async def _serve_requests(ref: GatewayRef, stream: Any, slot: SocketSlot, web: a
             values = {k: v.lower() if k in (b"upgrade", b"connection") else v for k, v in headers}
             path = request.target.decode("latin-1").split("?", 1)[0]
             gw = ref.gateway
-            ingress = ingress_of(gw, slot.ip, headers)
+            ingress = ingress_of(gw, slot.socket_ip, headers)
             if ingress.kind == "trusted-proxy":
                 slot.tracker.rekey(slot, ingress.client_ip)
             upgrade = b"upgrade" in values and b"upgrade" in values.get(b"connection", b"")
@@ -364,10 +367,10 @@ async def _serve_requests(ref: GatewayRef, stream: Any, slot: SocketSlot, web: a
             if b"upgrade" in values:
                 await _respond(conn, stream, *http.plain(400, "Bad Request", [(b"connection", b"close")]))
                 return
-            extensions = {"gateway.ingress": ingress, "gateway.peer": peer_info(ingress, headers), "gateway.socket_ip": slot.ip}
+            extensions = {"gateway.ingress": ingress, "gateway.peer": peer_info(ingress, headers), "gateway.socket_ip": slot.socket_ip}
             again = await asgi.serve_request(
                 web, conn, stream, request, last=n == MAX_KEEPALIVE_REQUESTS - 1, nursery=watchers,
-                max_body=MAX_BODY_BYTES, extensions=extensions, client=(slot.ip, 0), on_error=partial_log(ref),
+                max_body=MAX_BODY_BYTES, extensions=extensions, client=(slot.socket_ip, 0), on_error=partial_log(ref),
             )
             if not again:
                 if conn.their_state is h11.SEND_BODY:

@@ -27,13 +27,6 @@ PLUGINS = {"entries": {"admin-http-rpc": {"enabled": True}}}
 UNAUTHORIZED = {"error": {"message": "Unauthorized", "type": "unauthorized"}}
 RATE_LIMITED = {"error": {"message": "Too many failed authentication attempts. Please try again later.", "type": "rate_limited"}}
 PROXY_AUTH = {"mode": "trusted-proxy", "trustedProxy": {"userHeader": "x-forwarded-user", "allowLoopback": True}}
-PROXY_BUG = (
-    "ours: the listener re-keys the socket slot to the forwarded client IP (SocketTracker.rekey) before it "
-    "passes slot.ip as gateway.socket_ip, so the route sees the client as the socket peer: not a trusted proxy "
-    "(gateway_trio/listener.py, outside this change)"
-)
-
-
 def missing_scope(scope: str) -> dict[str, Any]:
     return {"ok": False, "error": {"type": "forbidden", "message": f"missing scope: {scope}",
                                    "details": {"code": "MISSING_SCOPE", "missingScope": scope, "requiredScopes": [scope]}}}
@@ -193,8 +186,6 @@ def test_none_mode_refuses_foreign_browser_pages(none: Gw) -> None:
 def test_trusted_proxy_identity(proxy: Gw) -> None:
     via = {"X-Forwarded-For": "203.0.113.7"}
     r = proxy.invoke({**via, "x-forwarded-user": "alice"})
-    if proxy.kind == "ours" and r.status_code == 401:
-        pytest.xfail(PROXY_BUG)
     assert r.status_code == 200
     assert proxy.invoke({"X-Forwarded-For": "10.0.0.1, 203.0.113.7", "x-forwarded-user": "alice"}).status_code == 200
     r = proxy.invoke({**via, "x-forwarded-user": "alice", "x-openclaw-scopes": "operator.read"})

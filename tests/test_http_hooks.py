@@ -150,20 +150,8 @@ def test_agent_payload_errors(hooks: Hooks, body: dict[str, Any], error: str) ->
     assert len(hooks.upstream.chat_requests()) == before  # refused before any run
 
 
-EMPTY_BODY_BUG = (
-    "ours: a POST without a body (no or zero Content-Length) never gets its empty http.request from "
-    "gateway_trio/asgi.py (Exchange.receive waits for a disconnect once serve_request marked the body done), "
-    "so the route hangs until the client leaves; the published gateway reads it as {}"
-)
-
-
 def test_an_empty_body_reads_as_an_empty_object(hooks: Hooks) -> None:
-    try:
-        r = hooks.http.post("/hooks/wake", headers={"X-OpenClaw-Token": HOOK_TOKEN}, timeout=5)
-    except httpx.ReadTimeout:
-        if hooks.kind == "ours":
-            pytest.xfail(EMPTY_BODY_BUG)
-        raise
+    r = hooks.http.post("/hooks/wake", headers={"X-OpenClaw-Token": HOOK_TOKEN}, timeout=5)
     _fails(r, 400, "text required")
 
 

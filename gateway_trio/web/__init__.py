@@ -179,7 +179,7 @@ def probe(req: Request, gw: Gateway | None) -> Answer:
     bearer = httpauth.bearer(req.headers)
     detailed = req.local_direct or (
         gw is not None and bearer is not None and check_shared_secret(gw.app.secret, ConnectAuth(token=bearer)).ok
-    )
+    ) or (gw is not None and bearer is None and gw.app.secret.mode == "trusted-proxy" and _proxy_identity(req, gw))
     if gw is None:
         state = probes.ProbeState(draining=True)
     else:
@@ -187,6 +187,14 @@ def probe(req: Request, gw: Gateway | None) -> Answer:
             draining=gw.closing, version=gw.policy.server_version, uptime_ms=gw.uptime_ms, failing=gw.readiness_failing()
         )
     return probes.answer(req.path, req.method, state, detailed=detailed)
+
+
+def _proxy_identity(req: Request, gw: Gateway) -> bool:
+    """A trusted proxy vouches for a user (no secret involved, so nothing is counted as a failure)."""
+    outcome = httpauth.authenticate(
+        gw.app.secret, http_peer(req, gw), gw.services.rate_limiter, _runtime.wall_ms(), httpauth.proxy_rules(gw.app.config)
+    )
+    return isinstance(outcome, httpauth.Caller)
 
 
 __all__ = ["UNAVAILABLE", "Request", "WebApp", "authorize", "http_peer", "probe"]

@@ -132,6 +132,10 @@ class ChatSendParams(Params):
     attachments: list[Any] | UnsetType = UNSET
     timeout_ms: NonNegInt | UnsetType = UNSET
     reply_to_id: str | UnsetType = UNSET
+    #: A transcript-branch compare-and-swap (the published Control UI sends it with every send).
+    #: Accepted and not checked: our transcripts have one branch, so no other client can switch it.
+    expected_leaf_entry_id: str | None | UnsetType = UNSET
+    fast_auto_on_seconds: Annotated[float, Meta(ge=0)] | UnsetType = UNSET
 
 
 class ChatHistoryParams(Params):

@@ -56,9 +56,8 @@ from . import _runtime
 from .agent_host import AgentHost, resolve_provider_keys
 from .channels import ChannelManager
 from .effects import Effects
-from .filelog import FileLog
+from .runtime import FileLog, GatewaySettings
 from .session import DeadlineScheduler, Session
-from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, StorageHealth
 from .turns import RunWatch, Watches
 from .wslog import WsLog

@@ -176,7 +176,7 @@ def _config_valid(paths: Any) -> bool:
     """As the gateway's ``config.get`` says it (and so ``gateway probe --json``): a missing file is
     valid (defaults apply); unreadable JSON5 or a schema issue is not."""
     from gateway_core.config import validate_config
-    from gateway_trio.settings import StartupError, load_config
+    from gateway_trio.runtime import StartupError, load_config
 
     try:
         cfg = load_config(paths.config_path)
@@ -189,7 +189,7 @@ def _log_file(cfg: dict[str, Any], profile: str | None) -> Any:
     """The gateway's file log: ``logging.file`` or today's rolling file for the profile."""
     from pathlib import Path
 
-    from gateway_trio.filelog import rolling_log_path
+    from gateway_trio.runtime import rolling_log_path
 
     configured = (cfg.get("logging") or {}).get("file") if isinstance(cfg.get("logging"), dict) else None
     return Path(configured).expanduser() if isinstance(configured, str) and configured else rolling_log_path(profile)
@@ -271,8 +271,8 @@ def gateway_status(
     json_: Json = False,
 ) -> int:
     """Service, config and connectivity status of a gateway (exit 0 even if the probe fails, unless --require-rpc)."""
-    from gateway_trio.filelog import last_error as last_error_in
-    from gateway_trio.force import listeners, listening_addresses
+    from gateway_trio.runtime import last_error as last_error_in
+    from gateway_trio.runtime import listeners, listening_addresses
 
     from .target import local_port_and_source, read_config, section
 
@@ -326,7 +326,7 @@ def gateway_status(
     if deep:
         from pathlib import Path
 
-        from gateway_trio.filelog import owner_key
+        from gateway_trio.runtime import owner_key
 
         from .local_gateways import gateway_processes
         from .target import read_config as _paths_and_config
@@ -356,7 +356,7 @@ def gateway_status(
     failed = not no_probe and not rpc["ok"]
     last_error = None
     if failed:
-        from gateway_trio.filelog import rolling_log_path
+        from gateway_trio.runtime import rolling_log_path
 
         # This gateway's records only: the file may be shared by every gateway on the machine.
         found = [
@@ -804,7 +804,7 @@ def _other_local_gateways(
     (other profiles' state dirs and lock files, listening gateway processes): (plan entry, what was
     found). Each is probed with the credentials its own state dir holds, unless --token/--password
     (which apply to every target)."""
-    from gateway_trio.filelog import owner_key
+    from gateway_trio.runtime import owner_key
 
     from .local_gateways import discover_local
 

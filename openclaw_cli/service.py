@@ -51,6 +51,8 @@ from typing import Annotated, Any, ClassVar
 
 from cyclopts import Parameter
 
+from gateway_trio.runtime import lock_owner
+
 Runner = Callable[[Sequence[str]], tuple[int, str, str]]
 
 TOKEN_KEY = "OPENCLAW_GATEWAY_TOKEN"
@@ -165,7 +167,7 @@ def _derived_name(platform: str, profile: str | None) -> str:
 
 def cli_command(command: str, profile: str | None) -> str:
     """``openclaw <command>`` as the operator should type it for this profile (``--dev`` for dev)."""
-    from gateway_trio.settings import cli_command as for_profile
+    from gateway_trio.runtime import cli_command as for_profile
 
     return for_profile(command, profile)
 
@@ -530,7 +532,7 @@ class ServiceError(Exception):
 
 
 def _write(path: Path, text: str, mode: int) -> None:
-    from gateway_trio.state import atomic_write
+    from gateway_trio.runtime import atomic_write
 
     atomic_write(path, text.encode(), mode=mode)
 
@@ -1278,7 +1280,7 @@ def _same_path(a: Path, b: Path) -> bool:
 
 def configured_port(config: Mapping[str, Any], profile: str | None, env: Mapping[str, str]) -> int:
     """The port a service should run on: ``OPENCLAW_GATEWAY_PORT`` → ``gateway.port`` → profile hash → 18789."""
-    from gateway_trio.settings import DEFAULT_PORT, fnv1a32
+    from gateway_trio.runtime import DEFAULT_PORT, fnv1a32
 
     raw = _env_value_of(env, "OPENCLAW_GATEWAY_PORT")
     if raw:
@@ -1312,33 +1314,6 @@ def probe_readyz(port: int, timeout: float = 1.0) -> str:
         return "down"
     finally:
         conn.close()
-
-
-def lock_owner(state_dir: Path) -> tuple[str, int | None]:
-    """The state-dir lock: ("none"|"held"|"stale"|"unknown", owner pid)."""
-    path = state_dir / "gateway.lock"
-    try:
-        first = path.read_text(errors="replace").split("\n", 1)[0].strip()
-    except OSError:
-        return "none", None
-    pid = int(first) if first.isdigit() else None
-    try:
-        import fcntl
-    except ImportError:
-        return "unknown", pid
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return "unknown", pid
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return "held", pid
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return "stale", pid
-    finally:
-        os.close(fd)
 
 
 def audit(state_dir: Path, action: str, mode: str, *, pid: int | None, interactive: bool, source: str = "cli") -> None:
@@ -1425,7 +1400,7 @@ class Ctx:
     @classmethod
     def current(cls, runner: Runner = run_command) -> Ctx:
         """The context of this process: profile, paths, config, the platform's backend."""
-        from gateway_trio.settings import Paths, StartupError, home_dir, load_config
+        from gateway_trio.runtime import Paths, StartupError, home_dir, load_config
 
         env = dict(os.environ)
         paths = Paths.resolve(None)
@@ -1916,7 +1891,7 @@ def _report_health(ctx: Ctx, rep: Reporter, port: int, out: list[str], message: 
 
 def _signal_restart(ctx: Ctx, rep: Reporter) -> int:
     """Restart the running gateway in place (SIGUSR2 to the state-lock owner): external supervisors, --safe."""
-    from gateway_trio.server import running_port
+    from gateway_trio.runtime import running_port
 
     state, pid = lock_owner(ctx.state_dir)
     if state != "held" or pid is None:

@@ -14,8 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_trio.server import running_port
-from gateway_trio.settings import DEFAULT_PORT, Paths, StartupError, load_config
+from gateway_trio.runtime import DEFAULT_PORT, Paths, StartupError, load_config, running_port
 
 NO_CREDENTIALS_WITH_URL = (
     "gateway url override requires explicit credentials\n"
@@ -93,7 +92,7 @@ def local_port_and_source(paths: Paths, gateway: dict[str, Any]) -> tuple[int, s
     """The local gateway's port and where it comes from: ``OPENCLAW_GATEWAY_PORT`` or
     ``gateway.port`` ("env/config"), the named profile's hashed port ("profile"), else 18789
     ("default"); the running gateway's port (its lock file) wins when it differs ("running gateway")."""
-    from gateway_trio.settings import fnv1a32
+    from gateway_trio.runtime import fnv1a32
 
     env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1].strip("[]")
     cfg_port = gateway.get("port")

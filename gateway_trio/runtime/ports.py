@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .settings import StartupError
+from .paths import StartupError
 
 
 def _decode_address(hex_addr: str) -> str:

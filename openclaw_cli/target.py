@@ -60,7 +60,8 @@ class Target:
         return f"Gateway target: {self.url}\nSource: {self.source}\nConfig: {self.config_path}\nBind: {self.bind}"
 
 
-def _str(value: Any) -> str | None:
+def str_or_none(value: Any) -> str | None:
+    """``value`` when it is a non-empty string, else None (config values the operator may leave blank)."""
     return value if isinstance(value, str) and value else None
 
 
@@ -145,26 +146,26 @@ def resolve_target(
             bind,
             None,
         )
-    if gateway.get("mode") == "remote" and _str(remote.get("url")) and not port:
+    if gateway.get("mode") == "remote" and str_or_none(remote.get("url")) and not port:
         return Target(
             remote["url"],
             "config gateway.remote.url",
-            token or _str(remote.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(auth.get("token")),
+            token or str_or_none(remote.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or str_or_none(auth.get("token")),
             password
             or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
-            or _str(remote.get("password"))
-            or _str(auth.get("password")),
+            or str_or_none(remote.get("password"))
+            or str_or_none(auth.get("password")),
             config_path,
             bind,
             None,
         )
     resolved = port or local_port(paths, gateway)
-    token = token or _str(auth.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(remote.get("token"))
+    token = token or str_or_none(auth.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or str_or_none(remote.get("token"))
     password = (
         password
-        or _str(auth.get("password"))
+        or str_or_none(auth.get("password"))
         or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
-        or _str(remote.get("password"))
+        or str_or_none(remote.get("password"))
     )
     runtime = paths.state_dir / "gateway.runtime-token"
     if not (token or password) and runtime.exists():

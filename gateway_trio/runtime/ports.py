@@ -1,4 +1,5 @@
-"""``gateway run --force``: stop whatever listens on the gateway port first (runtime-cli.md §6.4)."""
+"""Who listens on a port, from Linux ``/proc`` (``gateway status``, ``doctor``, ``logs``), and
+``gateway run --force``'s freeing of the gateway port first (runtime-cli.md §6.4)."""
 
 from __future__ import annotations
 

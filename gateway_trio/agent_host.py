@@ -36,6 +36,7 @@ from gateway_core.providers.errors import ProviderError
 from gateway_core.providers.types import encode_event
 
 from . import _runtime
+from .runtime import session_store_path
 from .secrets import SecretError, resolve_secret
 from .store.sessions import AsyncSessionStore, SqliteSessionStore, StoreError
 
@@ -61,11 +62,6 @@ def resolve_provider_keys(config: dict[str, Any] | None) -> dict[str, str | None
     return out
 
 
-def store_path(state_dir: Path) -> Path:
-    return state_dir / "agents" / "sessions.sqlite"
-
-
-
 def raw_stream_path(state_dir: Path) -> Path | None:
     """``--raw-stream`` (``OPENCLAW_RAW_STREAM=1``): where model stream events are appended as JSONL."""
     if os.environ.get("OPENCLAW_RAW_STREAM") not in ("1", "true", "yes"):
@@ -88,7 +84,7 @@ class AgentHost:
 
     async def open(self) -> SessionStore:
         """Open (or create and migrate) the store, off the event loop."""
-        path = store_path(self.state_dir)
+        path = session_store_path(self.state_dir)
         sqlite = await trio.to_thread.run_sync(lambda: SqliteSessionStore(path, _runtime.new_uuid))
         self.store = AsyncSessionStore(sqlite)
         return sqlite
@@ -211,4 +207,4 @@ class AgentHost:
             await self._close(handle)
 
 
-__all__ = ["AgentHost", "resolve_provider_keys", "store_path"]
+__all__ = ["AgentHost", "resolve_provider_keys"]

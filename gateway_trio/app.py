@@ -53,11 +53,10 @@ from . import _runtime
 from .agent_host import AgentHost, raw_stream_path, resolve_provider_keys
 from .channels import ChannelManager
 from .effects import Effects
-from .filelog import FileLog
 from .routehost import RouteHost
+from .runtime import FileLog, GatewaySettings
 from .scheduler import DeadlineScheduler
 from .session import Session
-from .settings import GatewaySettings
 from .state import GatewayIdentity, PersistentServices, StorageHealth
 from .turns import Watches
 from .wslog import WsLog

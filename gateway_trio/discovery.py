@@ -24,8 +24,7 @@ import trio
 
 from gateway_core import discovery as rules
 
-from .filelog import FileLog
-from .settings import GatewaySettings
+from .runtime import FileLog, GatewaySettings
 
 #: Longest a stop waits for the goodbye packets before abandoning the responder thread.
 CLOSE_BUDGET_S = 3.0

@@ -18,12 +18,12 @@ from gateway_core import SharedSecret
 from gateway_core.app import EffectFailed, KeepDecisions, ReadFile, ResolveSecrets, Sleep, TailLog, WaitRun, WriteFile
 from gateway_core.services import StorageError
 
-from .filelog import record_filter, tail
+from .runtime import record_filter, tail
 from .state import atomic_write, describe_os_error
 
 if TYPE_CHECKING:
     from .app import Gateway
-    from .settings import GatewaySettings
+    from .runtime import GatewaySettings
 
 #: ``logs.tail`` reads at once, gateway-wide: each holds up to 1 MB of lines (2-3 MB as str).
 LOG_READERS = 1

@@ -19,9 +19,9 @@ import trio
 import watchfiles
 
 from gateway_core.auth import SharedSecret
-from gateway_core.reload import RELOAD_MODES, plan_reload
+from gateway_core.reload import plan_reload
 
-from .settings import GatewaySettings, StartupError
+from .runtime import GatewaySettings, StartupError, reload_mode
 
 if TYPE_CHECKING:
     from .listener import GatewayRef
@@ -47,12 +47,6 @@ class ReloadState:
         if self.last_error:
             out["lastError"] = self.last_error
         return out
-
-
-def reload_mode(config: dict[str, Any] | None) -> str:
-    mode = ((config or {}).get("gateway") or {}).get("reload", {})
-    value = mode.get("mode") if isinstance(mode, dict) else None
-    return value if value in RELOAD_MODES else "hybrid"
 
 
 async def watch_config(
@@ -145,4 +139,4 @@ def apply_change(
         log.info("reload", f"config change applied (dynamic reads: {', '.join(sorted(applied))})")
 
 
-__all__ = ["ReloadState", "apply_change", "reload_mode", "watch_config"]
+__all__ = ["ReloadState", "apply_change", "watch_config"]

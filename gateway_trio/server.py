@@ -12,15 +12,11 @@ text and exit code; the CLI prints them.
 from __future__ import annotations
 
 import errno
-import fcntl
-import os
 import signal
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import trio
 
@@ -29,17 +25,15 @@ from gateway_core.services import Admission
 from . import _runtime
 from .app import Gateway
 from .discovery import Advertiser
-from .filelog import FileLog
 from .listener import GatewayRef, SocketTracker, serve_listeners
 from .reloader import ReloadState, watch_config
-from .settings import GatewaySettings, StartupError
+from .runtime import FileLog, GatewaySettings, StartupError, acquire_state_lock, record_port, release_state_lock
 
 #: Port sources that pin the port across config reloads (the issue: config ports are re-read).
 PINNED = frozenset({"--port", "OPENCLAW_GATEWAY_PORT"})
 
 BIND_RETRIES = 20
 BIND_RETRY_S = 0.5
-LOCK_WAIT_S = 5.0
 DRAIN_BUDGET_S = 10.0
 #: After the drain: the shutdown event and close 1012 (a peer that does not answer the close is cut
 #: after the 1 s close grace), with a margin.
@@ -67,69 +61,6 @@ class Control:
     def restart(self, why: str = "restart", *, settings: GatewaySettings | None = None) -> None:
         """Restart in process; with ``settings``, come back with those (a config reload)."""
         self.send.send_nowait(("restart", why, settings))
-
-
-def acquire_state_lock(state_dir: Path) -> int:
-    """Hold ``<state>/gateway.lock`` (one gateway per state dir); waits up to 5 s.
-
-    ``gateway run`` takes it before it writes anything (runtime token, dev config), so a refused
-    second start leaves the running gateway's state as it was. A holder removes the file when it
-    exits; if the file we locked is no longer the one at the path, lock the new one instead.
-    """
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    path = state_dir / "gateway.lock"
-    deadline = time.monotonic() + LOCK_WAIT_S
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                try:
-                    owner = os.pread(fd, 64, 0).decode().split("\n", 1)[0].strip() or "?"
-                finally:
-                    os.close(fd)
-                raise StartupError(
-                    f"Gateway failed to start: gateway already running (pid {owner}); "
-                    f"lock timeout after {int(LOCK_WAIT_S * 1000)}ms",
-                    1,
-                ) from None
-            os.close(fd)
-            time.sleep(0.1)
-            continue
-        try:
-            current = os.stat(path).st_ino
-        except FileNotFoundError:
-            current = None
-        if current == os.fstat(fd).st_ino:
-            break
-        os.close(fd)  # the previous holder unlinked it after we opened it: lock the file now there
-    record_port(fd, None)
-    return fd
-
-
-def record_port(fd: int, port: int | None) -> None:
-    """The lock file says who holds it and on which port (CLI commands find the running gateway)."""
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n{port or ''}\n".encode(), 0)
-
-
-def running_port(state_dir: Path) -> int | None:
-    """The port of the gateway holding ``state_dir``'s lock, if one is running."""
-    try:
-        lines = (state_dir / "gateway.lock").read_text().split("\n")
-    except OSError:
-        return None
-    return int(lines[1]) if len(lines) > 1 and lines[1].isdigit() else None
-
-
-def release_state_lock(fd: int, state_dir: Path) -> None:
-    """Release and remove the state-dir lock taken by :func:`acquire_state_lock`."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-    (state_dir / "gateway.lock").unlink(missing_ok=True)
 
 
 async def bind_sockets(hosts: list[str], port: int) -> tuple[list[socket.socket], int]:
@@ -364,4 +295,4 @@ def _dup(sock: socket.socket) -> socket.socket:
     return dup
 
 
-__all__ = ["Control", "acquire_state_lock", "bind_sockets", "release_state_lock", "run_gateway"]
+__all__ = ["Control", "bind_sockets", "run_gateway"]

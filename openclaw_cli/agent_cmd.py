@@ -183,11 +183,9 @@ def _agent(
 def _store_rows(active_minutes: int | None, limit: int | None) -> tuple[str, dict[str, Any]] | None:
     """The local store's rows (the gateway is down): ``(path, listing)``, or None without a store."""
     from gateway_core.agents.store import SessionQuery
-    from gateway_trio.agent_host import store_path
-    from gateway_trio.settings import Paths
-    from gateway_trio.store.sessions import SqliteSessionStore
+    from gateway_trio.runtime import Paths, SqliteSessionStore, session_store_path
 
-    path = store_path(Paths.resolve(None).state_dir)
+    path = session_store_path(Paths.resolve(None).state_dir)
     if not path.exists():
         return None
     import time

@@ -147,7 +147,7 @@ def apply_root_options(argv: list[str]) -> list[str]:
     import os
     import re
 
-    from gateway_trio.settings import home_dir
+    from gateway_trio.runtime import home_dir
 
     profile = None
     dev = False

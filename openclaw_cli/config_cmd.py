@@ -26,7 +26,7 @@ SECRET_KEYS = ("token", "password")
 
 
 def _paths(profile: str | None) -> Any:
-    from gateway_trio.settings import Paths
+    from gateway_trio.runtime import Paths
 
     return Paths.resolve(profile)
 
@@ -41,7 +41,7 @@ class _Fail(Exception):
 
 def _load(path: Any) -> dict[str, Any]:
     """The config, or a reported refusal (exit 78) saying where the file is broken and how."""
-    from gateway_trio.settings import StartupError, load_config
+    from gateway_trio.runtime import StartupError, load_config
 
     try:
         cfg = load_config(path)
@@ -85,7 +85,7 @@ def _redact(value: Any, key: str = "") -> Any:
 
 def _write(path: Any, cfg: dict[str, Any]) -> None:
     from gateway_core.config import validate_config
-    from gateway_trio.state import atomic_write
+    from gateway_trio.runtime import atomic_write
 
     issues = validate_config(cfg)
     if issues:
@@ -198,7 +198,7 @@ def validate(
 ) -> int:
     """Check the config file against the schema and list every problem (exit 1 when invalid)."""
     from gateway_core.config import validate_config, warnings_for
-    from gateway_trio.settings import ConfigSyntaxError, load_config
+    from gateway_trio.runtime import ConfigSyntaxError, load_config
 
     path = _paths(profile).config_path
     try:
@@ -254,7 +254,7 @@ def plan(
     it would hot-apply or need a restart, and why."""
     from gateway_core.reload import plan_reload
     from gateway_trio.client import RpcError, call_sync
-    from gateway_trio.reloader import reload_mode
+    from gateway_trio.runtime import reload_mode
 
     from .target import CliFailure, resolve_target
 

@@ -257,7 +257,7 @@ def list_lines(data: dict[str, list[dict[str, Any]]], now_ms: int, st: Style) ->
 def approve_command(request_id: str, url: str | None, timeout: int, json_: bool) -> str:
     """The exact approval to rerun: the same profile, --url, a non-default --timeout and --json
     (never the token or password)."""
-    from gateway_trio.settings import Paths
+    from gateway_trio.runtime import Paths
 
     args = ["devices", "approve", request_id]
     if url:

@@ -105,7 +105,7 @@ def gateway_discover(
     on by default on macOS). Prints each gateway's name, host, WebSocket URL and TXT details.
     Exit 0 whether or not anything answered; 1 when mDNS cannot be used on this machine.
     """
-    from gateway_trio.settings import Paths, load_config
+    from gateway_trio.runtime import Paths, load_config
 
     style = Style.for_stdout(json_)
     if timeout <= 0:

@@ -22,6 +22,8 @@ from typing import Annotated, Any
 
 from cyclopts import Parameter
 
+from gateway_trio.runtime import lock_owner
+
 from .service import (
     TOKEN_KEY,
     Backend,
@@ -31,7 +33,6 @@ from .service import (
     build_spec,
     definition_drift,
     definition_port,
-    lock_owner,
     mutation_refusal,
     supervisor_external,
     system_ownership_message,
@@ -175,8 +176,7 @@ def _check_lock(report: Report, ctx: Ctx, fix: bool) -> tuple[str, int | None]:
 
 
 def _check_port(report: Report, ctx: Ctx, lock: str, owner: int | None) -> None:
-    from gateway_trio.force import listeners
-    from gateway_trio.server import running_port
+    from gateway_trio.runtime import listeners, running_port
 
     port = running_port(ctx.state_dir) or ctx.port()
     holders = listeners(port)
@@ -297,7 +297,7 @@ def _check_processes(report: Report, ctx: Ctx) -> None:
     """This user's gateway processes: more than one serving this state dir is a problem; gateways
     of other profiles or state dirs are listed (isolated profiles are legitimate). Other users'
     processes are not looked at."""
-    from gateway_trio.filelog import owner_key
+    from gateway_trio.runtime import owner_key
 
     from .local_gateways import gateway_processes
 

@@ -35,8 +35,7 @@ def _keep_runtime_token(resolve_settings: Any, first: Any) -> Any:
 def _log_refusal(message: str, paths: Any) -> None:
     """A start refusal also goes to the rolling file log (a supervised gateway has no terminal), so
     ``gateway status`` can show it as the last gateway error. Best effort."""
-    from gateway_trio.filelog import FileLog
-    from gateway_trio.settings import StartupError, load_config
+    from gateway_trio.runtime import FileLog, StartupError, load_config
 
     target = None
     try:
@@ -101,10 +100,17 @@ def run(
     """
     import trio
 
-    from gateway_trio import _runtime
-    from gateway_trio.filelog import FileLog
-    from gateway_trio.server import acquire_state_lock, release_state_lock, run_gateway
-    from gateway_trio.settings import Paths, StartupError, resolve
+    from gateway_trio.runtime import (
+        FileLog,
+        Paths,
+        StartupError,
+        acquire_state_lock,
+        new_token,
+        new_uuid,
+        release_state_lock,
+        resolve,
+    )
+    from gateway_trio.server import run_gateway
 
     if reset and not dev:
         print("Use --reset with --dev.", file=sys.stderr)
@@ -131,19 +137,19 @@ def run(
                 dev=dev,
                 verbose=verbose,
                 ws_log="compact" if compact else ws_log,
-                new_token=_runtime.new_token,
+                new_token=new_token,
             )
 
         # Read-only checks first, then the lock, then writes: a refused start (bad config, another
         # gateway on this state dir) changes nothing in the state dir or the config.
         settings = resolve_settings()
         if force:
-            from gateway_trio.force import free_port
+            from gateway_trio.runtime import free_port
 
             free_port(settings.port)
         lock_fd = acquire_state_lock(paths.state_dir)
         if dev:
-            from gateway_trio.devsetup import ensure_dev
+            from gateway_trio.runtime import ensure_dev
 
             for line in ensure_dev(paths, reset=reset):
                 print(line)
@@ -162,13 +168,13 @@ def run(
         console_level=settings.console_level,
         max_file_bytes=settings.max_file_bytes,
         state_dir=paths.state_dir,
-        boot_id=_runtime.new_uuid(),
+        boot_id=new_uuid(),
     )
     try:
         for line in settings.warnings:
             log.warn("gateway", line)
         if settings.runtime_token and settings.token:
-            from gateway_trio.state import atomic_write
+            from gateway_trio.runtime import atomic_write
 
             token_file = paths.state_dir / "gateway.runtime-token"
             atomic_write(token_file, (settings.token + "\n").encode(), mode=0o600)

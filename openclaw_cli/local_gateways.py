@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gateway_trio.filelog import owner_key
-from gateway_trio.settings import Paths, StartupError, home_dir, load_config
+from gateway_trio.runtime import Paths, StartupError, home_dir, load_config, owner_key
 
 
 @dataclass
@@ -105,7 +104,7 @@ def _read_process(pid: int) -> tuple[list[str], dict[str, str]] | None:
 def gateway_processes(*, any_home: bool = False) -> list[LocalGateway]:
     """This user's running gateway processes (Linux /proc) whose home is this process's (every
     home with ``any_home``), each with its state dir and ports."""
-    from gateway_trio.force import ports_of
+    from gateway_trio.runtime import ports_of
 
     uid = os.getuid()
     here = owner_key(home_dir())
@@ -147,9 +146,7 @@ def gateway_processes(*, any_home: bool = False) -> list[LocalGateway]:
 
 def locked_state_dirs(home: Path | None = None) -> list[LocalGateway]:
     """State dirs under ``home`` (``.openclaw``, ``.openclaw-<profile>``) whose gateway lock is held."""
-    from gateway_trio.server import running_port
-
-    from .service import lock_owner
+    from gateway_trio.runtime import lock_owner, running_port
 
     home = home or home_dir()
     found: list[LocalGateway] = []

@@ -163,7 +163,7 @@ def _print_lines(lines: list[str], utc: bool, json_: bool) -> None:
 
 def _local_gateway_listening(port: int | None) -> bool:
     """Whether something listens on the local gateway's port (then it is up, not down)."""
-    from gateway_trio.force import listening_addresses
+    from gateway_trio.runtime import listening_addresses
 
     from .target import local_port, read_config, section
 
@@ -174,7 +174,7 @@ def _local_gateway_listening(port: int | None) -> bool:
 def local_log_file(paths: Any, cfg: dict[str, Any]) -> Path:
     """The gateway's file log as configured: ``logging.file``, else today's rolling file for the
     profile, else (after midnight, before the first record) the newest file of that family."""
-    from gateway_trio.filelog import rolling_log_path
+    from gateway_trio.runtime import rolling_log_path
 
     configured = (cfg.get("logging") or {}).get("file") if isinstance(cfg.get("logging"), dict) else None
     if isinstance(configured, str) and configured:
@@ -193,7 +193,7 @@ def local_log_file(paths: Any, cfg: dict[str, Any]) -> Path:
 def _print_local(limit: int, max_bytes: int, utc: bool, json_: bool) -> int:
     """``openclaw logs`` with the gateway down: read its file directly (this state dir's records
     only) and say so on stderr (runtime-cli.md §9.4 fallback)."""
-    from gateway_trio.filelog import record_filter, tail
+    from gateway_trio.runtime import record_filter, tail
 
     from .target import read_config
 

@@ -181,9 +181,8 @@ def configure(answers: Answers, *, reset: bool) -> dict[str, Any]:
     """Write the config (validated first, atomically), the workspace and the sessions directory;
     returns what was written, for the report."""
     from gateway_core.config import validate_config
-    from gateway_trio import _runtime
-    from gateway_trio.settings import Paths, StartupError, load_config
-    from gateway_trio.state import atomic_write
+    from gateway_trio import runtime as _runtime
+    from gateway_trio.runtime import Paths, StartupError, atomic_write, load_config
 
     paths = Paths.resolve(None)
     try:
@@ -385,7 +384,7 @@ def onboard(
     everything: --mode local, or --mode remote --remote-url URL) needs no terminal. Writes the
     config like `openclaw setup`, with gateway.mode set to the chosen mode.
     """
-    from gateway_trio.settings import Paths
+    from gateway_trio.runtime import Paths
 
     del accept_risk
     answers = Answers(

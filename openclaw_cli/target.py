@@ -14,8 +14,7 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-from gateway_trio.server import running_port
-from gateway_trio.settings import DEFAULT_PORT, Paths, StartupError, load_config
+from gateway_trio.runtime import DEFAULT_PORT, Paths, StartupError, load_config, running_port
 
 NO_CREDENTIALS_WITH_URL = (
     "gateway url override requires explicit credentials\n"
@@ -61,7 +60,8 @@ class Target:
         return f"Gateway target: {self.url}\nSource: {self.source}\nConfig: {self.config_path}\nBind: {self.bind}"
 
 
-def _str(value: Any) -> str | None:
+def str_or_none(value: Any) -> str | None:
+    """``value`` when it is a non-empty string, else None (config values the operator may leave blank)."""
     return value if isinstance(value, str) and value else None
 
 
@@ -93,7 +93,7 @@ def local_port_and_source(paths: Paths, gateway: dict[str, Any]) -> tuple[int, s
     """The local gateway's port and where it comes from: ``OPENCLAW_GATEWAY_PORT`` or
     ``gateway.port`` ("env/config"), the named profile's hashed port ("profile"), else 18789
     ("default"); the running gateway's port (its lock file) wins when it differs ("running gateway")."""
-    from gateway_trio.settings import fnv1a32
+    from gateway_trio.runtime import fnv1a32
 
     env_port = os.environ.get("OPENCLAW_GATEWAY_PORT", "").rsplit(":", 1)[-1].strip("[]")
     cfg_port = gateway.get("port")
@@ -146,26 +146,26 @@ def resolve_target(
             bind,
             None,
         )
-    if gateway.get("mode") == "remote" and _str(remote.get("url")) and not port:
+    if gateway.get("mode") == "remote" and str_or_none(remote.get("url")) and not port:
         return Target(
             remote["url"],
             "config gateway.remote.url",
-            token or _str(remote.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(auth.get("token")),
+            token or str_or_none(remote.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or str_or_none(auth.get("token")),
             password
             or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
-            or _str(remote.get("password"))
-            or _str(auth.get("password")),
+            or str_or_none(remote.get("password"))
+            or str_or_none(auth.get("password")),
             config_path,
             bind,
             None,
         )
     resolved = port or local_port(paths, gateway)
-    token = token or _str(auth.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or _str(remote.get("token"))
+    token = token or str_or_none(auth.get("token")) or os.environ.get("OPENCLAW_GATEWAY_TOKEN") or str_or_none(remote.get("token"))
     password = (
         password
-        or _str(auth.get("password"))
+        or str_or_none(auth.get("password"))
         or os.environ.get("OPENCLAW_GATEWAY_PASSWORD")
-        or _str(remote.get("password"))
+        or str_or_none(remote.get("password"))
     )
     runtime = paths.state_dir / "gateway.runtime-token"
     if not (token or password) and runtime.exists():

@@ -18,9 +18,8 @@ from rawws import connect_frame
 
 from gateway_core import PeerInfo
 from gateway_trio.app import Gateway
-from gateway_trio.filelog import FileLog
+from gateway_trio.runtime import FileLog, GatewaySettings, Paths
 from gateway_trio.session import Session
-from gateway_trio.settings import GatewaySettings, Paths
 from gateway_trio.wsserver import text_frame_parts
 
 TOKEN = "T"

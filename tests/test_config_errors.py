@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from gateway_proc import make_home, openclaw, run_cli
 
-from gateway_trio.settings import ConfigSyntaxError, load_config
+from gateway_trio.runtime import ConfigSyntaxError, load_config
 
 BROKEN = '{\n  gateway: {\n    mode: "local"\n    port: 19999,\n  },\n}\n'  # missing comma after "local"
 

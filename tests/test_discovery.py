@@ -23,8 +23,7 @@ import trio
 
 from gateway_core import discovery as rules
 from gateway_trio import discovery as adv
-from gateway_trio.filelog import FileLog
-from gateway_trio.settings import GatewaySettings, Paths
+from gateway_trio.runtime import FileLog, GatewaySettings, Paths
 from tests.gateway_proc import REPO, free_port, local_config, make_home
 
 # --------------------------------------------------------------------------- the rules table

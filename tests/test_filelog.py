@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateway_trio.filelog import FileLog, tail
+from gateway_trio.runtime import FileLog, tail
 
 
 def _write(path: Path, lines: list[str]) -> None:

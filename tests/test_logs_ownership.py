@@ -15,7 +15,7 @@ from pathlib import Path
 
 from gateway_proc import GatewayProcess, free_port, make_home, openclaw
 
-from gateway_trio.filelog import FileLog, owner_key, record_filter, tail
+from gateway_trio.runtime import FileLog, owner_key, record_filter, tail
 
 # --------------------------------------------------------------------------- units
 

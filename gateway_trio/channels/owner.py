@@ -13,7 +13,7 @@ def bootstrap_owner_file(path: Path, entry: str) -> str:
     Returns the published status: ``configured`` or ``already-configured``. The file is rewritten
     as plain JSON (atomically, the old one kept as ``.bak``), as the published CLI does.
     """
-    from .. import settings
+    from ..runtime import settings
     from ..state import atomic_write
 
     cfg = settings.load_config(path) or {}

@@ -28,8 +28,7 @@ from gateway_core.channels.rules import ChannelRules
 from gateway_core.channels.status import ChannelMeta
 from gateway_trio.app import Gateway
 from gateway_trio.channels import AccountContext, ChannelFailure, ChannelPlugin, Transport, registry
-from gateway_trio.filelog import FileLog
-from gateway_trio.settings import GatewaySettings, Paths
+from gateway_trio.runtime import FileLog, GatewaySettings, Paths
 
 
 class MemRules(ChannelRules):

@@ -26,10 +26,9 @@ from gateway_core import PeerInfo, httpauth
 from gateway_core.auth import AuthRateLimiter, RateLimitPolicy, is_loopback
 from gateway_trio import http as plain_http
 from gateway_trio.app import Gateway
-from gateway_trio.filelog import FileLog
 from gateway_trio.listener import GatewayRef, ingress_of, peer_info
+from gateway_trio.runtime import FileLog, GatewaySettings, Paths
 from gateway_trio.session import Session
-from gateway_trio.settings import GatewaySettings, Paths
 
 TOKEN = "memory-token-0123456789"
 PASSWORD = "memory-password-0123456789"

@@ -1,15 +1,13 @@
-"""Where things live and how ``gateway run`` resolves its settings (runtime-cli.md §1, §3, §5).
+"""How the config file is read and how ``gateway run`` resolves its settings (runtime-cli.md §3, §5).
 
-Minimal configuration support for the gateway process: the config file is read as JSON5 and the
-keys the runtime needs are picked out (the full validated schema and hot reload are separate work).
-Errors carry the exact operator-facing text and the exit code (78 for configuration problems).
+The config file is read as JSON5 and the keys the runtime needs are picked out (the validated
+schema is gateway_core.config). Errors carry the exact operator-facing text and the exit code (78
+for configuration problems). The CLI reads the config through the same :func:`load_config`.
 """
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,108 +15,13 @@ from typing import Any
 import pyjson5
 
 from gateway_core.config import validate_config, warnings_for
+from gateway_core.reload import RELOAD_MODES
 
-from .secrets import SecretError, resolve_secret
+from ..secrets import SecretError, resolve_secret
+from .paths import DEFAULT_PORT, DEV_PORT, EXIT_CONFIG, EXIT_USAGE, Paths, StartupError, env_value, fnv1a32
 
-DEFAULT_PORT = 18789
-DEV_PORT = 19001
-EXIT_CONFIG = 78
-#: A usage error (a flag's value), as for an unknown flag (cyclopts exits 2 too).
-EXIT_USAGE = 2
 BIND_MODES = ("loopback", "lan", "tailnet", "auto", "custom")
 AUTH_MODES = ("none", "token", "password", "trusted-proxy")
-PROFILE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$", re.IGNORECASE)
-
-
-class StartupError(Exception):
-    """A refusal to start: ``message`` goes to stderr, ``exit_code`` is the process status."""
-
-    def __init__(self, message: str, exit_code: int = 1) -> None:
-        super().__init__(message)
-        self.message = message
-        self.exit_code = exit_code
-
-    @property
-    def summary(self) -> str:
-        """One line for one-line reports (a log record, a doctor check): the first line, joined
-        with the next when the first only introduces it (``… Invalid config at <path>:``)."""
-        lines = self.message.splitlines() or [""]
-        return f"{lines[0]} {lines[1].strip()}" if lines[0].endswith(":") and len(lines) > 1 else lines[0]
-
-
-def _env(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    value = (os.environ if environ is None else environ).get(name)
-    if value is None or value.strip() in ("", "undefined", "null"):
-        return None
-    return value
-
-
-def home_dir(environ: Mapping[str, str] | None = None) -> Path:
-    """``OPENCLAW_HOME`` > ``$HOME`` > the OS home (of this process, or of ``environ``)."""
-    raw = _env("OPENCLAW_HOME", environ) or _env("HOME", environ)
-    return Path(raw).expanduser() if raw else Path.home()
-
-
-def fnv1a32(text: str) -> int:
-    """FNV-1a 32-bit (named-profile default ports, §1.2)."""
-    h = 2166136261
-    for b in text.encode():
-        h ^= b
-        h = (h * 16777619) & 0xFFFFFFFF
-    return h
-
-
-@dataclass
-class Paths:
-    """Resolved locations for one profile."""
-
-    profile: str | None
-    state_dir: Path
-    config_path: Path
-
-    @classmethod
-    def resolve(cls, profile: str | None = None, *, environ: Mapping[str, str] | None = None) -> Paths:
-        """The paths for ``profile`` in this process's environment (or in ``environ``: another
-        process's, as read from ``/proc/<pid>/environ``)."""
-        profile = profile or _env("OPENCLAW_PROFILE", environ)
-        if profile is not None and not PROFILE_RE.match(profile):
-            raise StartupError('Invalid --profile (use letters, numbers, "_", "-" only)', 2)
-        named = profile if profile and profile.lower() != "default" else None
-        state_env = _env("OPENCLAW_STATE_DIR", environ)
-        if state_env:
-            state = Path(state_env).expanduser()
-        else:
-            state = home_dir(environ) / (f".openclaw-{named}" if named else ".openclaw")
-        cfg_env = _env("OPENCLAW_CONFIG_PATH", environ)
-        config = Path(cfg_env).expanduser() if cfg_env else state / "openclaw.json"
-        return cls(named, state, config)
-
-    def cli(self, command: str) -> str:
-        """``openclaw <command>`` as the operator types it to act on these paths: the profile flag
-        (``--dev`` for dev), and ``OPENCLAW_STATE_DIR``/``OPENCLAW_CONFIG_PATH`` in front when they
-        are not what the profile implies (the runbook's two-gateway example)."""
-        home = home_dir()
-        state = home / (f".openclaw-{self.profile}" if self.profile else ".openclaw")
-        env = []
-        if self.state_dir != state:
-            env.append(f"OPENCLAW_STATE_DIR={tilde(self.state_dir)}")
-        if self.config_path != self.state_dir / "openclaw.json":
-            env.append(f"OPENCLAW_CONFIG_PATH={tilde(self.config_path)}")
-        return " ".join([*env, cli_command(command, self.profile)])
-
-
-def cli_command(command: str, profile: str | None) -> str:
-    """``openclaw <command>`` for ``profile``: ``--dev`` for dev, ``--profile NAME`` otherwise."""
-    if not profile or profile.lower() == "default":
-        return f"openclaw {command}"
-    return f"openclaw --dev {command}" if profile == "dev" else f"openclaw --profile {profile} {command}"
-
-
-def tilde(path: Path) -> str:
-    """``path`` with the home directory written ``~`` (as the runbook's messages show paths)."""
-    home = str(home_dir())
-    text = str(path)
-    return "~" + text[len(home) :] if home != "/" and (text == home or text.startswith(home + "/")) else text
 
 
 class ConfigSyntaxError(StartupError):
@@ -228,6 +131,13 @@ def load_config(path: Path) -> dict[str, Any] | None:
     return value
 
 
+def reload_mode(config: dict[str, Any] | None) -> str:
+    """``gateway.reload.mode`` of a config (``hybrid`` when unset or unknown)."""
+    mode = ((config or {}).get("gateway") or {}).get("reload", {})
+    value = mode.get("mode") if isinstance(mode, dict) else None
+    return value if value in RELOAD_MODES else "hybrid"
+
+
 def _get(cfg: dict[str, Any] | None, dotted: str) -> Any:
     node: Any = cfg or {}
     for part in dotted.split("."):
@@ -320,7 +230,7 @@ def resolve(
     # Port: --port → OPENCLAW_GATEWAY_PORT → gateway.port → profile hash → 18789.
     source = "--port"
     if port is None:
-        env_port = _env("OPENCLAW_GATEWAY_PORT")
+        env_port = env_value("OPENCLAW_GATEWAY_PORT")
         if env_port:
             tail = env_port.rsplit(":", 1)[-1].strip("[]")
             if tail.isdigit() and 1 <= int(tail) <= 65535:
@@ -386,8 +296,8 @@ def resolve(
         cfg_password = None if password else resolve_secret(_get(cfg, "gateway.auth.password"), cfg or {})
     except SecretError as exc:
         raise StartupError(f"Gateway failed to start: {exc}", EXIT_CONFIG) from None
-    token = token or cfg_token or _env("OPENCLAW_GATEWAY_TOKEN")
-    password = password or cfg_password or _env("OPENCLAW_GATEWAY_PASSWORD")
+    token = token or cfg_token or env_value("OPENCLAW_GATEWAY_TOKEN")
+    password = password or cfg_password or env_value("OPENCLAW_GATEWAY_PASSWORD")
     mode = auth or _get(cfg, "gateway.auth.mode") or ("password" if password else "token")
     if mode not in AUTH_MODES:
         raise StartupError(f'Invalid gateway.auth.mode in config: "{mode}".', EXIT_CONFIG)
@@ -427,8 +337,8 @@ def resolve(
             "exposing to public networks."
         )
     log_file = _get(cfg, "logging.file")
-    level = _env("OPENCLAW_LOG_LEVEL") or _get(cfg, "logging.level") or "info"
-    console_level = _env("OPENCLAW_LOG_LEVEL") or _get(cfg, "logging.consoleLevel") or "info"
+    level = env_value("OPENCLAW_LOG_LEVEL") or _get(cfg, "logging.level") or "info"
+    console_level = env_value("OPENCLAW_LOG_LEVEL") or _get(cfg, "logging.consoleLevel") or "info"
     if verbose:
         console_level = "debug"
     max_bytes = _get(cfg, "logging.maxFileBytes")

@@ -6,8 +6,8 @@ import json
 import shutil
 from pathlib import Path
 
-from .settings import Paths
-from .state import atomic_write
+from ..state import atomic_write
+from .paths import Paths
 
 WORKSPACE_FILES = {
     "AGENTS.md": "# Agents\n\nThe dev gateway's default agent is `dev` (C3-PO).\n",

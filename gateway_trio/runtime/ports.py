@@ -1,4 +1,5 @@
-"""``gateway run --force``: stop whatever listens on the gateway port first (runtime-cli.md §6.4)."""
+"""Who listens on a port, from Linux ``/proc`` (``gateway status``, ``doctor``, ``logs``), and
+``gateway run --force``'s freeing of the gateway port first (runtime-cli.md §6.4)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import socket
 import sys
 from pathlib import Path
 
-from .settings import StartupError
+from .paths import StartupError
 
 
 def _decode_address(hex_addr: str) -> str:

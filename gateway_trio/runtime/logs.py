@@ -104,7 +104,7 @@ class FileLog:
         self.console = console or sys.stdout
         self.console_enabled = console_enabled
         self.hostname = socket.gethostname()
-        from . import _runtime  # here, not at the top: the CLI reads logs through this module without Trio
+        from .. import _runtime  # here, not at the top: the CLI reads logs through this module without Trio
 
         self._wall_ms = _runtime.wall_ms
         self.color = _color_wanted(self.console)

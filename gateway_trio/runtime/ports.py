@@ -101,7 +101,7 @@ def free_port(port: int, *, sigterm_timeout: float = 0.7, wait_timeout: float = 
 
     Runs before the event loop starts, so its waits block (through the runtime's clock).
     """
-    from . import _runtime  # here, not at the top: the CLI imports this module's readers without Trio
+    from .. import _runtime  # here, not at the top: the CLI imports this module's readers without Trio
 
     pids = {pid: cmd for pid, cmd in listeners(port).items() if pid != os.getpid()}
     if not pids:

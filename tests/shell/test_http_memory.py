@@ -258,7 +258,9 @@ def test_trusted_proxy_callers_carry_their_declared_scopes(tmp_path: Path) -> No
             r = await via_proxy.post("/tools/invoke", json={"tool": "agents_list"}, headers={**ok, "x-openclaw-scopes": "operator.write"})
             assert r.status_code == 200
             r = await via_proxy.get("/readyz", headers=ok)
-            assert r.json() == {"ready": True}  # DEVIATION: the published gateway gives an authenticated identity the details
+            assert r.json()["ready"] is True and "failing" in r.json()  # an identity the proxy vouches for gets the details, as published
+            r = await via_proxy.get("/readyz", headers={"X-Forwarded-For": "203.0.113.7"})  # no user: no details
+            assert r.json() == {"ready": True}
 
     run(tmp_path, body, config=PROXY, mode="trusted-proxy", serve=True)
 

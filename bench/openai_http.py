@@ -1,6 +1,6 @@
 """`/v1/chat/completions` benchmark: our gateway vs the published one vs a minimal forwarding proxy.
 
-    python -m bench.openai_http                  # everything, one run (5-10 minutes on 2 cores)
+    python -m bench.openai_http                  # everything, one run (~10 minutes on a loaded 2-core machine)
     python -m bench.openai_http --only ours      # some columns only (direct, floor, ours, reference)
     python -m bench.openai_http --no-profile     # skip the py-spy profiles of our gateway
 
@@ -880,8 +880,12 @@ NOTES = [
     "- The upstream, the load client and the target share 2 cores with each other and with other work on the "
     "machine; the CPU each used per window is in the details. Figures from one short run on a shared machine move "
     "by ±20% between runs; ratios of 5× or more are not in doubt, small ones are.",
-    "- The published gateway answers chat slowly, so its windows hold few requests (≥ 8): its p99 there is close "
-    "to its maximum.",
+    "- The published gateway takes seconds of CPU per chat request on this machine, so its windows hold few "
+    "requests (sometimes 1; at 64 clients none finished within the 20 s request timeout: shown as —): its p50/p99 "
+    "there are a handful of samples, and its ratios are orders of magnitude, not precise figures.",
+    "- Both gateways run on the §0.1 config plus `agents.defaults.maxConcurrent: 256` and "
+    "`OPENCLAW_MAX_PREAUTH_CONNECTIONS_PER_IP=4096` (the defaults queue runs past 8 and answer 503 past 32 sockets "
+    "from one IP, which the 64-client level and the 256 streams exceed).",
 ]
 
 

@@ -389,9 +389,12 @@ class Gateway(RouteHost):
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run the shell's own tasks: the core deadline scheduler, the tick schedule and spawned
         jobs (runs). Started before the listeners; ends when its nursery is cancelled."""
-        store = await self.agents.open()
-        await self._recover(store)
-        await self.channels.open(self.settings.paths.state_dir)
+        async def open_agents() -> None:
+            await self._recover(await self.agents.open())
+
+        async with trio.open_nursery() as opening:  # the two stores open side by side (each in a thread)
+            opening.start_soon(open_agents)
+            opening.start_soon(self.channels.open, self.settings.paths.state_dir)
         try:
             async with trio.open_nursery() as jobs:
                 self._jobs = jobs

@@ -79,14 +79,20 @@ def max_preauth_per_ip() -> int:
 
 
 class GatewayRef:
-    """The current :class:`Gateway` (swapped on an in-process restart) and the web app serving it."""
+    """The current :class:`Gateway` (swapped on an in-process restart) and the web app serving it
+    (built on the first HTTP request: a gateway that only serves WebSocket clients never imports
+    the routes, which keeps cold start short)."""
 
     gateway: Gateway | None = None
+    _web: asgi.ASGIApp | None = None
 
-    def __init__(self) -> None:
-        from .web import WebApp
+    @property
+    def web(self) -> asgi.ASGIApp:
+        if self._web is None:
+            from .web import WebApp
 
-        self.web: asgi.ASGIApp = WebApp(self)
+            self._web = WebApp(self)
+        return self._web
 
 
 # --------------------------------------------------------------------------- socket accounting
@@ -306,7 +312,7 @@ async def handle_stream(ref: GatewayRef, stream: Any, slot: SocketSlot, web: asg
     """Serve one TCP connection: HTTP requests (``web``, else the ref's app), or one WebSocket."""
     try:
         with slot.scope:
-            await _serve_stream(ref, stream, slot, web or ref.web)
+            await _serve_stream(ref, stream, slot, web)
     finally:
         slot.tracker.release(slot)
         try:
@@ -331,13 +337,15 @@ async def _read_head(conn: h11.Connection, stream: Any, slot: SocketSlot) -> h11
     return None
 
 
-async def _serve_stream(ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp) -> None:
+async def _serve_stream(ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp | None) -> None:
     async with trio.open_nursery() as watchers:  # each exchange's disconnect watcher
         await _serve_requests(ref, stream, slot, web, watchers)
         watchers.cancel_scope.cancel()
 
 
-async def _serve_requests(ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp, watchers: trio.Nursery) -> None:
+async def _serve_requests(
+    ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp | None, watchers: trio.Nursery
+) -> None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
     try:
         for n in range(MAX_KEEPALIVE_REQUESTS):
@@ -369,7 +377,7 @@ async def _serve_requests(ref: GatewayRef, stream: Any, slot: SocketSlot, web: a
                 return
             extensions = {"gateway.ingress": ingress, "gateway.peer": peer_info(ingress, headers), "gateway.socket_ip": slot.socket_ip}
             again = await asgi.serve_request(
-                web, conn, stream, request, last=n == MAX_KEEPALIVE_REQUESTS - 1, nursery=watchers,
+                web or ref.web, conn, stream, request, last=n == MAX_KEEPALIVE_REQUESTS - 1, nursery=watchers,
                 max_body=MAX_BODY_BYTES, extensions=extensions, client=(slot.socket_ip, 0), on_error=partial_log(ref),
             )
             if not again:

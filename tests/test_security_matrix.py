@@ -542,7 +542,7 @@ def test_pipelined_requests_past_the_inflight_cap_are_busy(gateways: _Gateways, 
         connect=connect_frame(TOKEN),
         after=[burst],
         until=lambda o: len([f for f in o.frames if str(f.get("id", "")).startswith("q")]) >= 400,
-        timeout=30,
+        timeout=30 if kind == "ours" else 120,  # the published gateway answers 400 log tails slowly under load
     )
     answers = [f for f in out.frames if str(f.get("id", "")).startswith("q")]
     assert len(answers) == 400

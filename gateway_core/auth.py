@@ -19,6 +19,11 @@ from .frames import ConnectAuth, ErrorShape
 AuthMode = Literal["none", "token", "password", "trusted-proxy"]
 
 
+#: The limiter's key class for shared-secret attempts: the WebSocket handshake and HTTP auth count
+#: failures of one client IP together.
+SHARED_SECRET_CLASS: Final = "shared-secret"
+
+
 class SharedSecret(Struct, frozen=True, kw_only=True):
     """The gateway's auth configuration as resolved for one connection attempt."""
 

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 from msgspec import Struct
 
-from .auth import AuthRateLimiter, SharedSecret, is_loopback
+from .auth import SHARED_SECRET_CLASS, AuthRateLimiter, SharedSecret, is_loopback
 from .openai.wire import Answer, rate_limited, unauthorized
 from .origin import is_loopback_host, parse_origin
 from .scopes import satisfies
@@ -47,8 +47,6 @@ DEFAULT_OPERATOR_SCOPES: Final = (
     "operator.pairing",
     "operator.talk.secrets",
 )
-#: The limiter's credential class for the gateway token/password (the WebSocket side's too).
-SHARED_SECRET_CLASS: Final = "shared-secret"
 SCOPES_HEADER: Final = "x-openclaw-scopes"
 
 

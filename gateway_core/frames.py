@@ -348,6 +348,15 @@ def decode_json_lenient(data: str | bytes) -> Any:
         raise msgspec.DecodeError(str(exc)) from None
 
 
+#: A ``\uD800``-``\uDFFF`` escape: the only way JSON text (valid UTF-8) can carry a surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def may_have_lone_surrogate(text: str) -> bool:
+    """Cheap pre-check (C speed) before :func:`has_lone_surrogate` walks decoded JSON."""
+    return _SURROGATE_ESCAPE.search(text) is not None
+
+
 def has_lone_surrogate(value: Any) -> bool:
     """Whether any string (key or value) in decoded JSON holds an unpaired UTF-16 surrogate."""
     if isinstance(value, str):
@@ -368,10 +377,17 @@ _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]')
 _VALUE = json.JSONDecoder()
 
 
+#: Tokens looked at by :func:`top_level_id` before it gives up (bounds the work a hostile frame buys).
+TOP_LEVEL_SCAN_TOKENS = 100_000
+
+
 def top_level_id(text: str) -> str | None:
-    """The string ``id`` of a top-level JSON object that is too deep to parse, if it has one."""
+    """The string ``id`` of a top-level JSON object that is too deep to parse, if it has one
+    among its first ``TOP_LEVEL_SCAN_TOKENS`` strings and brackets."""
     depth = 0
-    for m in _TOKENS.finditer(text):
+    for n, m in enumerate(_TOKENS.finditer(text)):
+        if n >= TOP_LEVEL_SCAN_TOKENS:
+            return None
         tok = m.group()
         if tok in ("{", "["):
             if depth == 0 and tok == "[":
@@ -415,6 +431,7 @@ __all__ = [
     "decode_json_lenient",
     "encode_bytes",
     "has_lone_surrogate",
+    "may_have_lone_surrogate",
     "top_level_id",
     "AnyFrame",
     "Attachments",

@@ -94,6 +94,7 @@ from .frames import (
     decode_request,
     encode_bytes,
     has_lone_surrogate,
+    may_have_lone_surrogate,
     top_level_id,
 )
 from .handshake import Handshake, HeldRefusal
@@ -628,7 +629,7 @@ class ServerConnection:
         except msgspec.DecodeError:
             self._close(C.CLOSE_NORMAL, "", now)  # row 2: 1000 with an empty reason
             return
-        if has_lone_surrogate(obj):
+        if may_have_lone_surrogate(text) and has_lone_surrogate(obj):
             self._close(C.CLOSE_POLICY_VIOLATION, "invalid request frame", now)  # row 4 (stricter)
             return
         if _claims_worker(obj):
@@ -746,7 +747,7 @@ class ServerConnection:
             self._events.append(FrameIgnored("invalid JSON"))
             return None
         rid = obj.get("id") if isinstance(obj, dict) else None
-        if has_lone_surrogate(obj):
+        if may_have_lone_surrogate(text) and has_lone_surrogate(obj):
             if not isinstance(rid, str) or has_lone_surrogate(rid):
                 rid = None
             self._answer_frame_error(rid, "invalid request frame: unpaired UTF-16 surrogate in a string")

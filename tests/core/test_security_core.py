@@ -242,3 +242,14 @@ def test_frames_the_fast_decoder_refuses_are_answered(text: str, answer: str | N
     else:
         assert res["ok"] is False and res["error"]["message"] == answer
     assert pair.server.state is ConnState.OPEN
+
+
+def test_top_level_id_scan_is_bounded() -> None:
+    """The id of a too-deep frame is looked for among a bounded number of tokens only."""
+    from gateway_core import frames
+
+    early = '{"type":"req","id":"x1","params":' + "[" * 5000 + "]" * 5000 + "}"
+    assert frames.top_level_id(early) == "x1"
+    late = '{"params":' + "[" * frames.TOP_LEVEL_SCAN_TOKENS + ',"id":"x2"}'
+    assert frames.top_level_id(late) is None
+    assert frames.may_have_lone_surrogate('"\\udfff"') and not frames.may_have_lone_surrogate('"\\u00e9"')

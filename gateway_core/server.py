@@ -261,7 +261,7 @@ class ServerConnection:
         self._connect_id: str | None = None
         self._held_refusal: RemoteProtocolError | None = None
         self._seq = 0
-        self._eligible: dict[str, bool] = {}
+        self._eligible: dict[str, bool] | None = None  # created at the first broadcast
         self._unauthorized_streak = 0
         self._awaiting_pong = False
         self._close_code: int | None = None
@@ -504,9 +504,12 @@ class ServerConnection:
             self._now = max(self._now, now)
         if self.state is not ConnState.OPEN or p is None:
             return PublishResult.FILTERED
-        eligible = self._eligible.get(event)
+        cache = self._eligible
+        if cache is None:
+            cache = self._eligible = {}
+        eligible = cache.get(event)
         if eligible is None:  # the scopes are fixed once admitted: decide once per event name
-            eligible = self._eligible[event] = broadcast.may_receive(event, p.role, p.scopes)
+            eligible = cache[event] = broadcast.may_receive(event, p.role, p.scopes)
         if not eligible:
             return PublishResult.FILTERED
         self._seq += 1

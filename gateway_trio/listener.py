@@ -312,7 +312,9 @@ async def handle_stream(ref: GatewayRef, stream: Any, slot: SocketSlot, web: asg
     """Serve one TCP connection: HTTP requests (``web``, else the ref's app), or one WebSocket."""
     try:
         with slot.scope:
-            await _serve_stream(ref, stream, slot, web)
+            upgrade = await _serve_stream(ref, stream, slot, web)
+            if upgrade is not None:  # the HTTP phase's frames and nursery are gone: nothing of them outlives it
+                await websocket(ref, stream, upgrade[0], upgrade[1], slot)
     finally:
         slot.tracker.release(slot)
         try:
@@ -337,15 +339,20 @@ async def _read_head(conn: h11.Connection, stream: Any, slot: SocketSlot) -> h11
     return None
 
 
-async def _serve_stream(ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp | None) -> None:
+async def _serve_stream(
+    ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp | None
+) -> tuple[bytes, PeerInfo] | None:
+    """HTTP requests until the connection ends, or a valid WebSocket upgrade: its head and peer
+    facts are returned, so the WebSocket session does not keep the HTTP phase's frames alive."""
     async with trio.open_nursery() as watchers:  # each exchange's disconnect watcher
-        await _serve_requests(ref, stream, slot, web, watchers)
+        upgrade = await _serve_requests(ref, stream, slot, web, watchers)
         watchers.cancel_scope.cancel()
+    return upgrade
 
 
 async def _serve_requests(
     ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp | None, watchers: trio.Nursery
-) -> None:
+) -> tuple[bytes, PeerInfo] | None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
     try:
         for n in range(MAX_KEEPALIVE_REQUESTS):
@@ -368,10 +375,7 @@ async def _serve_requests(
                     await _respond(conn, stream, status, out_headers, body)
                     return
             if upgrade:
-                head, peer = upgrade_head(request, conn), peer_info(ingress, headers)
-                del conn, request, headers, values  # nothing of the HTTP phase outlives it
-                await websocket(ref, stream, head, peer, slot)
-                return
+                return upgrade_head(request, conn), peer_info(ingress, headers)
             if b"upgrade" in values:
                 await _respond(conn, stream, *http.plain(400, "Bad Request", [(b"connection", b"close")]))
                 return

@@ -93,7 +93,7 @@ class Session:
         self.auth_secret: str | None = None
         self.subscriptions: set[str] = set()
         self._inflight: dict[str, tuple[str, float]] = {}
-        self._tasks: dict[str, trio.CancelScope] = {}
+        self._tasks: dict[str, trio.CancelScope] | None = None  # created on first use
         self._overflowed = False
 
     @property
@@ -384,15 +384,17 @@ class Session:
             self._nursery.start_soon(fn, *args)
             return
         scope = trio.CancelScope()
-        self._tasks[request_id] = scope
+        tasks = self._tasks if self._tasks is not None else {}
+        self._tasks = tasks
+        tasks[request_id] = scope
 
         async def task() -> None:
             try:
                 with scope:
                     await fn(*args)
             finally:
-                if self._tasks.get(request_id) is scope:
-                    del self._tasks[request_id]
+                if tasks.get(request_id) is scope:
+                    del tasks[request_id]
 
         self._nursery.start_soon(task)
 
@@ -401,7 +403,7 @@ class Session:
         cancelled first, so nothing answers twice); returns how many were failed."""
         failed = 0
         for request_id in self.core.pending_request_ids:
-            scope = self._tasks.pop(request_id, None)
+            scope = self._tasks.pop(request_id, None) if self._tasks else None
             if scope is not None:
                 scope.cancel()
             method = self._inflight.get(request_id, ("?", 0.0))[0]

@@ -76,7 +76,7 @@ class MemoryTransport:
         self._read = i
 
 
-def make_gateway(root: Path, config: dict[str, Any] | None = None) -> Gateway:
+def make_gateway(root: Path, config: dict[str, Any] | None = None, *, bind: str = "loopback") -> Gateway:
     state = root / "state"
     state.mkdir(parents=True, exist_ok=True)
     paths = Paths(profile=None, state_dir=state, config_path=root / "openclaw.json")
@@ -85,7 +85,7 @@ def make_gateway(root: Path, config: dict[str, Any] | None = None) -> Gateway:
         config=config or {},
         port=18789,
         port_source="default",
-        bind="loopback",
+        bind=bind,
         hosts=["127.0.0.1"],
         auth_mode="token",
         token=TOKEN,

@@ -120,3 +120,26 @@ def test_config_write_failure_is_answered_without_paths(tmp_path: Path, monkeypa
     records = [json.loads(line) for line in (tmp_path / "gw.log").read_text().splitlines()]
     causes = [r["message"] for r in records if "write failed: [Errno 30]" in r.get("message", "")]
     assert len(causes) == 1 and secret_dir in causes[0]  # the cause once, with its path, in the log only
+
+
+def test_allowed_origins_are_seeded_for_non_loopback_binds(tmp_path: Path) -> None:
+    """runtime-cli.md §5.4: a lan/custom/auto/tailnet bind without allowedOrigins gets the local
+    origins for this runtime (logged once, never written to the config)."""
+
+    async def main() -> None:
+        lan = make_gateway(tmp_path / "lan", bind="lan")
+        assert lan.policy.allowed_origins == ("http://localhost:18789", "http://127.0.0.1:18789")
+        custom = make_gateway(tmp_path / "custom", {"gateway": {"customBindHost": "10.1.2.3"}}, bind="custom")
+        assert custom.policy.allowed_origins[-1] == "http://10.1.2.3:18789"
+        configured = make_gateway(
+            tmp_path / "configured", {"gateway": {"controlUi": {"allowedOrigins": ["https://ui.example"]}}}, bind="lan"
+        )
+        assert configured.policy.allowed_origins == ("https://ui.example",)
+        assert make_gateway(tmp_path / "loopback").policy.allowed_origins == ()
+
+    trio.run(main)
+    messages = [json.loads(line)["message"] for line in (tmp_path / "lan" / "gw.log").read_text().splitlines()]
+    want = 'seeded gateway.controlUi.allowedOrigins ["http://localhost:18789","http://127.0.0.1:18789"] for bind=lan'
+    assert any(want in m for m in messages), messages
+    configured_log = tmp_path / "configured" / "gw.log"  # nothing was logged there at all
+    assert not configured_log.exists() or "seeded" not in configured_log.read_text()

@@ -184,6 +184,7 @@ def sample_rss(root: int, n: int = 5, every: float = 0.2) -> dict[str, Any]:
 
 
 NOISE_LIMIT_PCT = 30.0  # CPU (% of one core) used by other processes above which a run is redone
+FANOUT_ATTEMPTS = 5  # a fan-out step (new idle clients, all its trials) is tried at most this often
 
 
 def busy_pct(seconds: float) -> float:
@@ -437,7 +438,7 @@ def measure(which: str, plan: Plan, work: Path, ref: Path | None) -> Measured:
         # 4. memory per idle connection, then broadcast fan-out to the same idle clients; the
         #    fan-out is redone (new idle clients) while other processes disturbed it
         m.fanout_redone = []
-        for attempt in range(3):
+        for attempt in range(FANOUT_ATTEMPTS):
             time.sleep(1.0)
             wait_quiet("idle connections")
             base = sample_rss(pid)
@@ -470,7 +471,7 @@ def measure(which: str, plan: Plan, work: Path, ref: Path | None) -> Measured:
                 }
             m.fanout = fanout
             other = fanout.get("other_cpu_pct") or 0
-            if other <= NOISE_LIMIT_PCT or attempt == 2:
+            if other <= NOISE_LIMIT_PCT or attempt == FANOUT_ATTEMPTS - 1:
                 break
             m.fanout_redone.append({"median_ms": fanout.get("fanout_median_ms"), "other_cpu_pct": other})
             say(f"{which}: fan-out disturbed by other processes ({other}%); redoing")

@@ -237,13 +237,18 @@ class Gateway(RouteHost):
 
     # ------------------------------------------------------------------ config and credentials
 
-    def apply_hot(self, paths: set[str], config: dict[str, Any] | None) -> list[str]:
-        """Apply hot-class config paths that have a live consumer; returns the ones applied."""
+    def apply_hot(
+        self, paths: set[str], config: dict[str, Any] | None, *, provider_keys: dict[str, str | None] | None = None
+    ) -> list[str]:
+        """Apply hot-class config paths that have a live consumer; returns the ones applied.
+        ``provider_keys`` are the config's resolved provider keys (the reloader resolves them in a
+        worker thread; resolved here only when not given)."""
         done: list[str] = []
         if any(p.startswith("gateway.auth.rateLimit") for p in paths):
             self.services.rate_limiter.policy = rate_limit_policy(config)  # counters are kept
             done.append("gateway.auth.rateLimit")
-        done += self.app.apply_config(config, paths, resolve_provider_keys(config))
+        keys = provider_keys if provider_keys is not None else resolve_provider_keys(config)
+        done += self.app.apply_config(config, paths, keys)
         proxy_keys = ("gateway.trustedProxies", "gateway.allowRealIpFallback")
         if any(p.startswith(proxy_keys) for p in paths):
             self.trusted_proxies = trusted_proxies(config)

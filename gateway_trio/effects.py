@@ -100,8 +100,8 @@ class Effects:
                 )
             except OSError as exc:
                 raise failure("io", exc) from None
-        if isinstance(effect, ResolveSecrets):
-            return self.resolve_secrets()
+        if isinstance(effect, ResolveSecrets):  # exec SecretRefs run commands: off the loop
+            return await trio.to_thread.run_sync(self.resolve_secrets, abandon_on_cancel=True)
         if isinstance(effect, KeepDecisions):
             services = gw.services
             services.apply(effect.decisions)

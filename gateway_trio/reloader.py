@@ -69,13 +69,43 @@ async def watch_config(
         async for _changes in watchfiles.awatch(
             path.parent, watch_filter=only_config, debounce=DEBOUNCE_MS, step=50, recursive=False, stop_event=stop
         ):
-            apply_change(state, resolve_again, ref, control)
+            resolved = await trio.to_thread.run_sync(resolve_off_loop, resolve_again, abandon_on_cancel=True)
+            apply_change(state, resolved, ref, control)
     except (OSError, RuntimeError) as exc:
         state.status = "disabled"
         state.last_error = f"watcher failed: {exc}"
         gw = ref.gateway
         if gw is not None:
             gw.log.error("reload", f"config hot-reload disabled: watcher failed: {exc}")
+
+
+class Resolved:
+    """``resolve_again`` run in a worker thread: the settings (with the provider keys they name) or
+    the error to report. Exec SecretRefs run a command with a 10 s budget: never on the loop."""
+
+    def __init__(self, resolve_again: Callable[[], GatewaySettings]) -> None:
+        self.settings: GatewaySettings | None = None
+        self.provider_keys: dict[str, str | None] | None = None
+        self.error: StartupError | None = None
+        try:
+            self.settings = resolve_again()
+        except StartupError as exc:
+            self.error = exc
+            return
+        from .agent_host import resolve_provider_keys
+
+        self.provider_keys = resolve_provider_keys(self.settings.config)
+
+    def __call__(self) -> GatewaySettings:
+        if self.error is not None:
+            raise self.error
+        assert self.settings is not None
+        return self.settings
+
+
+def resolve_off_loop(resolve_again: Callable[[], GatewaySettings]) -> Resolved:
+    """For ``trio.to_thread.run_sync``: everything of a reload that may block (file, commands)."""
+    return Resolved(resolve_again)
 
 
 def apply_change(
@@ -110,7 +140,8 @@ def apply_change(
     # In place: logging and the shared secret (the rest of the hot set has no live consumer yet).
     if any(p.startswith("logging") for p in applied):
         gw.log.set_levels(new.log_level, new.console_level)
-    live = gw.apply_hot(applied, new.config)
+    keys = getattr(resolve_again, "provider_keys", None)
+    live = gw.apply_hot(applied, new.config, provider_keys=keys)
     if live:
         log.info("reload", f"config hot reload applied ({', '.join(live)})")
     rotated = [p for p in applied if p in ("gateway.auth.token", "gateway.auth.password")]
@@ -139,4 +170,4 @@ def apply_change(
         log.info("reload", f"config change applied (dynamic reads: {', '.join(sorted(applied))})")
 
 
-__all__ = ["ReloadState", "apply_change", "watch_config"]
+__all__ = ["ReloadState", "Resolved", "apply_change", "resolve_off_loop", "watch_config"]

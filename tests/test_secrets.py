@@ -122,7 +122,7 @@ def test_a_slow_exec_secret_does_not_stall_other_clients(tmp_path: Path, trigger
         "gateway": {
             "mode": "local",
             "port": port,
-            "reload": {"mode": "off" if trigger == "secrets.reload" else "hot"},
+            "reload": {"mode": "off" if trigger == "secrets.reload" else "hybrid"},
             "auth": {"mode": "token", "token": {"source": "exec", "provider": "cmd", "id": "tok"}},
         },
         "secrets": {"providers": {"cmd": {"source": "exec", "command": str(script)}}},

@@ -35,8 +35,11 @@ class RunWatch:
         self.result: Any = None
         self.settled = False
         self.closed = False  # the route went away: nothing is kept, the run is never held
-        #: How often the run waited for the route to take its text (back-pressure applied).
+        #: How often the run waited for the route to take its text (back-pressure applied), and
+        #: set the first time it did; characters of text fed in all.
         self.waits = 0
+        self.held = trio.Event()
+        self.fed = 0
         self._text: deque[str] = deque()
         self._buffered = 0
         self._discard = False
@@ -49,6 +52,7 @@ class RunWatch:
             return
         self._text.append(delta)
         self._buffered += len(delta)
+        self.fed += len(delta)
         self._wake.set()
 
     def settle(self, result: Any) -> None:
@@ -77,6 +81,7 @@ class RunWatch:
         """Return once the route has room for more text (at once when it has)."""
         while self.full():
             self.waits += 1
+            self.held.set()
             self._room = trio.Event()
             await self._room.wait()
 
@@ -122,6 +127,10 @@ class Watches:
 
     def get(self, run_id: str) -> RunWatch | None:
         return self._by_run.get(run_id)
+
+    def watching(self) -> list[RunWatch]:
+        """The watches of the runs routes are following now."""
+        return list(self._by_run.values())
 
     def drop(self, run_id: str) -> None:
         watch = self._by_run.pop(run_id, None)

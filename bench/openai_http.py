@@ -15,8 +15,8 @@ canned OpenAI answers, no delay):
 
 Per target: requests/s, p50/p99 and CPU per request at 1, 8, 64 concurrent clients, non-streamed
 and streamed (closed loop, one keep-alive connection per client; the targets measured back to
-back per window, twice), time to the first SSE byte, and long streamed answers (1,000-4,000
-deltas). For the two gateways also ``GET /readyz`` at 1, 8, 64, the RSS with 256 streams held
+back per window, twice), time to the first SSE byte, and long streamed answers (1,000-16,000
+deltas: the 10,000-delta one is the "long streamed answer" figure). For the two gateways also ``GET /readyz`` at 1, 8, 64, the RSS with 256 streams held
 open at once, and the p50/p99 of 8 streamed clients alone and while one more client has stopped
 reading a large stream. Overhead = the target's percentile minus the same percentile sent direct
 at the same concurrency. With py-spy installed, ours is profiled under 8 clients.
@@ -24,7 +24,8 @@ at the same concurrency. With py-spy installed, ours is profiled under 8 clients
 Load comes from separate processes (sub-commands ``load``, ``streams``, ``stall``, ``long``); the
 upstream and floor are sub-commands too. Every phase is bounded in count and time; every process
 runs in its own process group and is killed by pid on every exit path (``bench.run.PROCS``); only
-127.0.0.1 and free ports are used. Writes ``bench/RESULTS-openai.md`` (``--no-write`` to only print).
+127.0.0.1 and free ports are used. Writes ``bench/RESULTS-openai.md`` (``--no-write`` to only print;
+``--parts long,gateway`` to measure only some phases while working on them).
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ BIG = re.compile(rb"BENCHBIG(\d+)x(\d+)")
 STALL_DELTAS, STALL_PIECE = 160, 65536
 #: Long answers (one client, read at once): LONG[i] deltas of LONG_PIECE characters each, to show
 #: how the cost of one streamed answer grows with its number of deltas.
-LONG, LONG_PIECE = (1000, 2000, 4000), 500
+LONG, LONG_PIECE = (1000, 4000, 10000, 16000), 500
 #: Both gateways count every HTTP socket against a per-IP pre-auth cap (32 by default) and answer
 #: 503 past it; 64 clients and 256 streams from 127.0.0.1 need more.
 PREAUTH = "4096"
@@ -84,6 +85,9 @@ PREAUTH = "4096"
 #: max(8, 4 × CPUs), 8 here) and queue the rest; raised for both so that 64 clients and 256
 #: streams reach the upstream at once.
 MAX_RUNS = 256
+#: The phases of a run (``--parts``): the load levels, the long answers, the per-gateway streams
+#: and stalled reader, the profile of ours.
+PARTS = ("levels", "long", "gateway", "profile")
 perf = time.perf_counter
 Send = Callable[[Any], Awaitable[None]]
 
@@ -900,6 +904,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--json", help="also save the raw results to this file")
     p.add_argument("--render", help="only write the report from results saved with --json")
     p.add_argument("--out", default=str(br.BENCH / "RESULTS-openai.md"))
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help=f"comma-separated phases to measure, of {','.join(PARTS)} (default: all)")
     sp = p.add_subparsers(dest="cmd")
     sp.add_parser("upstream").add_argument("--port", type=int, required=True)
     fl = sp.add_parser("floor")
@@ -967,18 +973,20 @@ def main(argv: list[str] | None = None) -> int:
             except RuntimeError as exc:
                 res[w].error = f"start: {exc}"
                 say(f"{w}: FAILED to start: {exc}")
-        measure_levels(targets, res, plan, work)
+        parts = set(args.parts.split(","))
+        if "levels" in parts:
+            measure_levels(targets, res, plan, work)
         for t in targets:
-            if not res[t.name].error:
-                res[t.name].long = sub(["long", *t.base, "--timeout", "30"], work / f"{t.name}-load.log", 150)
+            if "long" in parts and not res[t.name].error:
+                res[t.name].long = sub(["long", *t.base, "--timeout", "30"], work / f"{t.name}-load.log", 240)
                 say(f"{t.name}: long answers {res[t.name].long}")
         for t in targets:
-            if t.name in (OURS, REF):
+            if "gateway" in parts and t.name in (OURS, REF):
                 measure_gateway(t, res[t.name], plan, work)
         for t in targets:
             if t.proc is not None:
                 br.PROCS.kill(t.proc)
-        if OURS in which and not args.no_profile:
+        if OURS in which and not args.no_profile and "profile" in parts:
             for stream in (False, True):
                 say(f"profiling ours, {'streamed' if stream else 'non-streamed'}")
                 try:

@@ -15,7 +15,9 @@ import json
 import os
 import random
 import re
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,22 @@ def raw_stream_path(state_dir: Path) -> Path | None:
     return Path(custom) if custom else state_dir / "logs" / "raw-stream.jsonl"
 
 
+#: Upstream events pulled in a row at most before the run yields to the other tasks (a fast
+#: upstream's events often arrive many to a socket read, which awaits nothing).
+YIELD_EVERY = 32
+
+
+@dataclass
+class _Open:
+    """An open model stream: its exit stack, the stream, the job owning it, its run."""
+
+    stack: AsyncExitStack
+    stream: Any
+    owner: int
+    run_id: str | None
+    pulled: int = 0
+
+
 class AgentHost:
     """Per gateway run: the provider hub, the store, open streams and lane waiters."""
 
@@ -78,7 +96,10 @@ class AgentHost:
         self.raw_stream = raw_stream
         self.store: AsyncSessionStore | None = None
         self._hub: Any = None
-        self._streams: dict[int, tuple[AsyncExitStack, Any, int]] = {}
+        self._streams: dict[int, _Open] = {}
+        #: Awaited with the run id before each upstream event is pulled: returns once whoever
+        #: streams that run to a client has room for more (``Watches.room``: back-pressure).
+        self.gate: Callable[[str], Awaitable[None]] | None = None
         self._next_handle = 0
         self._lane_events: dict[str, trio.Event] = {}
 
@@ -158,14 +179,19 @@ class AgentHost:
             stream_with_failover(self.hub(), list(effect.candidates), jitter=random.random)
         )
         self._next_handle += 1
-        self._streams[self._next_handle] = (stack, stream, owner)
+        self._streams[self._next_handle] = _Open(stack, stream, owner, effect.run_id)
         return self._next_handle
 
     async def _next(self, handle: int) -> Streamed:
         entry = self._streams.get(handle)
         if entry is None:
             return Streamed(None, "?/?")
-        _, stream, _ = entry
+        stream = entry.stream
+        entry.pulled += 1
+        if entry.pulled % YIELD_EVERY == 0:
+            await trio.lowlevel.checkpoint()
+        if self.gate is not None and entry.run_id is not None:
+            await self.gate(entry.run_id)
         try:
             event = await stream.__anext__()
         except StopAsyncIteration:
@@ -199,11 +225,11 @@ class AgentHost:
         entry = self._streams.pop(handle, None)
         if entry is not None:
             with trio.CancelScope(shield=True):
-                await entry[0].aclose()
+                await entry.stack.aclose()
 
     async def close_owned(self, owner: int) -> None:
         """Close every stream job ``owner`` left open (it finished, failed or was cancelled)."""
-        for handle in [h for h, (_, _, o) in self._streams.items() if o == owner]:
+        for handle in [h for h, e in self._streams.items() if e.owner == owner]:
             await self._close(handle)
 
 

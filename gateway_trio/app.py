@@ -153,6 +153,7 @@ class Gateway(RouteHost):
         self.effects = Effects(self)
         #: Runs that HTTP routes started and watch (their events and result).
         self.watches = Watches()
+        self.agents.gate = self.watches.room  # a route behind on a run's text holds its upstream
         #: Answers to methods called over HTTP, by their transient connection id.
         self.reply_sinks: dict[str, Callable[[Reply], None]] = {}
         self._drained: trio.Event | None = None

@@ -1,13 +1,17 @@
 """Runs started by HTTP routes, watched from the route's own task.
 
 A route (``/v1/chat/completions``, ``/v1/responses``, hooks, A2A) starts a turn through the host
-and gets a :class:`RunWatch`: the run's ``agent`` events as the app publishes them, then its
-result. The watch is fed from the host's outbox (the same events every operator connection gets),
-so a route never polls.
+and gets a :class:`RunWatch`: the run's text as it comes, delta by delta (the core's
+:data:`~gateway_core.agents.events.ROUTE_TEXT` events, which no connection receives), then its
+result. The watch is fed from the host's outbox, so a route never polls.
 
-Bounded memory whatever the client does: assistant events carry the whole text so far, so
-consecutive ones are coalesced into the latest (a stream whose client stopped reading holds one
-pending event, not the run's history); other events are few per run.
+Back-pressure, end to end: a watch holds at most :data:`BUFFER_CHARS` of text its route has not
+taken; past that the host does not pull the run's next upstream event (:meth:`Watches.room`,
+awaited by ``AgentHost`` before each one) until the route takes the text, which it does only once
+its last write reached the socket. A client that stops reading thus stops the upstream being read
+(its request waits in the kernel's buffers), and memory stays bounded; the WebSocket listeners of
+the run see it pause, their own connections untouched. A route that only waits for the end
+(:meth:`RunWatch.wait`) keeps no text and never holds the run back.
 """
 
 from __future__ import annotations
@@ -17,54 +21,94 @@ from typing import Any
 
 import trio
 
+from gateway_core.agents.events import ROUTE_TEXT
+
+#: Text a watch holds for its route at most (characters) before the run waits for the route.
+BUFFER_CHARS = 64 * 1024
+
 
 class RunWatch:
-    """One run as a route sees it: :meth:`next_event` until ``None``, then :attr:`result`."""
+    """One run as a route sees it: :meth:`take` until ``None``, then :attr:`result`."""
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
         self.result: Any = None
         self.settled = False
-        self._events: deque[dict[str, Any]] = deque()
-        self._wake = trio.Event()
+        self.closed = False  # the route went away: nothing is kept, the run is never held
+        #: How often the run waited for the route to take its text (back-pressure applied), and
+        #: set the first time it did; characters of text fed in all.
+        self.waits = 0
+        self.held = trio.Event()
+        self.fed = 0
+        self._text: deque[str] = deque()
+        self._buffered = 0
+        self._discard = False
+        self._wake = trio.Event()  # the route: text or the end arrived
+        self._room = trio.Event()  # the run: the route took the text
 
-    def feed(self, payload: dict[str, Any]) -> None:
-        """An ``agent`` event of this run (from the outbox)."""
-        events = self._events
-        if (
-            payload.get("stream") == "assistant"
-            and events
-            and events[-1].get("stream") == "assistant"
-            and isinstance(payload.get("data"), dict)
-            and isinstance(payload["data"].get("text"), str)
-        ):
-            events[-1] = payload  # the text so far supersedes the last one
-        else:
-            events.append(payload)
+    def feed(self, delta: str) -> None:
+        """More text of this run (from the outbox)."""
+        if self._discard or self.closed:
+            return
+        self._text.append(delta)
+        self._buffered += len(delta)
+        self.fed += len(delta)
         self._wake.set()
 
     def settle(self, result: Any) -> None:
         self.result = result
         self.settled = True
         self._wake.set()
+        self._room.set()
 
-    async def next_event(self) -> dict[str, Any] | None:
-        """The next event, or ``None`` once the run has settled and every event was taken."""
+    def close(self) -> None:
+        """The route is gone: drop the text and let the run go on (it is being aborted)."""
+        self.closed = True
+        self._text.clear()
+        self._buffered = 0
+        self._wake.set()
+        self._room.set()
+
+    @property
+    def buffered(self) -> int:
+        """Characters of text fed and not taken yet."""
+        return self._buffered
+
+    def full(self) -> bool:
+        return self._buffered >= BUFFER_CHARS and not (self.closed or self.settled)
+
+    async def room(self) -> None:
+        """Return once the route has room for more text (at once when it has)."""
+        while self.full():
+            self.waits += 1
+            self.held.set()
+            self._room = trio.Event()
+            await self._room.wait()
+
+    async def take(self) -> list[str] | None:
+        """Every delta fed since the last call (at least one), waiting for one; ``None`` once the
+        run has settled and everything was taken."""
         while True:
-            if self._events:
-                return self._events.popleft()
-            if self.settled:
+            if self._text:
+                out = list(self._text)
+                self._text.clear()
+                self._buffered = 0
+                self._room.set()
+                return out
+            if self.settled or self.closed:
                 return None
             self._wake = trio.Event()
             await self._wake.wait()
 
     async def wait(self) -> Any:
-        """The result (events are dropped: a non-streaming route needs only the end)."""
+        """The result (the text is not kept: a non-streaming route needs only the end)."""
+        self._discard = True
+        self._text.clear()
+        self._buffered = 0
+        self._room.set()
         while not self.settled:
-            self._events.clear()
             self._wake = trio.Event()
             await self._wake.wait()
-        self._events.clear()
         return self.result
 
 
@@ -81,15 +125,30 @@ class Watches:
         watch = self._by_run[run_id] = RunWatch(run_id)
         return watch
 
+    def get(self, run_id: str) -> RunWatch | None:
+        return self._by_run.get(run_id)
+
+    def watching(self) -> list[RunWatch]:
+        """The watches of the runs routes are following now."""
+        return list(self._by_run.values())
+
     def drop(self, run_id: str) -> None:
-        self._by_run.pop(run_id, None)
+        watch = self._by_run.pop(run_id, None)
+        if watch is not None:
+            watch.close()
 
     def published(self, event: str, payload: Any) -> None:
-        if event != "agent" or not self._by_run or not isinstance(payload, dict):
+        if event != ROUTE_TEXT or not self._by_run or not isinstance(payload, dict):
             return
         watch = self._by_run.get(payload.get("runId"))  # type: ignore[arg-type]
         if watch is not None:
-            watch.feed(payload)
+            watch.feed(payload["delta"])
+
+    async def room(self, run_id: str) -> None:
+        """Back-pressure: return once the route watching ``run_id`` (if any) has room for more text."""
+        watch = self._by_run.get(run_id)
+        if watch is not None:
+            await watch.room()
 
     def settled(self, run_id: str, result: Any) -> None:
         watch = self._by_run.pop(run_id, None)
@@ -97,4 +156,4 @@ class Watches:
             watch.settle(result)
 
 
-__all__ = ["RunWatch", "Watches"]
+__all__ = ["BUFFER_CHARS", "RunWatch", "Watches"]

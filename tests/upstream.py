@@ -55,7 +55,9 @@ class Text:
     """A normal answer: ``text`` (``None``: the default reply) in ``deltas`` pieces, ``delay_s`` apart.
 
     ``stall_after``: after that many deltas, hang (a mid-stream stall). ``usage``: sent when the
-    client asked for it (``None``: counted from the words), or ``{}`` to send none.
+    client asked for it (``None``: counted from the words), or ``{}`` to send none. ``sndbuf``:
+    the socket's send buffer in bytes (``SO_SNDBUF``), so that a client that stops reading blocks
+    the writes soon (the kernel would otherwise absorb megabytes); progress: :meth:`ScriptedUpstream.progress`.
     """
 
     text: str | None = None
@@ -66,6 +68,7 @@ class Text:
     reasoning: str | None = None
     stall_after: int | None = None
     stall_s: float = 30.0
+    sndbuf: int | None = None
 
 
 @dataclass
@@ -290,6 +293,7 @@ class ScriptedUpstream:
         self._closing = threading.Event()
         self._sockets: set[socket.socket] = set()
         self._n = 0
+        self._progress: dict[int, tuple[int, int]] = {}
         self._t0 = time.monotonic()
         self._log = open(log_path, "a", encoding="utf-8") if log_path else None  # noqa: SIM115 - closed in stop()
         self._server: ThreadingHTTPServer | None = None
@@ -366,6 +370,11 @@ class ScriptedUpstream:
     def outcome(self, n: int) -> Outcome | None:
         with self._cond:
             return next((o for o in self.outcomes if o.n == n), None)
+
+    def progress(self, n: int) -> tuple[int, int]:
+        """``(deltas, bytes)`` request ``n``'s stream has written so far (the kernel took them)."""
+        with self._cond:
+            return self._progress.get(n, (0, 0))
 
     def wait_for(self, predicate: Callable[[ScriptedUpstream], bool], timeout: float = 10.0) -> bool:
         """Wait (bounded) until ``predicate(self)`` holds; re-checked on every record."""
@@ -676,8 +685,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._done(rec, 200, "json", start, text=text)
             return
         render = _AnthropicSSE(rec, body, self.upstream.models) if anthropic else _OpenAISSE(rec, body)
+        if isinstance(b, Text) and b.sndbuf is not None:
+            with contextlib.suppress(OSError):
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, b.sndbuf)
         self._start_sse()
         sent = 0
+        written = 0
         for frame in render.open():
             self._chunk(frame)
         delay = getattr(b, "delay_s", 0.0)
@@ -697,9 +710,13 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if i == 0 and isinstance(b, Text) and b.reasoning:
                 self._chunk(render.reasoning(b.reasoning))
-            self._chunk(render.text(piece))
+            frame = render.text(piece)
+            self._chunk(frame)
             sent += 1
+            written += len(frame)
             self._sent = sent
+            with self.upstream._cond:
+                self.upstream._progress[rec.n] = (sent, written)
         if isinstance(b, ToolCalls):
             for index, (name, args) in enumerate(b.calls):
                 for frame in render.tool(index, name, args, b.fragments):

@@ -21,10 +21,13 @@ class ModelOpen(Effect, frozen=True):
     """Start a streamed call: the first candidate, then fallbacks as the retry policy decides.
 
     The result is a handle for :class:`ModelNext`. ``until`` is the run's deadline (host clock).
+    ``run_id`` names the run, so that the host can hold the stream while the route streaming the
+    run to its client is behind (back-pressure).
     """
 
     candidates: tuple[ModelRequest, ...]
     until: float | None = None
+    run_id: str | None = None
 
 
 class ModelNext(Effect, frozen=True):

@@ -3,6 +3,17 @@
 One :class:`RunEvents` per run stamps every event with the run's own ``seq`` (from 1, shared by
 both event names: a ``chat`` event carries the seq of the ``agent`` event it accompanies) and the
 run's keys. ``chat.send`` runs also report their start-up phases (``run_status`` / ``status``).
+
+Live text is paced (protocol.md §13.5: "deltas are paced (~75 ms) and coalesced"): the first
+delta goes out at once, later ones within :data:`TEXT_PACE_S` of the run's clock (``ctx.now``, the
+host's time) since the last ``assistant``/``chat`` delta pair are held and go out joined with the
+next delta past the pace, or before any other event of the run, or when the model call ends.
+Each pair carries the cumulative text, so the cost per pair is the answer's length — at a bounded
+rate, not per upstream delta. The text is kept as parts and joined only when a pair is sent.
+
+Routes that stream a run (``/v1/chat/completions``, ``/v1/responses``) need every delta as it
+comes: runs on the ``http`` surface also publish each one as a :data:`ROUTE_TEXT` event addressed
+to no connection (``to`` empty), which only the host's route watchers read.
 """
 
 from __future__ import annotations
@@ -12,6 +23,12 @@ from typing import Any
 from ..app.runs import Run
 from .store import Usage
 
+#: How long live text is held at most, on the run's clock, before the next delta sends it (seconds).
+TEXT_PACE_S = 0.075
+#: The per-delta event for the route watching an ``http`` run: ``{runId, delta}``, to no connection.
+ROUTE_TEXT = "agent.text"
+_NOBODY: frozenset[str] = frozenset()
+
 
 class RunEvents:
     def __init__(self, ctx: Any, run: Run, *, surface: str) -> None:
@@ -20,7 +37,17 @@ class RunEvents:
         self.surface = surface
         self.session_id: str | None = None
         self.item = 1
-        self._text = ""
+        self._parts: list[str] = []  # the assistant text so far, joined lazily (see text)
+        self._held: list[str] = []  # deltas not sent to the connections yet
+        self._sent_at: float | None = None  # ctx.now of the last delta pair sent
+
+    @property
+    def text(self) -> str:
+        """The assistant text so far (joined once per call, then kept as one part)."""
+        parts = self._parts
+        if len(parts) > 1:
+            parts[:] = ["".join(parts)]
+        return parts[0] if parts else ""
 
     # ------------------------------------------------------------------ plumbing
 
@@ -28,6 +55,8 @@ class RunEvents:
         return {"runId": self.run.run_id, "sessionKey": self.run.session_key, "agentId": self.run.agent_id}
 
     def _agent(self, stream: str, data: dict[str, Any], *, with_session: bool = False, **extra: Any) -> int:
+        if self._held and stream != "assistant":
+            self.flush_text()
         seq = self.run.next_seq()
         payload: dict[str, Any] = {**self._base(), "stream": stream, "data": data, "seq": seq, "ts": self.ctx.wall_ms}
         if with_session and self.session_id is not None:
@@ -39,6 +68,8 @@ class RunEvents:
         return seq
 
     def _chat(self, state: str, **fields: Any) -> None:
+        if self._held and state != "delta":
+            self.flush_text()
         self.ctx.publish("chat", {**self._base(), "seq": self.run.seq, "state": state, **fields})
 
     def _message(self, text: str) -> dict[str, Any]:
@@ -50,6 +81,7 @@ class RunEvents:
         """A start-up phase (``chat.send`` only, as published)."""
         if self.surface != "chat":
             return
+        self.flush_text()
         self.run.next_seq()
         self._chat("status", phase=phase)
         seq = self.run.seq
@@ -62,8 +94,26 @@ class RunEvents:
     def lifecycle(self, data: dict[str, Any], **extra: Any) -> None:
         self._agent("lifecycle", data, with_session=True, **extra)
 
-    def assistant(self, text: str, delta: str) -> None:
-        self._text = text
+    def assistant(self, delta: str) -> None:
+        """The model said ``delta`` more: to the watching route now, to the connections paced."""
+        if not delta:
+            return
+        self._parts.append(delta)
+        self._held.append(delta)
+        if self.surface == "http":
+            self.ctx.publish(ROUTE_TEXT, {"runId": self.run.run_id, "delta": delta}, to=_NOBODY)
+        now = self.ctx.now
+        if self._sent_at is None or now - self._sent_at >= TEXT_PACE_S:
+            self.flush_text()
+
+    def flush_text(self) -> None:
+        """Send the held deltas as one ``assistant``/``chat`` delta pair (the text so far in both)."""
+        if not self._held:
+            return
+        delta = "".join(self._held)
+        self._held.clear()
+        self._sent_at = self.ctx.now
+        text = self.text
         self._agent("assistant", {"text": text, "delta": delta, "itemId": f"{self.run.run_id}:{self.item}"})
         self._chat("delta", deltaText=delta, message=self._message(text))
 
@@ -132,4 +182,4 @@ class RunEvents:
         self._chat("aborted", **fields)
 
 
-__all__ = ["RunEvents"]
+__all__ = ["ROUTE_TEXT", "TEXT_PACE_S", "RunEvents"]

@@ -225,10 +225,10 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
                 spec.agent, model_ref=targets[0].ref, extra=spec.extra_system, tools=[t.name for t in builtin]
             )
             candidates = tuple(_request(t, spec, system, messages, tools) for t in targets)
-            handle = yield ModelOpen(candidates, deadline)
+            handle = yield ModelOpen(candidates, deadline, run.run_id)
             builder = TurnBuilder()
             announced = False
-            call_text = ""
+            call_parts: list[str] = []  # joined once the call ends: per delta, work is the delta's size
             while True:
                 got: Streamed = yield ModelNext(handle, deadline)
                 if not announced:
@@ -241,10 +241,12 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
                     break
                 builder.feed(event)
                 if isinstance(event, TextDelta) and event.text:
-                    call_text += event.text
-                    ev.assistant(text + call_text, event.text)
+                    call_parts.append(event.text)
+                    ev.assistant(event.text)
                 elif isinstance(event, ReasoningDelta | ToolCallDelta | StreamEnd):
                     pass
+            ev.flush_text()  # what the pace held goes out with the call's end
+            call_text = "".join(call_parts)
             turn = builder.result()
             result.response_id = turn.response_id or result.response_id
             last = _usage(turn.usage)

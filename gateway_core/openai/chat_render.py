@@ -26,7 +26,7 @@ from typing import Any, Final
 
 from . import failures
 from .chat import ChatPlan
-from .jsonbody import js_trim
+from .jsonbody import JS_WHITESPACE, js_trim
 from .wire import DONE, Answer, data_frame, json_answer
 
 NO_RESPONSE: Final = "No response from OpenClaw."
@@ -121,44 +121,82 @@ def split_arguments(arguments: str, size: int = ARGUMENT_FRAGMENT) -> list[str]:
 class ShownText:
     """The assistant text of a streamed run, as the client sees it: trimmed, appended to, never rewritten.
 
-    :meth:`update` takes the whole text so far (or a delta) and returns the piece to send now
+    :meth:`update` takes a delta (or the whole text so far) and returns the piece to send now
     (``""`` while only whitespace grew, or while ``hold`` — a forcing ``tool_choice`` — is set).
+    The work per delta is the delta's size: leading whitespace is dropped until the first visible
+    character, trailing whitespace is held (as parts) until a visible character follows it, and
+    the text is kept as parts, joined only by :meth:`final`.
     A non-append update sets :attr:`broken`: the stream must then end in an error.
     :meth:`final` is the text the stream ends with: what streamed, else the run's result text.
     """
 
     def __init__(self, hold: bool = False) -> None:
         self.hold = hold
-        self.text = ""  # everything the run said so far
-        self.streamed = ""  # what went out
         self.broken = False
+        self._parts: list[str] = []  # everything the run said so far
+        self._size = 0  # its length
+        self._started = False  # a visible character went out (leading whitespace is dropped)
+        self._held: list[str] = []  # whitespace after the last piece sent, sent when text follows
+        self._streamed: list[str] = []  # what went out
+        self._streamed_size = 0
+
+    @property
+    def text(self) -> str:
+        """Everything the run said so far."""
+        return _joined(self._parts)
+
+    @property
+    def streamed(self) -> str:
+        """What went out."""
+        return _joined(self._streamed)
 
     def update(self, text: str | None = None, delta: str | None = None) -> str:
-        new = text if text is not None else self.text + (delta or "")
-        if self.hold:  # nothing streams, so nothing can be contradicted
-            self.text = new
+        if text is not None and self.hold:  # nothing streams, so nothing can be contradicted
+            self._parts, self._size = [text], len(text)
             return ""
-        if not new.startswith(self.text):
-            self.broken = True
-        self.text = new
-        if self.broken:
+        if text is not None:  # a whole text: it must extend the last one
+            if len(text) < self._size or not text.startswith(self.text):
+                self.broken = True
+            delta = text[self._size:]
+        delta = delta or ""
+        if delta:
+            self._parts.append(delta)
+            self._size += len(delta)
+        if self.hold or self.broken or not delta:
             return ""
-        shown = js_trim(new)
-        if not shown.startswith(self.streamed):
-            self.broken = True
+        if not self._started:
+            delta = delta.lstrip(JS_WHITESPACE)
+            if not delta:
+                return ""
+            self._started = True
+        body = delta.rstrip(JS_WHITESPACE)
+        if not body:
+            self._held.append(delta)
             return ""
-        piece, self.streamed = shown[len(self.streamed):], shown
+        piece = "".join(self._held) + body if self._held else body
+        self._held = [delta[len(body):]] if len(body) < len(delta) else []
+        self._streamed.append(piece)
+        self._streamed_size += len(piece)
         return piece
 
     def final(self, result_text: str | None, fallback: str) -> str | None:
         """The whole final text, or ``None`` when it cannot extend what was streamed."""
         if self.broken:
             return None
-        final = js_trim(self.text) if self.streamed else js_trim(result_text or "") or fallback
+        if not self._streamed_size:
+            return js_trim(result_text or "") or fallback
+        final = js_trim(self.text)
         return final if final.startswith(self.streamed) else None
 
     def tail(self, final: str) -> str:
-        return final[len(self.streamed):]
+        return final[self._streamed_size:]
+
+
+def _joined(parts: list[str]) -> str:
+    """``parts`` as one string, kept as one part from then on (each join copies once)."""
+    if len(parts) > 1:
+        parts[:] = ["".join(parts)]
+    return parts[0] if parts else ""
 
 
 def assistant_data(data: dict[str, Any]) -> tuple[str | None, str | None] | None:
@@ -167,7 +205,9 @@ def assistant_data(data: dict[str, Any]) -> tuple[str | None, str | None] | None
         return None
     text = data.get("text") if isinstance(data.get("text"), str) else None
     delta = data.get("delta") if isinstance(data.get("delta"), str) else None
-    return None if text is None and delta is None else (text, delta)
+    if delta is not None and data.get("replace") is not True:
+        return None, delta  # an append: the delta is enough (the whole text is not compared again)
+    return None if text is None and delta is None else (text, None if text is not None else delta)
 
 
 class ChatStream:

@@ -131,16 +131,17 @@ async def _await_result(req: Request, gw: Gateway, watch: RunWatch) -> Any:
 
 
 async def _stream(req: Request, gw: Gateway, renderer: ChatStream | ResponsesStream, watch_start: Any, run_id: str) -> Any:
-    """Write the stream: head and opening frames now, then one frame per assistant update, then the end."""
+    """Write the stream: head and opening frames now, then a frame per delta of the run's text,
+    then the end. The deltas that queued while a write was waiting for the socket go out in one
+    write (still a frame each); the watch holds the run's upstream while this is behind."""
     await req.open_stream(200, wire.SSE_HEADERS)
     await req.write(renderer.open())
     watch: RunWatch = watch_start()
     try:
-        while (event := await watch.next_event()) is not None:
-            if event.get("stream") == "assistant" and isinstance(event.get("data"), dict):
-                frame = renderer.event(event["data"])
-                if frame:
-                    await req.write(frame)
+        while (deltas := await watch.take()) is not None:
+            frames = b"".join(renderer.assistant(delta=d) for d in deltas)
+            if frames:
+                await req.write(frames)
         return watch.result
     finally:
         if not watch.settled:

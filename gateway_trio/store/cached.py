@@ -53,6 +53,9 @@ from .sessions import SqliteSessionStore, StoreError, appended, created, patched
 MAX_SESSIONS: Final = 4096
 #: Newest messages kept per hot session: a turn's history (200) and the history route's page + 1.
 TAIL: Final = 256
+#: Messages kept in memory in all (the tails used least recently are dropped first; a dropped tail
+#: only means the next read of that history goes to the disk).
+MAX_MESSAGES: Final = 32768
 #: Operations one transaction takes at most.
 MAX_BATCH: Final = 512
 
@@ -153,15 +156,20 @@ class _Writer(threading.Thread):
 class CachedSessionStore:
     """:class:`~gateway_core.agents.store.SessionStore`, async, for the event loop (see the module)."""
 
-    def __init__(self, store: SqliteSessionStore, *, max_sessions: int = MAX_SESSIONS, tail: int = TAIL) -> None:
+    def __init__(
+        self, store: SqliteSessionStore, *, max_sessions: int = MAX_SESSIONS, tail: int = TAIL,
+        max_messages: int = MAX_MESSAGES,
+    ) -> None:
         self.store = store
         self.max_sessions = max_sessions
         self.tail = tail
+        self.max_messages = max_messages
         #: Waits for the writer thread (the seam the tests count); queued: operations not waited for.
         self.handoffs = 0
         self.queued = 0
         self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
-        self._tails: dict[str, list[MessageRecord]] = {}  # session id -> newest messages (a suffix)
+        self._tails: OrderedDict[str, list[MessageRecord]] = OrderedDict()  # session id -> newest messages
+        self._tail_total = 0
         self._key_of: dict[str, str] = {}  # session id -> key, for the rows in memory
         self._pending: dict[str, int] = {}  # key -> derived writes still queued
         self._epoch = 0
@@ -217,6 +225,7 @@ class CachedSessionStore:
         self._epoch += 1
         self._rows.clear()
         self._tails.clear()
+        self._tail_total = 0
         self._key_of.clear()
 
     async def _call(self, fn: Fn, landed: Callable[[Any], None] | None = None) -> Any:
@@ -230,7 +239,7 @@ class CachedSessionStore:
     def _keep(self, rec: SessionRecord | None, key: str) -> None:
         old = self._rows.get(key)
         if old is not None and (rec is None or old.session_id != rec.session_id):
-            self._tails.pop(old.session_id, None)
+            self._drop_tail(old.session_id)
             self._key_of.pop(old.session_id, None)
         self._rows[key] = rec
         self._rows.move_to_end(key)
@@ -245,7 +254,7 @@ class CachedSessionStore:
                 continue
             rec = self._rows.pop(key)
             if rec is not None:
-                self._tails.pop(rec.session_id, None)
+                self._drop_tail(rec.session_id)
                 self._key_of.pop(rec.session_id, None)
 
     async def _row(self, key: str) -> SessionRecord | None:
@@ -275,8 +284,20 @@ class CachedSessionStore:
         box = [] if fresh else self._tails.get(rec.session_id)
         if box is None:
             box = []
-        box = [*box, *numbered][-self.tail :]
-        self._tails[rec.session_id] = box
+        self._set_tail(rec.session_id, [*box, *numbered][-self.tail :])
+
+    def _set_tail(self, session_id: str, box: list[MessageRecord]) -> None:
+        self._drop_tail(session_id)
+        self._tails[session_id] = box
+        self._tail_total += len(box)
+        while self._tail_total > self.max_messages and len(self._tails) > 1:
+            oldest = next(iter(self._tails))
+            self._drop_tail(oldest)
+
+    def _drop_tail(self, session_id: str) -> None:
+        box = self._tails.pop(session_id, None)
+        if box is not None:
+            self._tail_total -= len(box)
 
     @staticmethod
     def _copy(rec: SessionRecord | None) -> SessionRecord | None:
@@ -299,7 +320,7 @@ class CachedSessionStore:
         if rec is None:
             rec = created(key, self.store.new_id(), agent_id, now_ms, extra)
             self._keep(rec, key)
-            self._tails[rec.session_id] = []
+            self._set_tail(rec.session_id, [])
             new = rec
             self._write(key, lambda s: s.insert_session(new), wait=False)
         out = self._copy(rec)
@@ -319,6 +340,7 @@ class CachedSessionStore:
             if top < 1:
                 return []
             if low >= first:
+                self._tails.move_to_end(session_id)
                 return [msgspec.structs.replace(m) for m in box[low - first : top - first + 1]]
         epoch = self._epoch
 
@@ -331,7 +353,7 @@ class CachedSessionStore:
                 and (rows[-1].seq if rows else 0) == rec.message_count
                 and len(rows) > len(self._tails.get(session_id) or ())
             ):
-                self._tails[session_id] = [msgspec.structs.replace(m) for m in rows[-self.tail :]]
+                self._set_tail(session_id, [msgspec.structs.replace(m) for m in rows[-self.tail :]])
 
         return await self._call(lambda s: s.messages(session_id, limit=limit, before_seq=before_seq), landed)
 

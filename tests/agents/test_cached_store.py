@@ -183,6 +183,20 @@ def test_rows_are_forgotten_past_the_bound_and_read_again(tmp_path: Path) -> Non
     _run(tmp_path, body, max_sessions=8)
 
 
+def test_messages_in_memory_are_bounded_in_all(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        for i in range(10):
+            await store.ensure(f"agent:main:b{i}", "main", i)
+            await store.append_turn(f"agent:main:b{i}", None, [_msg(f"{i}:{n}") for n in range(4)], Usage(), i)
+            assert sum(len(box) for box in store._tails.values()) <= 9
+        for i in range(10):
+            rec = await store.get(f"agent:main:b{i}")
+            assert rec is not None
+            assert [m.meta["n"] for m in await store.messages(rec.session_id, limit=10)] == [f"{i}:{n}" for n in range(4)]
+
+    _run(tmp_path, body, max_messages=9)
+
+
 def test_a_failed_write_drops_the_cache_and_the_writes_made_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def body(store: CachedSessionStore, path: Path) -> None:
         await store.ensure("agent:main:f", "main", 1)

@@ -195,14 +195,20 @@ def _turn(store: CachedSessionStore, text: str) -> Awaitable[Any]:
     return store.append_turn(KEY, None, [MessageRecord(role="user", content=text, ts=1)], Usage(), 2)
 
 
+async def _following(gw: Any, open_stream: Any) -> tuple[CachedSessionStore, Stream]:
+    """A session with one message, and a live stream of it past its opening frames."""
+    store = gw.agents.store
+    await store.ensure(KEY, "main", 1)
+    await _turn(store, "one")
+    stream = await open_stream(f"/sessions/{KEY}/history")
+    assert await stream.frame() == (None, "retry: 1000")
+    assert (await stream.frame())[0] == "history"
+    return store, stream
+
+
 def test_keepalive_every_15_seconds_and_a_deleted_session_ends_the_stream(tmp_path: Path) -> None:
     async def body(http: httpx.AsyncClient, gw: Any, open_stream: Any) -> None:
-        store = gw.agents.store
-        await store.ensure(KEY, "main", 1)
-        await _turn(store, "one")
-        stream = await open_stream(f"/sessions/{KEY}/history")
-        await stream.frame()
-        await stream.frame()
+        store, stream = await _following(gw, open_stream)
         opened = trio.current_time()
         assert await stream.frame() == (None, ": keepalive")
         assert trio.current_time() - opened >= S.KEEPALIVE_S
@@ -223,12 +229,7 @@ def test_keepalive_every_15_seconds_and_a_deleted_session_ends_the_stream(tmp_pa
 
 def test_a_reset_session_ends_the_stream(tmp_path: Path) -> None:
     async def body(http: httpx.AsyncClient, gw: Any, open_stream: Any) -> None:
-        store = gw.agents.store
-        await store.ensure(KEY, "main", 1)
-        await _turn(store, "one")
-        stream = await open_stream(f"/sessions/{KEY}/history")
-        await stream.frame()
-        await stream.frame()
+        store, stream = await _following(gw, open_stream)
         await store.reset(KEY, 5)
         assert await stream.block() is None
         await _no_watchers(store)
@@ -238,12 +239,7 @@ def test_a_reset_session_ends_the_stream(tmp_path: Path) -> None:
 
 def test_a_client_that_stops_reading_is_dropped_and_queues_nothing(tmp_path: Path) -> None:
     async def body(http: httpx.AsyncClient, gw: Any, open_stream: Any) -> None:
-        store = gw.agents.store
-        await store.ensure(KEY, "main", 1)
-        await _turn(store, "one")
-        stream = await open_stream(f"/sessions/{KEY}/history")  # lockstep: a write waits for the reader
-        await stream.frame()
-        await stream.frame()
+        store, stream = await _following(gw, open_stream)  # lockstep: a write waits for the reader
         started = trio.current_time()
         for i in range(200):  # the reader reads nothing more
             await _turn(store, f"more {i}")

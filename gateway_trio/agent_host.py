@@ -40,7 +40,8 @@ from gateway_core.providers.types import encode_event
 from . import _runtime
 from .runtime import session_store_path
 from .secrets import SecretError, resolve_secret
-from .store.sessions import AsyncSessionStore, SqliteSessionStore, StoreError
+from .store.cached import CachedSessionStore
+from .store.sessions import SqliteSessionStore, StoreError
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -94,7 +95,7 @@ class AgentHost:
     def __init__(self, state_dir: Path, *, raw_stream: Path | None = None) -> None:
         self.state_dir = state_dir
         self.raw_stream = raw_stream
-        self.store: AsyncSessionStore | None = None
+        self.store: CachedSessionStore | None = None
         self._hub: Any = None
         self._streams: dict[int, _Open] = {}
         #: Awaited with the run id before each upstream event is pulled: returns once whoever
@@ -107,7 +108,7 @@ class AgentHost:
         """Open (or create and migrate) the store, off the event loop."""
         path = session_store_path(self.state_dir)
         sqlite = await trio.to_thread.run_sync(lambda: SqliteSessionStore(path, _runtime.new_uuid))
-        self.store = AsyncSessionStore(sqlite)
+        self.store = CachedSessionStore(sqlite)
         return sqlite
 
     async def aclose(self) -> None:
@@ -117,7 +118,7 @@ class AgentHost:
             await self._hub.aclose()
             self._hub = None
         if self.store is not None:
-            await trio.to_thread.run_sync(self.store.store.close)
+            await self.store.aclose()
             self.store = None
 
     def hub(self) -> Any:

@@ -12,8 +12,9 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import httpx
 import trio
-from agent_gateways import TOKEN, observed_config
+from agent_gateways import TOKEN, observed_config, running_gateway
 from gateway_proc import Client, GatewayProcess, connect_frame, free_port, make_home, open_ws
 from upstream import ScriptedUpstream, Text
 
@@ -92,3 +93,35 @@ def test_sigkill_mid_stream_then_restart(tmp_path: Path) -> None:
         conn = sqlite3.connect(db)
         assert conn.execute("SELECT status FROM runs WHERE run_id = 'crash-1'").fetchone()[0] == "interrupted"
         conn.close()
+
+
+def test_answered_chat_turns_survive_sigkill(tmp_path: Path) -> None:
+    """Group commit never acknowledges before the commit: every chat answer that reached its client
+    is in the store after a SIGKILL right behind the last answer (16 concurrent clients)."""
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    with running_gateway("ours", tmp_path) as gw:
+
+        async def main() -> None:
+            async with httpx.AsyncClient(base_url=gw.url, headers=auth, timeout=60) as http:
+                async def ask(i: int) -> None:
+                    for turn in range(3):
+                        done = await http.post("/v1/chat/completions", json={
+                            "model": "openclaw", "user": f"durable-{i}",
+                            "messages": [{"role": "user", "content": f"c{i} t{turn}"}]})
+                        assert done.status_code == 200, done.text
+
+                async with trio.open_nursery() as nursery:
+                    for i in range(16):
+                        nursery.start_soon(ask, i)
+
+        trio.run(main)
+        assert gw.process is not None
+        gw.process.kill()  # SIGKILL to the group, at once: no shutdown, no flush
+        gw.process = None
+        gw.start()
+        for i in range(16):
+            page = httpx.get(f"{gw.url}/sessions/agent:main:openai-user:durable-{i}/history", headers=auth, timeout=30)
+            assert page.status_code == 200, page.text
+            items = page.json()["items"]
+            assert [m["role"] for m in items] == ["user", "assistant"] * 3
+            assert [m["content"] for m in items[::2]] == [f"c{i} t{t}" for t in range(3)]

@@ -1,8 +1,8 @@
 """The session store on SQLite (``<state>/agents/sessions.sqlite``): WAL, one transaction per call.
 
-Implements :class:`gateway_core.agents.store.SessionStore`. Calls are synchronous; the shell runs
-them in a worker thread, one at a time (:class:`AsyncSessionStore`), so the event loop never waits
-on the disk. WAL with ``synchronous=NORMAL`` keeps every committed transaction across a killed
+Implements :class:`gateway_core.agents.store.SessionStore`. Calls are synchronous; the gateway
+uses it through :class:`gateway_trio.store.cached.CachedSessionStore` (one writer thread, group
+commit, hot sessions served from memory), so the event loop never waits on the disk. WAL with ``synchronous=NORMAL`` keeps every committed transaction across a killed
 process (a power cut may lose the newest ones, never corrupt the file). The schema carries a
 version and is migrated forward in order at open; a newer file than this code knows is refused.
 """
@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import trio
 
 from gateway_core.agents.store import (
@@ -128,16 +130,98 @@ def _row(r: tuple[Any, ...]) -> SessionRecord:
     )
 
 
+def _values(rec: SessionRecord) -> tuple[Any, ...]:
+    """A record as the ``sessions`` columns, in :data:`_COLUMNS` order."""
+    u = rec.usage
+    return (
+        rec.key, rec.session_id, rec.agent_id, rec.created_at, rec.updated_at, rec.label, rec.model_override,
+        rec.thinking, u.input, u.output, u.cache_read, u.cache_write, u.total, rec.message_count, rec.last_model,
+        rec.last_provider, json.dumps(rec.last_route) if rec.last_route is not None else None, rec.last_text,
+        json.dumps(rec.extra),
+    )
+
+
+_INSERT_SESSION = f"INSERT INTO sessions ({_COLUMNS}) VALUES ({', '.join('?' * 19)})"
+_UPDATE_SESSION = (
+    "UPDATE sessions SET session_id = ?, agent_id = ?, created_at = ?, updated_at = ?, label = ?, model_override = ?, "
+    "thinking = ?, usage_input = ?, usage_output = ?, usage_cache_read = ?, usage_cache_write = ?, usage_total = ?, "
+    "message_count = ?, last_model = ?, last_provider = ?, last_route = ?, last_text = ?, extra = ? WHERE key = ?"
+)
+_INSERT_MESSAGE = "INSERT INTO messages (session_id, seq, role, content, ts, run_id, meta) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+# --------------------------------------------------------------------------- transitions
+# What each write makes of a session row, in one place: the SQLite store applies them inside its
+# transactions, the cached store (gateway_trio.store.cached) to its copy before queueing the write.
+
+
+def created(key: str, session_id: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None) -> SessionRecord:
+    """A new, empty session row."""
+    return SessionRecord(key=key, session_id=session_id, agent_id=agent_id, created_at=now_ms, updated_at=now_ms,
+                         extra=dict(extra or {}))
+
+
+def appended(
+    rec: SessionRecord,
+    messages: list[MessageRecord],
+    usage: Usage,
+    now_ms: int,
+    *,
+    model: str | None,
+    provider: str | None,
+    route: dict[str, Any] | None,
+    extra: dict[str, Any] | None,
+) -> tuple[SessionRecord, list[MessageRecord]]:
+    """The row after a turn's messages are appended, and those messages numbered (seq 1.. per session)."""
+    seq = rec.message_count
+    numbered = [msgspec.structs.replace(m, seq=seq + i) for i, m in enumerate(messages, 1)]
+    new = msgspec.structs.replace(
+        rec,
+        updated_at=now_ms,
+        usage=rec.usage.add(usage),
+        message_count=seq + len(messages),
+        last_model=model if model is not None else rec.last_model,
+        last_provider=provider if model is not None and provider is not None else rec.last_provider,
+        last_route=route if route is not None else rec.last_route,
+        last_text=preview_text(messages[-1].content) if messages else rec.last_text,
+        extra={**rec.extra, **(extra or {})},
+    )
+    return new, numbered
+
+
+def patched(rec: SessionRecord, fields: dict[str, Any], now_ms: int) -> SessionRecord:
+    """The row with its patchable fields set."""
+    sets = {name: value for name, value in fields.items() if name in PATCHABLE}
+    return msgspec.structs.replace(rec, **sets, updated_at=now_ms)
+
+
+def was_reset(rec: SessionRecord, now_ms: int, marker: MessageRecord | None) -> tuple[SessionRecord, list[MessageRecord]]:
+    """The row after a reset (transcript emptied, or only ``marker`` as seq 1) and its messages."""
+    messages = [msgspec.structs.replace(marker, seq=1)] if marker is not None else []
+    new = msgspec.structs.replace(
+        rec, **RESET_CLEARS, usage=Usage(), message_count=len(messages), last_text=None, updated_at=now_ms,
+        extra={k: v for k, v in rec.extra.items() if k in ("createdVia", "chatType")},
+    )
+    return new, messages
+
+
+# --------------------------------------------------------------------------- the store
+
+
 class SqliteSessionStore:
-    """:class:`SessionStore` on one SQLite connection (callers serialize access)."""
+    """:class:`SessionStore` on one SQLite connection (a re-entrant lock serializes threads).
+
+    Each public call is one transaction; called inside one already open (the cached store's
+    writer runs a batch of calls as one transaction, each under a savepoint), it joins it.
+    """
 
     def __init__(self, path: Path | str, new_id: Callable[[], str]) -> None:
         self.path = str(path)
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._new_id = new_id
+        self.new_id = new_id
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA foreign_keys=ON")
@@ -160,8 +244,101 @@ class SqliteSessionStore:
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._db, self._lock)
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One transaction holding the lock, or nothing new inside the one already open."""
+        with self._lock:
+            if self._db.in_transaction:
+                yield
+                return
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    @contextmanager
+    def batch(self) -> Iterator[Callable[[Callable[[SqliteSessionStore], Any]], Any]]:
+        """One transaction for many calls: yields ``run(fn)``, which applies ``fn(self)`` under a
+        savepoint (a failing call is undone alone and its exception re-raised to the caller of
+        ``run``); the whole commits when the block ends. Used by the cached store's writer."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+
+            def run(fn: Callable[[SqliteSessionStore], Any]) -> Any:
+                self._db.execute("SAVEPOINT op")
+                try:
+                    out = fn(self)
+                except BaseException:
+                    self._db.execute("ROLLBACK TO op")
+                    self._db.execute("RELEASE op")
+                    raise
+                self._db.execute("RELEASE op")
+                return out
+
+            try:
+                yield run
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ row writes (inside a transaction)
+
+    def insert_session(self, rec: SessionRecord) -> None:
+        with self._tx():
+            self._db.execute(_INSERT_SESSION, _values(rec))
+
+    def put_session(self, rec: SessionRecord) -> None:
+        """Write the whole row of an existing session (refused if it is not there)."""
+        with self._tx():
+            values = _values(rec)
+            if self._db.execute(_UPDATE_SESSION, (*values[1:], values[0])).rowcount != 1:
+                raise StoreError(f"session {rec.key!r} is not in the store")
+
+    def insert_messages(self, session_id: str, messages: list[MessageRecord]) -> None:
+        with self._tx():
+            self._db.executemany(
+                _INSERT_MESSAGE,
+                [(session_id, m.seq, m.role, json.dumps(m.content), m.ts, m.run_id, json.dumps(m.meta)) for m in messages],
+            )
+
+    def clear_messages(self, session_id: str) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM messages WHERE session_id = ?", (session_id,))
+
+    def remove_session(self, rec: SessionRecord) -> None:
+        with self._tx():
+            self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
+            self._db.execute("DELETE FROM sessions WHERE key = ?", (rec.key,))
+            self._db.execute("DELETE FROM response_links WHERE session_key = ?", (rec.key,))
+
+    def settle_run(self, run_id: str, status: str, now_ms: int, *, only_running: bool) -> None:
+        with self._tx():
+            guard = " AND status = 'running'" if only_running else ""
+            self._db.execute(f"UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?{guard}", (status, now_ms, run_id))
+
+    def write_turn(self, new: SessionRecord, numbered: list[MessageRecord], run_id: str | None, status: str, now_ms: int) -> None:
+        """A computed turn (:func:`appended`): its messages, the row, the run settled."""
+        with self._tx():
+            self.insert_messages(new.session_id, numbered)
+            self.put_session(new)
+            if run_id is not None:
+                self.settle_run(run_id, status, now_ms, only_running=False)
+
+    def write_reset(self, new: SessionRecord, messages: list[MessageRecord]) -> None:
+        """A computed reset (:func:`was_reset`)."""
+        with self._tx():
+            self.clear_messages(new.session_id)
+            self.insert_messages(new.session_id, messages)
+            self.put_session(new)
 
     # ------------------------------------------------------------------ sessions
 
@@ -178,13 +355,9 @@ class SqliteSessionStore:
             found = self._get(key)
             if found is not None:
                 return found
-            self._db.execute(
-                "INSERT INTO sessions (key, session_id, agent_id, created_at, updated_at, extra) VALUES (?, ?, ?, ?, ?, ?)",
-                (key, self._new_id(), agent_id, now_ms, now_ms, json.dumps(extra or {})),
-            )
-            rec = self._get(key)
-        assert rec is not None
-        return rec
+            rec = created(key, self.new_id(), agent_id, now_ms, extra)
+            self.insert_session(rec)
+            return rec
 
     def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]:
         if limit <= 0:
@@ -226,50 +399,12 @@ class SqliteSessionStore:
             rec = self._get(key)
             if rec is None:
                 raise KeyError(key)
-            merged = {**rec.extra, **(extra or {})}
-            seq = rec.message_count
-            for m in messages:
-                seq += 1
-                self._db.execute(
-                    "INSERT INTO messages (session_id, seq, role, content, ts, run_id, meta) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (rec.session_id, seq, m.role, json.dumps(m.content), m.ts, m.run_id, json.dumps(m.meta)),
-                )
-            last_text = preview_text(messages[-1].content) if messages else rec.last_text
-            self._db.execute(
-                "UPDATE sessions SET updated_at = ?, usage_input = usage_input + ?, usage_output = usage_output + ?, "
-                "usage_cache_read = usage_cache_read + ?, usage_cache_write = usage_cache_write + ?, "
-                "usage_total = usage_total + ?, message_count = ?, last_model = COALESCE(?, last_model), "
-                "last_provider = COALESCE(?, last_provider), last_route = COALESCE(?, last_route), last_text = ?, "
-                "extra = ? WHERE key = ?",
-                (
-                    now_ms,
-                    usage.input,
-                    usage.output,
-                    usage.cache_read,
-                    usage.cache_write,
-                    usage.total,
-                    seq,
-                    model,
-                    provider if model is not None else None,
-                    json.dumps(route) if route is not None else None,
-                    last_text,
-                    json.dumps(merged),
-                    key,
-                ),
-            )
-            if run_id is not None:
-                self._db.execute(
-                    "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, now_ms, run_id)
-                )
-            out = self._get(key)
-        assert out is not None
-        return out
+            new, numbered = appended(rec, messages, usage, now_ms, model=model, provider=provider, route=route, extra=extra)
+            self.write_turn(new, numbered, run_id, status, now_ms)
+            return new
 
     def end_run(self, run_id: str, status: str, now_ms: int) -> None:
-        with self._tx():
-            self._db.execute(
-                "UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ? AND status = 'running'", (status, now_ms, run_id)
-            )
+        self.settle_run(run_id, status, now_ms, only_running=True)
 
     def interrupted_runs(self) -> list[RunRecord]:
         with self._lock:
@@ -303,48 +438,29 @@ class SqliteSessionStore:
         return SessionPage(rows=[_row(r) for r in rows], total=total)
 
     def patch(self, key: str, fields: dict[str, Any], now_ms: int) -> SessionRecord | None:
-        sets = [(name, value) for name, value in fields.items() if name in PATCHABLE]
         with self._tx():
-            if self._get(key) is None:
+            rec = self._get(key)
+            if rec is None:
                 return None
-            assignments = ", ".join(f"{name} = ?" for name, _ in sets)
-            self._db.execute(
-                f"UPDATE sessions SET {assignments + ', ' if sets else ''}updated_at = ? WHERE key = ?",
-                [*(v for _, v in sets), now_ms, key],
-            )
-            return self._get(key)
+            new = patched(rec, fields, now_ms)
+            self.put_session(new)
+            return new
 
     def reset(self, key: str, now_ms: int, marker: MessageRecord | None = None) -> SessionRecord | None:
         with self._tx():
             rec = self._get(key)
             if rec is None:
                 return None
-            self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
-            count = 0
-            if marker is not None:
-                count = 1
-                self._db.execute(
-                    "INSERT INTO messages (session_id, seq, role, content, ts, run_id, meta) VALUES (?, 1, ?, ?, ?, ?, ?)",
-                    (rec.session_id, marker.role, json.dumps(marker.content), marker.ts, marker.run_id, json.dumps(marker.meta)),
-                )
-            kept = {k: v for k, v in rec.extra.items() if k in ("createdVia", "chatType")}
-            clears = ", ".join(f"{name} = NULL" for name in RESET_CLEARS)
-            self._db.execute(
-                f"UPDATE sessions SET {clears}, usage_input = 0, usage_output = 0, usage_cache_read = 0, "
-                "usage_cache_write = 0, usage_total = 0, message_count = ?, last_text = NULL, extra = ?, updated_at = ? "
-                "WHERE key = ?",
-                (count, json.dumps(kept), now_ms, key),
-            )
-            return self._get(key)
+            new, messages = was_reset(rec, now_ms, marker)
+            self.write_reset(new, messages)
+            return new
 
     def delete(self, key: str) -> bool:
         with self._tx():
             rec = self._get(key)
             if rec is None:
                 return False
-            self._db.execute("DELETE FROM messages WHERE session_id = ?", (rec.session_id,))
-            self._db.execute("DELETE FROM sessions WHERE key = ?", (key,))
-            self._db.execute("DELETE FROM response_links WHERE session_key = ?", (key,))
+            self.remove_session(rec)
             return True
 
     # ------------------------------------------------------------------ response links
@@ -382,7 +498,7 @@ class SqliteSessionStore:
 class _Tx:
     """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error), holding the store's lock."""
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock | threading.RLock) -> None:
         self.db, self.lock = db, lock
 
     def __enter__(self) -> None:
@@ -400,10 +516,12 @@ class _Tx:
             self.lock.release()
 
 
-class AsyncSessionStore:
-    """The store for the event loop: every call runs in a worker thread, one at a time."""
 
-    def __init__(self, store: SqliteSessionStore) -> None:
+class AsyncSessionStore:
+    """A synchronous store for the event loop: every call runs in a worker thread, one at a time
+    (the channel store's runner; the session store has its own, :mod:`gateway_trio.store.cached`)."""
+
+    def __init__(self, store: Any) -> None:
         self.store = store
         self._limiter = trio.CapacityLimiter(1)
 
@@ -412,4 +530,4 @@ class AsyncSessionStore:
         return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), limiter=self._limiter)
 
 
-__all__ = ["SCHEMA_VERSION", "AsyncSessionStore", "SqliteSessionStore", "StoreError"]
+__all__ = ["SCHEMA_VERSION", "AsyncSessionStore", "SqliteSessionStore", "StoreError", "appended", "created", "patched", "was_reset"]

@@ -1,0 +1,448 @@
+"""The session store for the event loop: one writer thread with group commit, hot sessions in memory.
+
+Why: every store call used to be its own ``trio.to_thread`` hand-off and transaction, four or more
+per chat request (load the session, open the run, read the history, write the turn), a fifth of
+the gateway's CPU on ``/v1/chat/completions``. Here:
+
+* **One writer thread** owns the SQLite connection. Calls become operations on one FIFO queue;
+  the thread takes every operation pending at that moment and runs them as one transaction, each
+  under its own savepoint (group commit; a failing operation is undone alone). The order of the
+  queue is the order of the writes, so a session's writes land in the order they were made, and a
+  read that goes to the disk sees every write queued before it.
+* **Hot sessions in memory.** The gateway is the only writer of its store, so a copy of the rows
+  (and of the newest :data:`TAIL` messages of each) it has read or written stays exact: ``get``,
+  ``ensure`` of a known key and ``messages`` within the tail are answered without leaving the
+  event loop. A write is applied to the copy first (the transitions of
+  :mod:`gateway_trio.store.sessions`, the same ones the SQLite store runs) and then queued as the
+  row it produced. Misses (also remembered: "no such session") go to the disk through the queue.
+* **An await only where durability is promised.** ``append_turn``, ``patch``, ``reset``,
+  ``delete`` and every other call return once their transaction has committed (what a client is
+  told is on disk; WAL keeps it across a killed process). ``begin_run`` and the insert of a new
+  session are queued without waiting: nothing is acknowledged on them, and the turn's own
+  ``append_turn`` commits after them (FIFO) before its answer goes out.
+
+So a chat turn on a known session waits for the thread once (its ``append_turn``), on a new one
+twice (the miss that finds it absent, then the turn). :attr:`CachedSessionStore.handoffs` counts
+the waits (the tests' seam).
+
+A write that fails in the thread means the copy in memory went further than the disk: the cache is
+dropped whole, and the writes already queued from the stale copy are refused rather than applied
+(each operation carries the cache epoch it was computed in). A row with writes still in the queue
+is never evicted, so a miss read can never install a row older than one the loop has seen.
+
+:meth:`CachedSessionStore.watch` lets a reader follow one session (the history SSE route): a flag
+per watcher, set when a committed write touched the session, so a slow reader costs no memory.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Final
+
+import msgspec
+import trio
+
+from gateway_core.agents.store import MessageRecord, SessionRecord, Usage
+
+from .sessions import SqliteSessionStore, StoreError, appended, created, patched, was_reset
+
+#: Hot sessions kept in memory (rows, absent keys included), least recently used dropped first.
+MAX_SESSIONS: Final = 4096
+#: Newest messages kept per hot session: a turn's history (200) and the history route's page + 1.
+TAIL: Final = 256
+#: Messages kept in memory in all (the tails used least recently are dropped first; a dropped tail
+#: only means the next read of that history goes to the disk).
+MAX_MESSAGES: Final = 32768
+#: Operations one transaction takes at most.
+MAX_BATCH: Final = 512
+
+Fn = Callable[[SqliteSessionStore], Any]
+
+
+class _Op:
+    """One queued operation and, once the writer has run it, its outcome."""
+
+    __slots__ = ("done", "epoch", "error", "fn", "key", "landed", "notify", "result")
+
+    def __init__(
+        self, fn: Fn, *, key: str | None, epoch: int | None, wait: bool, notify: str | None = None,
+        landed: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.fn = fn
+        self.landed = landed  # run in the event loop when the result arrives (before the caller resumes)
+        self.key = key  # a session row this write was computed from (kept from eviction until done)
+        self.epoch = epoch  # the cache epoch a derived write was computed in; None: not derived
+        self.notify = notify  # what watchers of ``key`` hear once it committed
+        self.done: trio.Event | None = trio.Event() if wait else None
+        self.result: Any = None
+        self.error: BaseException | None = None
+
+
+class SessionWatch:
+    """A reader following one session: :meth:`wait` returns once a committed write touched it."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.kinds: set[str] = set()  # "message", "reset", "delete", "patch": bounded by the kinds
+        self._event = trio.Event()
+
+    def _hear(self, kind: str) -> None:
+        self.kinds.add(kind)
+        self._event.set()
+
+    async def wait(self) -> set[str]:
+        """The kinds of change since the last call (waits for the first)."""
+        await self._event.wait()
+        kinds, self.kinds, self._event = self.kinds, set(), trio.Event()
+        return kinds
+
+
+class _Writer(threading.Thread):
+    """The thread that owns the connection: batches of queued operations, one transaction each."""
+
+    def __init__(self, store: SqliteSessionStore, deliver: Callable[[list[_Op]], None]) -> None:
+        super().__init__(name="session-store-writer", daemon=True)
+        self.store = store
+        self.queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
+        self._token = trio.lowlevel.current_trio_token()
+        self._deliver = deliver
+        self._bad_epoch = -1  # derived writes of this epoch or older are refused (the cache was stale)
+
+    def run(self) -> None:
+        stop = False
+        while not stop:
+            first = self.queue.get()
+            if first is None:
+                break
+            ops = [first]
+            while len(ops) < MAX_BATCH:
+                try:
+                    nxt = self.queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    stop = True
+                    break
+                ops.append(nxt)
+            self._run(ops)
+            try:
+                self._token.run_sync_soon(self._deliver, ops)
+            except trio.RunFinishedError:
+                return
+
+    def _run(self, ops: list[_Op]) -> None:
+        try:
+            with self.store.batch() as run:
+                for op in ops:
+                    if op.epoch is not None and op.epoch <= self._bad_epoch:
+                        op.error = StoreError("not written: an earlier write of the session store failed")
+                        continue
+                    try:
+                        op.result = run(op.fn)
+                    except Exception as exc:  # noqa: BLE001 - handed to the caller of this operation
+                        op.error = exc
+                        if op.epoch is not None:
+                            self._bad_epoch = max(self._bad_epoch, op.epoch)
+        except Exception as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing of the batch is written
+            for op in ops:
+                if op.error is None:
+                    op.error, op.result = exc, None
+            self._bad_epoch = max([self._bad_epoch, *(op.epoch for op in ops if op.epoch is not None)])
+
+
+class CachedSessionStore:
+    """:class:`~gateway_core.agents.store.SessionStore`, async, for the event loop (see the module)."""
+
+    def __init__(
+        self, store: SqliteSessionStore, *, max_sessions: int = MAX_SESSIONS, tail: int = TAIL,
+        max_messages: int = MAX_MESSAGES,
+    ) -> None:
+        self.store = store
+        self.max_sessions = max_sessions
+        self.tail = tail
+        self.max_messages = max_messages
+        #: Waits for the writer thread (the seam the tests count); queued: operations not waited for.
+        self.handoffs = 0
+        self.queued = 0
+        self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
+        self._tails: OrderedDict[str, list[MessageRecord]] = OrderedDict()  # session id -> newest messages
+        self._tail_total = 0
+        self._key_of: dict[str, str] = {}  # session id -> key, for the rows in memory
+        self._pending: dict[str, int] = {}  # key -> derived writes still queued
+        self._epoch = 0
+        self._watches: dict[str, set[SessionWatch]] = {}
+        self._closed = False
+        self._writer = _Writer(store, self._delivered)
+        self._writer.start()
+
+    # ------------------------------------------------------------------ queue
+
+    def _submit(self, op: _Op) -> _Op:
+        if self._closed:
+            raise StoreError("the session store is closed")
+        if op.key is not None and op.epoch is not None:
+            self._pending[op.key] = self._pending.get(op.key, 0) + 1
+        self._writer.queue.put(op)
+        if op.done is None:
+            self.queued += 1
+        return op
+
+    async def _wait(self, op: _Op) -> Any:
+        """The operation's result once its transaction committed (not cancellable: like a thread
+        call, the write happens anyway, and the caller learns that it did)."""
+        assert op.done is not None
+        self.handoffs += 1
+        with trio.CancelScope(shield=True):
+            await op.done.wait()
+        if op.error is not None:
+            raise op.error
+        return op.result
+
+    def _delivered(self, ops: list[_Op]) -> None:
+        """In the event loop: a batch's outcomes."""
+        for op in ops:
+            if op.key is not None and op.epoch is not None:
+                left = self._pending.get(op.key, 1) - 1
+                if left > 0:
+                    self._pending[op.key] = left
+                else:
+                    self._pending.pop(op.key, None)
+            if op.error is not None and op.epoch is not None and op.epoch >= self._epoch:
+                self._invalidate()
+            elif op.error is None:
+                if op.landed is not None:
+                    op.landed(op.result)
+                for watch in self._watches.get(op.key, ()) if op.notify is not None and op.key is not None else ():
+                    watch._hear(op.notify)
+            if op.done is not None:
+                op.done.set()
+
+    def _invalidate(self) -> None:
+        """A write failed: what is in memory may be ahead of the disk; start again from the disk."""
+        self._epoch += 1
+        self._rows.clear()
+        self._tails.clear()
+        self._tail_total = 0
+        self._key_of.clear()
+
+    async def _call(self, fn: Fn, landed: Callable[[Any], None] | None = None) -> Any:
+        return await self._wait(self._submit(_Op(fn, key=None, epoch=None, wait=True, landed=landed)))
+
+    def _write(self, key: str, fn: Fn, *, wait: bool, notify: str | None = None) -> _Op:
+        return self._submit(_Op(fn, key=key, epoch=self._epoch, wait=wait, notify=notify))
+
+    # ------------------------------------------------------------------ the copy in memory
+
+    def _keep(self, rec: SessionRecord | None, key: str) -> None:
+        old = self._rows.get(key)
+        if old is not None and (rec is None or old.session_id != rec.session_id):
+            self._drop_tail(old.session_id)
+            self._key_of.pop(old.session_id, None)
+        self._rows[key] = rec
+        self._rows.move_to_end(key)
+        if rec is not None:
+            self._key_of[rec.session_id] = key
+        if len(self._rows) > self.max_sessions:
+            self._evict()
+
+    def _evict(self) -> None:
+        for key in list(self._rows)[: len(self._rows) - self.max_sessions + 64]:
+            if key in self._pending:
+                continue
+            rec = self._rows.pop(key)
+            if rec is not None:
+                self._drop_tail(rec.session_id)
+                self._key_of.pop(rec.session_id, None)
+
+    async def _row(self, key: str) -> SessionRecord | None:
+        """The row of ``key`` (None: no such session), from memory or from the disk."""
+        found: SessionRecord | None = None
+        for _attempt in range(8):
+            if key in self._rows:
+                self._rows.move_to_end(key)
+                return self._rows[key]
+            epoch = self._epoch
+
+            def landed(found: SessionRecord | None, epoch: int = epoch) -> None:
+                # At delivery, in queue order: a write queued after this read has its row in memory
+                # (pinned while queued), so an absent key means the disk's answer is current.
+                if key not in self._rows and epoch == self._epoch:
+                    self._keep(found, key)
+
+            found = await self._call(lambda s: s.get(key), landed)
+            if key in self._rows:
+                return self._rows[key]
+            if epoch != self._epoch:
+                return found
+            # kept, then evicted before this task resumed: read again
+        return found
+
+    def _extend_tail(self, rec: SessionRecord, numbered: list[MessageRecord], *, fresh: bool = False) -> None:
+        box = [] if fresh else self._tails.get(rec.session_id)
+        if box is None:
+            box = []
+        self._set_tail(rec.session_id, [*box, *numbered][-self.tail :])
+
+    def _set_tail(self, session_id: str, box: list[MessageRecord]) -> None:
+        self._drop_tail(session_id)
+        self._tails[session_id] = box
+        self._tail_total += len(box)
+        while self._tail_total > self.max_messages and len(self._tails) > 1:
+            oldest = next(iter(self._tails))
+            self._drop_tail(oldest)
+
+    def _drop_tail(self, session_id: str) -> None:
+        box = self._tails.pop(session_id, None)
+        if box is not None:
+            self._tail_total -= len(box)
+
+    @staticmethod
+    def _copy(rec: SessionRecord | None) -> SessionRecord | None:
+        return msgspec.structs.replace(rec, extra=dict(rec.extra)) if rec is not None else None
+
+    # ------------------------------------------------------------------ SessionStore, async
+
+    async def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """``method`` of the store by name (the agent runtime's ``StoreCall``)."""
+        own = _OWN.get(method)
+        if own is not None:
+            return await own(self, *args, **kwargs)
+        return await self._call(lambda s: getattr(s, method)(*args, **kwargs))
+
+    async def get(self, key: str) -> SessionRecord | None:
+        return self._copy(await self._row(key))
+
+    async def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord:
+        rec = await self._row(key)
+        if rec is None:
+            rec = created(key, self.store.new_id(), agent_id, now_ms, extra)
+            self._keep(rec, key)
+            self._set_tail(rec.session_id, [])
+            new = rec
+            self._write(key, lambda s: s.insert_session(new), wait=False)
+        out = self._copy(rec)
+        assert out is not None
+        return out
+
+    async def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]:
+        if limit <= 0:
+            return []
+        key = self._key_of.get(session_id)
+        rec = self._rows.get(key) if key is not None else None
+        box = self._tails.get(session_id)
+        if rec is not None and box is not None:
+            top = rec.message_count if before_seq is None else min(rec.message_count, before_seq - 1)
+            low = max(1, top - limit + 1)
+            first = rec.message_count - len(box) + 1
+            if top < 1:
+                return []
+            if low >= first:
+                self._tails.move_to_end(session_id)
+                return [msgspec.structs.replace(m) for m in box[low - first : top - first + 1]]
+        epoch = self._epoch
+
+        def landed(rows: list[MessageRecord]) -> None:
+            # The newest messages of a row in memory with no write queued: a valid tail.
+            key = self._key_of.get(session_id)
+            rec = self._rows.get(key) if key is not None else None
+            if (
+                before_seq is None and rec is not None and epoch == self._epoch and key not in self._pending
+                and (rows[-1].seq if rows else 0) == rec.message_count
+                and len(rows) > len(self._tails.get(session_id) or ())
+            ):
+                self._set_tail(session_id, [msgspec.structs.replace(m) for m in rows[-self.tail :]])
+
+        return await self._call(lambda s: s.messages(session_id, limit=limit, before_seq=before_seq), landed)
+
+    async def begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
+        self._submit(_Op(lambda s: s.begin_run(run_id, key, input_text, now_ms), key=None, epoch=None, wait=False))
+
+    async def append_turn(
+        self,
+        key: str,
+        run_id: str | None,
+        messages: list[MessageRecord],
+        usage: Usage,
+        now_ms: int,
+        *,
+        model: str | None = None,
+        provider: str | None = None,
+        status: str = "ok",
+        route: dict[str, Any] | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> SessionRecord:
+        rec = await self._row(key)
+        if rec is None:
+            raise KeyError(key)
+        new, numbered = appended(rec, messages, usage, now_ms, model=model, provider=provider, route=route, extra=extra)
+        self._keep(new, key)
+        self._extend_tail(new, numbered)
+        await self._wait(self._write(key, lambda s: s.write_turn(new, numbered, run_id, status, now_ms), wait=True,
+                                     notify="message"))
+        out = self._copy(new)
+        assert out is not None
+        return out
+
+    async def patch(self, key: str, fields: dict[str, Any], now_ms: int) -> SessionRecord | None:
+        rec = await self._row(key)
+        if rec is None:
+            return None
+        new = patched(rec, fields, now_ms)
+        self._keep(new, key)
+        await self._wait(self._write(key, lambda s: s.put_session(new), wait=True, notify="patch"))
+        return self._copy(new)
+
+    async def reset(self, key: str, now_ms: int, marker: MessageRecord | None = None) -> SessionRecord | None:
+        rec = await self._row(key)
+        if rec is None:
+            return None
+        new, messages = was_reset(rec, now_ms, marker)
+        self._keep(new, key)
+        self._extend_tail(new, messages, fresh=True)
+        await self._wait(self._write(key, lambda s: s.write_reset(new, messages), wait=True, notify="reset"))
+        return self._copy(new)
+
+    async def delete(self, key: str) -> bool:
+        rec = await self._row(key)
+        if rec is None:
+            return False
+        self._keep(None, key)
+        await self._wait(self._write(key, lambda s: s.remove_session(rec), wait=True, notify="delete"))
+        return True
+
+    # ------------------------------------------------------------------ watchers
+
+    def watch(self, key: str) -> SessionWatch:
+        """Follow ``key``'s committed writes (call :meth:`unwatch` when done)."""
+        w = SessionWatch(key)
+        self._watches.setdefault(key, set()).add(w)
+        return w
+
+    def unwatch(self, w: SessionWatch) -> None:
+        group = self._watches.get(w.key)
+        if group is not None:
+            group.discard(w)
+            if not group:
+                del self._watches[w.key]
+
+    # ------------------------------------------------------------------ life
+
+    async def aclose(self) -> None:
+        """Write what is queued, stop the thread, close the file."""
+        if self._closed:
+            return
+        self._closed = True
+        self._writer.queue.put(None)
+        await trio.to_thread.run_sync(self._writer.join)
+        await trio.to_thread.run_sync(self.store.close)
+
+
+_OWN: Final[dict[str, Callable[..., Any]]] = {
+    name: getattr(CachedSessionStore, name)
+    for name in ("get", "ensure", "messages", "begin_run", "append_turn", "patch", "reset", "delete")
+}
+
+__all__ = ["MAX_SESSIONS", "TAIL", "CachedSessionStore", "SessionWatch"]

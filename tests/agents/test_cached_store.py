@@ -1,0 +1,314 @@
+"""The session store as the gateway uses it (gateway_trio.store.cached): one writer thread, group
+commit, hot sessions in memory. What must hold: every write of many concurrent callers lands, in
+order per session; a write that returned is on disk (another connection sees it, a reopened store
+has it); what memory answers equals what the disk holds; a failed write drops the cache and the
+writes computed from it; a chat request waits for the thread at most twice (counted, not timed)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sqlite3
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+from shell_harness import TOKEN, make_gateway, serving
+
+from gateway_core.agents.store import MessageRecord, SessionQuery, Usage
+from gateway_trio.listener import GatewayRef
+from gateway_trio.store.cached import CachedSessionStore
+from gateway_trio.store.sessions import SqliteSessionStore, StoreError
+from gateway_trio.web import WebApp
+
+
+def _ids() -> Callable[[], str]:
+    counter = itertools.count(1)
+    return lambda: f"sid-{next(counter)}"
+
+
+def _run(tmp_path: Path, body: Callable[[CachedSessionStore, Path], Awaitable[None]], **kw: Any) -> None:
+    path = tmp_path / "sessions.sqlite"
+
+    async def main() -> None:
+        store = CachedSessionStore(SqliteSessionStore(path, _ids()), **kw)
+        try:
+            with trio.fail_after(60):
+                await body(store, path)
+        finally:
+            await store.aclose()
+
+    trio.run(main)
+
+
+def _msg(text: str, role: str = "user") -> MessageRecord:
+    return MessageRecord(role=role, content=[{"type": "text", "text": text}], ts=1, meta={"n": text})
+
+
+def _disk(path: Path, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """What another connection to the file sees (committed data only)."""
+    db = sqlite3.connect(path)
+    try:
+        return db.execute(sql, args).fetchall()
+    finally:
+        db.close()
+
+
+def test_concurrent_writes_all_land_in_order_per_session(tmp_path: Path) -> None:
+    sessions, turns = 12, 15
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        async def writer(i: int) -> None:
+            key = f"agent:main:s{i}"
+            await store.ensure(key, "main", 1)
+            for t in range(turns):
+                await store.begin_run(f"r{i}-{t}", key, "x", 1)
+                saved = await store.append_turn(key, f"r{i}-{t}", [_msg(f"{i}:{t}:q"), _msg(f"{i}:{t}:a", "assistant")],
+                                                Usage(input=1, total=1), 10 + t)
+                assert saved.message_count == 2 * (t + 1)
+
+        async with trio.open_nursery() as nursery:
+            for i in range(sessions):
+                nursery.start_soon(writer, i)
+        for i in range(sessions):
+            rows = _disk(path, "SELECT m.seq, m.meta FROM messages m JOIN sessions s ON s.session_id = m.session_id "
+                               "WHERE s.key = ? ORDER BY m.seq", f"agent:main:s{i}")
+            want = [f"{i}:{t}:{part}" for t in range(turns) for part in ("q", "a")]
+            assert [json.loads(meta)["n"] for _, meta in rows] == want
+            assert [seq for seq, _ in rows] == list(range(1, 2 * turns + 1))
+            (count, total), = _disk(path, "SELECT message_count, usage_total FROM sessions WHERE key = ?", f"agent:main:s{i}")
+            assert (count, total) == (2 * turns, turns)
+        assert _disk(path, "SELECT count(*) FROM runs WHERE status = 'ok'") == [(sessions * turns,)]
+
+    _run(tmp_path, body)
+
+
+def test_an_acknowledged_write_is_on_disk_and_survives_reopening(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await store.ensure("agent:main:k", "main", 1)
+        await store.append_turn("agent:main:k", None, [_msg("kept")], Usage(), 5)
+        # Returned: committed, so a second connection sees it now (WAL: it survives a killed process).
+        assert _disk(path, "SELECT count(*) FROM messages") == [(1,)]
+        patched = await store.patch("agent:main:k", {"label": "L"}, 6)
+        assert patched is not None and patched.label == "L"
+        assert _disk(path, "SELECT label FROM sessions") == [("L",)]
+
+    _run(tmp_path, body)
+    again = SqliteSessionStore(tmp_path / "sessions.sqlite", _ids())
+    try:
+        rec = again.get("agent:main:k")
+        assert rec is not None and rec.label == "L" and rec.message_count == 1
+        assert [m.content[0]["text"] for m in again.messages(rec.session_id, limit=10)] == ["kept"]
+    finally:
+        again.close()
+
+
+def test_queued_writes_are_written_at_close(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        for i in range(50):  # queued, not waited for
+            await store.ensure(f"agent:main:q{i}", "main", i)
+            await store.begin_run(f"run{i}", f"agent:main:q{i}", "in", i)
+
+    _run(tmp_path, body)
+    assert _disk(tmp_path / "sessions.sqlite", "SELECT count(*) FROM sessions") == [(50,)]
+    assert _disk(tmp_path / "sessions.sqlite", "SELECT count(*) FROM runs WHERE status = 'running'") == [(50,)]
+
+
+def test_memory_answers_what_the_disk_holds(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        disk = SqliteSessionStore(path, _ids())  # a second connection: committed state only
+        try:
+            async def same(key: str) -> None:
+                mine = await store.get(key)
+                assert mine == disk.get(key)
+                if mine is not None:
+                    for limit, before in ((1, None), (3, None), (500, None), (2, 4), (3, 2), (10, 1), (4, 99)):
+                        assert await store.messages(mine.session_id, limit=limit, before_seq=before) == \
+                            disk.messages(mine.session_id, limit=limit, before_seq=before), (limit, before)
+
+            key = "agent:main:same"
+            assert await store.get(key) is None
+            await store.ensure(key, "main", 1, {"createdVia": "run"})
+            for t in range(6):
+                await store.append_turn(key, None, [_msg(f"q{t}"), _msg(f"a{t}", "assistant")], Usage(output=2, total=2),
+                                        10 + t, model="m", provider="p", route={"channel": "x"}, extra={"t": t})
+                await same(key)
+            await store.patch(key, {"label": "lab", "thinking": "low", "nope": 1}, 30)
+            await same(key)
+            await store.reset(key, 40, _msg("marker", "system"))
+            await same(key)
+            await store.append_turn(key, None, [_msg("after")], Usage(), 41)
+            await same(key)
+            page = await store.call("list", SessionQuery(search="same"))
+            assert [r.key for r in page.rows] == [key] and page.rows[0] == disk.get(key)
+            assert await store.delete(key) is True
+            await same(key)
+            assert await store.delete(key) is False
+        finally:
+            disk.close()
+
+    _run(tmp_path, body)
+
+
+def test_a_long_session_is_read_from_disk_past_the_tail(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await store.ensure("agent:main:long", "main", 1)
+        for t in range(20):
+            await store.append_turn("agent:main:long", None, [_msg(f"m{t}")], Usage(), t)
+        rec = await store.get("agent:main:long")
+        assert rec is not None
+        before = store.handoffs
+        newest = await store.messages(rec.session_id, limit=4)
+        assert [m.seq for m in newest] == [17, 18, 19, 20] and store.handoffs == before  # in the tail
+        older = await store.messages(rec.session_id, limit=10)
+        assert [m.seq for m in older] == list(range(11, 21)) and store.handoffs == before + 1  # past it: disk
+
+    _run(tmp_path, body, tail=5)
+
+
+def test_rows_are_forgotten_past_the_bound_and_read_again(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        for i in range(40):
+            await store.ensure(f"agent:main:e{i}", "main", i)
+            await store.append_turn(f"agent:main:e{i}", None, [_msg(f"only{i}")], Usage(), i)
+        assert len(store._rows) <= 8 + 64
+        for i in range(40):
+            rec = await store.get(f"agent:main:e{i}")
+            assert rec is not None and rec.message_count == 1
+            assert [m.meta["n"] for m in await store.messages(rec.session_id, limit=5)] == [f"only{i}"]
+
+    _run(tmp_path, body, max_sessions=8)
+
+
+def test_messages_in_memory_are_bounded_in_all(tmp_path: Path) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        for i in range(10):
+            await store.ensure(f"agent:main:b{i}", "main", i)
+            await store.append_turn(f"agent:main:b{i}", None, [_msg(f"{i}:{n}") for n in range(4)], Usage(), i)
+            assert sum(len(box) for box in store._tails.values()) <= 9
+        for i in range(10):
+            rec = await store.get(f"agent:main:b{i}")
+            assert rec is not None
+            assert [m.meta["n"] for m in await store.messages(rec.session_id, limit=10)] == [f"{i}:{n}" for n in range(4)]
+
+    _run(tmp_path, body, max_messages=9)
+
+
+def test_a_failed_write_drops_the_cache_and_the_writes_made_from_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await store.ensure("agent:main:f", "main", 1)
+        await store.append_turn("agent:main:f", None, [_msg("one")], Usage(), 2)
+        real = SqliteSessionStore.write_turn
+        calls = {"n": 0}
+
+        def failing(self: SqliteSessionStore, *args: Any, **kwargs: Any) -> None:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise sqlite3.OperationalError("disk I/O error")
+            real(self, *args, **kwargs)
+
+        monkeypatch.setattr(SqliteSessionStore, "write_turn", failing)
+        with pytest.raises(sqlite3.OperationalError):
+            await store.append_turn("agent:main:f", None, [_msg("lost")], Usage(), 3)
+        # The copy in memory had gone ahead; it was dropped, and the row comes from the disk again.
+        rec = await store.get("agent:main:f")
+        assert rec is not None and rec.message_count == 1
+        saved = await store.append_turn("agent:main:f", None, [_msg("two")], Usage(), 4)
+        assert saved.message_count == 2
+        texts = [json.loads(meta)["n"] for (meta,) in _disk(path, "SELECT meta FROM messages ORDER BY seq")]
+        assert texts == ["one", "two"]
+
+    _run(tmp_path, body)
+
+
+def test_the_stale_writes_queued_behind_a_failed_one_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await store.ensure("agent:main:g", "main", 1)
+        await store.append_turn("agent:main:g", None, [_msg("one")], Usage(), 2)
+        real = SqliteSessionStore.put_session
+        failed = {"done": False}
+
+        def failing(self: SqliteSessionStore, rec: Any) -> None:
+            if not failed["done"]:
+                failed["done"] = True
+                raise sqlite3.OperationalError("disk I/O error")
+            real(self, rec)
+
+        monkeypatch.setattr(SqliteSessionStore, "put_session", failing)
+        outcomes: list[Any] = []
+
+        async def patch(label: str) -> None:
+            try:
+                outcomes.append(await store.patch("agent:main:g", {"label": label}, 5))
+            except (sqlite3.OperationalError, StoreError) as exc:
+                outcomes.append(type(exc).__name__)
+
+        async with trio.open_nursery() as nursery:  # both computed from the copy before either lands
+            nursery.start_soon(patch, "a")
+            nursery.start_soon(patch, "b")
+        assert sorted(outcomes) == ["OperationalError", "StoreError"]
+        assert _disk(path, "SELECT label FROM sessions") == [(None,)]
+        assert (await store.patch("agent:main:g", {"label": "c"}, 6)).label == "c"  # type: ignore[union-attr]
+        assert _disk(path, "SELECT label FROM sessions") == [("c",)]
+
+    _run(tmp_path, body)
+
+
+def test_existing_files_open_and_read_through_the_cache(tmp_path: Path) -> None:
+    path = tmp_path / "sessions.sqlite"
+    old = SqliteSessionStore(path, _ids())
+    old.ensure("agent:main:old", "main", 1)
+    old.append_turn("agent:main:old", None, [_msg("from before")], Usage(total=3), 2, model="m", provider="p")
+    old.close()
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        rec = await store.get("agent:main:old")
+        assert rec is not None and rec.usage.total == 3 and rec.last_model == "m"
+        assert [m.meta["n"] for m in await store.messages(rec.session_id, limit=10)] == ["from before"]
+
+    _run(tmp_path, body)
+
+
+# --------------------------------------------------------------------------- hand-offs per request
+
+
+def test_a_chat_request_waits_for_the_store_thread_at_most_twice(tmp_path: Path) -> None:
+    """Counted through the store's seam: a new session costs the miss that finds it absent and the
+    turn's commit; a known one only the commit."""
+    config = {"gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True}}}}}
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    async def main() -> None:
+        gw = make_gateway(tmp_path, config)
+        ref = GatewayRef()
+        ref.gateway = gw
+        transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
+        async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+            with trio.fail_after(60):
+                store = gw.agents.store
+                assert isinstance(store, CachedSessionStore)
+
+                async def ask(headers: dict[str, str], text: str) -> int:
+                    before = store.handoffs
+                    done = await http.post("/v1/chat/completions", headers={**auth, **headers},
+                                           json={"model": "openclaw", "messages": [{"role": "user", "content": text}]})
+                    assert done.status_code == 200, done.text
+                    return store.handoffs - before
+
+                stateless = [await ask({}, f"hello {i}") for i in range(5)]
+                assert stateless and all(n <= 2 for n in stateless), stateless
+                hot = [await ask({"x-openclaw-session-key": "hot"}, f"again {i}") for i in range(5)]
+                assert hot[0] <= 2 and all(n <= 1 for n in hot[1:]), hot
+                streamed_before = store.handoffs
+                done = await http.post("/v1/chat/completions", headers={**auth, "x-openclaw-session-key": "hot"},
+                                       json={"model": "openclaw", "stream": True,
+                                             "messages": [{"role": "user", "content": "streamed"}]})
+                assert done.status_code == 200 and "[DONE]" in done.text
+                assert store.handoffs - streamed_before <= 1
+                page = (await http.get("/sessions/agent:main:hot/history", headers=auth)).json()
+                assert [m["role"] for m in page["items"]] == ["user", "assistant"] * 6
+
+    trio.run(main)

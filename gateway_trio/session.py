@@ -38,6 +38,7 @@ from gateway_core import (
     ServerConnection,
     Terminate,
 )
+from gateway_core.broadcast import EncodedEvent
 from gateway_core.server import ConnState, PublishResult
 from gateway_core.services import StorageError
 
@@ -287,35 +288,31 @@ class Session:
         drop_if_slow: bool = False,
         now: float | None = None,
     ) -> None:
+        """Deliver one broadcast to this client alone (see :meth:`publish_encoded`)."""
+        ev = EncodedEvent(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
+        self.publish_encoded(ev, _runtime.now() if now is None else now)
+
+    def publish_encoded(self, ev: EncodedEvent, now: float) -> None:
         """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure).
 
-        The common case (nothing queued, nothing writing, one frame from the core) is written
-        straight to the socket: no queue, no task switch, no deadline bookkeeping.
+        The common case (nothing queued, nothing writing) is written straight to the socket: no
+        queue, no task switch, no deadline bookkeeping. Otherwise the frame joins the queue
+        behind what is there, counted toward ``maxBufferedBytes`` like any other frame.
         """
-        core = self.core
-        if core.state is not ConnState.OPEN:
-            return
-        result = core.publish(
-            event,
-            payload,
-            state_version=state_version,
-            drop_if_slow=drop_if_slow,
-            congested=self.out_bytes > self.gw.policy.max_buffered_bytes,
-            now=_runtime.now() if now is None else now,
-        )
-        if result is PublishResult.FILTERED or result is PublishResult.DROPPED:
-            return
-        if result is PublishResult.SENT:
-            self.gw.ws_log.event(self.conn_id, event)
-        if result is PublishResult.SENT and not self.out and not self._draining and not self.transport.busy:
-            actions = core.actions()
-            if len(actions) == 1 and isinstance(actions[0], SendText):
-                parts = self.transport.frame_text(actions[0].data)
+        out = self.core.publish_encoded(ev, congested=self.out_bytes > self.gw.policy.max_buffered_bytes, now=now)
+        if out.__class__ is bytes:
+            self.gw.ws_log.event(self.conn_id, ev.event)
+            if not self.out and not self._draining and not self.transport.busy:
+                parts = self.transport.frame_text(out)  # type: ignore[arg-type]
                 self._write_now(parts[0] if len(parts) == 1 else b"".join(parts))
                 if self.out:
                     self._out_ready.set()
                 return
-            self._queue(actions)
+            self._queue([SendText(out)])  # type: ignore[arg-type]
+        elif out is PublishResult.SENT:
+            self.gw.ws_log.event(self.conn_id, ev.event)
+        elif out is not PublishResult.CLOSED:
+            return  # FILTERED, DROPPED
         self.pump(wake=False)
         self.flush_now()
         if self.out:
@@ -452,7 +449,8 @@ class Session:
                     try:
                         await self.transport.send_batch(batch)
                     finally:
-                        self.out_bytes -= size
+                        # (Zero if the queue was freed meanwhile: a slow consumer's close.)
+                        self.out_bytes = max(0, self.out_bytes - size)
                 if close is not None:
                     self.out.clear()
                     await self.transport.send_close(close.code, close.reason)

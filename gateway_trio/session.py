@@ -78,10 +78,11 @@ class Session:
             peer=peer,
         )
         self.conn_id = self.core.conn_id
-        #: Framed bytes waiting for the socket (answers, events, pings) and at most one close.
-        self.out: deque[bytes | _Close] = deque()
+        #: Framed bytes waiting for the socket (answers, events, pings) and at most one close;
+        #: an empty tuple (no deque allocated) while nothing waits, as for most idle clients.
+        self.out: deque[bytes | _Close] | tuple[()] = ()
         self.out_bytes = 0
-        self._out_ready = trio.Event()
+        self._writing = False  # a writer task is running (started on demand: see _wake)
         self._timer_at: float | None = None
         self._draining = False
         self._done = trio.Event()
@@ -110,7 +111,6 @@ class Session:
         with self._scope:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._writer)
                 self.pump()
                 try:
                     await reader(self)
@@ -171,7 +171,7 @@ class Session:
             for event in events:
                 self._on_event(event)
         if self.out and wake:
-            self._out_ready.set()
+            self._wake()
         nxt = core.next_deadline()
         if nxt is not None and (self._timer_at is None or nxt < self._timer_at):
             self._timer_at = nxt
@@ -196,18 +196,34 @@ class Session:
                     self._overflow()  # a frame that may not be dropped and does not fit any more
                     continue
                 for part in self.transport.frame_text(action.data):
-                    self.out.append(part)
+                    self._push(part)
                     self.out_bytes += len(part)
             elif isinstance(action, CloseTransport):
-                self.out.append(_Close(action.code, action.reason))
+                self._push(_Close(action.code, action.reason))
             elif isinstance(action, SendPing):
-                self.out.append(self.transport.ping_frame())
+                self._push(self.transport.ping_frame())
             elif isinstance(action, Terminate):
                 self.abort()
 
+    def _push(self, item: bytes | _Close, *, front: bool = False) -> None:
+        out = self.out
+        if not isinstance(out, deque):
+            out = self.out = deque()
+        if front:
+            out.appendleft(item)
+        else:
+            out.append(item)
+
+    def _wake(self) -> None:
+        """Have the queue sent: start a writer task unless one runs (it ends once the queue is empty,
+        so an idle client holds no writer task)."""
+        if not self._writing and self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._writer)
+
     def _overflow(self) -> None:
         self._overflowed = True
-        self.out.clear()
+        self.out = ()
         self.out_bytes = 0
         self.gw.log.warn(
             "gateway/ws",
@@ -258,7 +274,7 @@ class Session:
             self.gw.ws_log.parse_error(self.conn_id, event.reason)
         elif isinstance(event, ConnectionTerminated):
             # Nothing more will be sent: free the queue now, not when the last reference goes.
-            self.out.clear()
+            self.out = ()
             self.out_bytes = 0
             self._inflight.clear()
             self.gw.unregister(self)
@@ -306,7 +322,7 @@ class Session:
                 parts = self.transport.frame_text(out)  # type: ignore[arg-type]
                 self._write_now(parts[0] if len(parts) == 1 else b"".join(parts))
                 if self.out:
-                    self._out_ready.set()
+                    self._wake()
                 return
             self._queue([SendText(out)])  # type: ignore[arg-type]
         elif out is PublishResult.SENT:
@@ -316,7 +332,7 @@ class Session:
         self.pump(wake=False)
         self.flush_now()
         if self.out:
-            self._out_ready.set()
+            self._wake()
 
     def flush_now(self) -> None:
         """Write the queued frames straight to the socket when nothing else is writing: a broadcast
@@ -326,7 +342,7 @@ class Session:
             return
         chunks: list[bytes] = []
         while self.out and isinstance(self.out[0], bytes):
-            data = self.out.popleft()
+            data = self.out.popleft()  # type: ignore[union-attr]
             self.out_bytes -= len(data)  # type: ignore[arg-type]
             chunks.append(data)  # type: ignore[arg-type]
         if chunks:
@@ -341,7 +357,7 @@ class Session:
             sent = 0  # the writer's send will see the error and close the session
         if sent < len(data):
             rest = data[sent:] if sent else data
-            self.out.appendleft(rest)
+            self._push(rest, front=True)
             self.out_bytes += len(rest)
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
@@ -438,7 +454,7 @@ class Session:
                 size = 0
                 close: _Close | None = None
                 while self.out and size < MAX_BATCH_BYTES:
-                    item = self.out.popleft()
+                    item = self.out.popleft()  # type: ignore[union-attr]
                     if isinstance(item, _Close):
                         close = item
                         break
@@ -452,7 +468,7 @@ class Session:
                         # (Zero if the queue was freed meanwhile: a slow consumer's close.)
                         self.out_bytes = max(0, self.out_bytes - size)
                 if close is not None:
-                    self.out.clear()
+                    self.out = ()
                     await self.transport.send_close(close.code, close.reason)
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -463,8 +479,11 @@ class Session:
             self._draining = False
 
     async def _writer(self) -> None:
-        while True:
-            while not self.out or self._draining:
-                self._out_ready = trio.Event()
-                await self._out_ready.wait()
+        """Send the queue, then end. A drain already under way (the reader's) sends everything,
+        what is queued meanwhile included, so this one then has nothing to do."""
+        try:
             await self.drain()
+        finally:
+            self._writing = False
+            if not self.out:
+                self.out = ()  # give the deque back while idle

@@ -171,7 +171,7 @@ def test_short_writes_and_a_busy_socket_keep_the_stream_whole(tmp_path: Path) ->
                     gw.broadcast("tick", {"ts": n, "pad": "p" * n * 10})
                 assert s_busy.out and s_busy.out_bytes > 0 and not _ticks(busy)
                 busy.busy = False
-                s_busy._out_ready.set()
+                s_busy._wake()
                 await settle()
                 assert short.short > 0  # the direct write really was cut short
                 assert not s_short.out and not s_busy.out and s_short.out_bytes == s_busy.out_bytes == 0

@@ -1,8 +1,10 @@
 """One WebSocket connection: the only code that calls into its ``ServerConnection``.
 
-Resource handling: a session runs one task beside its reader: the writer, which sends output that
-arises outside the reader (broadcasts, async answers, pings). The reader sends its own answers
-inline, coalesced into one write per read, which saves a task switch per request. The core's
+Resource handling: the reader sends its own answers inline, coalesced into one write per read,
+which saves a task switch per request. Output that arises outside the reader (broadcasts, async
+answers, pings) is written straight to the socket when it takes it; what it does not take is
+queued and sent by a writer task that runs only while something is queued, so an idle client
+holds no writer task and no queue. The core's
 deadlines (handshake timeout, keepalive, close grace) are fired by the gateway-wide
 :class:`~gateway_trio.scheduler.DeadlineScheduler`, so an idle connection costs no timer task. Outgoing frames wait in a per-connection queue whose size in bytes is the
 back-pressure signal: above ``maxBufferedBytes`` a droppable broadcast is dropped (leaving a

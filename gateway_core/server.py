@@ -9,7 +9,8 @@ owner (the shell's per-connection task):
 * ``receive_text`` / ``receive_bytes``: one complete WebSocket message;
 * ``receive_pong`` / ``receive_closed``: transport facts;
 * ``handle_timer(now, wall_ms)``: whenever ``next_deadline()`` has passed;
-* application decisions: ``accept``, ``respond``, ``respond_error``, ``publish``, ``close``,
+* application decisions: ``accept``, ``respond``, ``respond_error``, ``publish`` (``publish_encoded``
+  for a fan-out: the frame is handed back rather than queued), ``close``,
   ``begin_shutdown``.
 
 Outputs are drained with ``actions()`` (for the transport) and ``events()`` (for the application).

@@ -69,12 +69,13 @@ def test_encoded_event_takes_a_raw_payload_as_is() -> None:
     raw = msgspec.Raw(b'{"a":1}')
     assert EncodedEvent("tick", raw).frame(3) == b'{"type":"event","event":"tick","payload":{"a":1},"seq":3}'
     tricky = msgspec.Raw(b'{"seq":0,"x":"seq"}')  # a raw payload may hold the very bytes ``"seq":0``
-    assert EncodedEvent("tick", tricky).frame(7) == b'{"type":"event","event":"tick","payload":{"seq":0,"x":"seq"},"seq":7}'
+    assert (
+        EncodedEvent("tick", tricky).frame(7)
+        == b'{"type":"event","event":"tick","payload":{"seq":0,"x":"seq"},"seq":7}'
+    )
 
 
-def _publish_both(
-    a: Pair, b: Pair, event: str, payload: object, **kw: object
-) -> tuple[object, object]:  # type: ignore[no-untyped-def]
+def _publish_both(a: Pair, b: Pair, event: str, payload: object, **kw: object) -> tuple[object, object]:  # type: ignore[no-untyped-def]
     """``publish`` on ``a`` and ``publish_encoded`` on ``b``; returns both results (bytes become SENT)."""
     ra = a.server.publish(event, payload, **kw)  # type: ignore[arg-type]
     ev = EncodedEvent(event, payload, state_version=kw.get("state_version"), drop_if_slow=bool(kw.get("drop_if_slow")))  # type: ignore[arg-type]

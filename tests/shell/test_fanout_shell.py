@@ -209,28 +209,30 @@ class Stuck(MemoryTransport):
         await trio.sleep_forever()
 
 
-def _small_buffer(tmp_path: Path) -> Gateway:
+@asynccontextmanager
+async def stuck_and_fine(tmp_path: Path) -> AsyncIterator[tuple[Gateway, Session, Stuck, MemoryTransport]]:
+    """A gateway with a 4 KiB ``maxBufferedBytes``, a client about to stall and one that reads."""
     gw = make_gateway(tmp_path)
     gw.app.policy = msgspec.structs.replace(gw.app.policy, max_buffered_bytes=4096)
-    return gw
+    async with serving(gw):
+        stuck, fine = Stuck(), MemoryTransport()
+        async with session_on(gw, stuck) as s_stuck, session_on(gw, fine):
+            await settle()
+            yield gw, s_stuck, stuck, fine
 
 
 def test_a_stalled_client_is_closed_and_the_others_get_everything(tmp_path: Path) -> None:
     async def main() -> None:
-        gw = _small_buffer(tmp_path)
-        async with serving(gw):
-            stuck, fine = Stuck(), MemoryTransport()
-            async with session_on(gw, stuck) as s_stuck, session_on(gw, fine):
-                await settle()
-                stuck.stall()
-                for n in range(1, 41):
-                    gw.broadcast("tick", {"ts": n, "pad": "p" * 200})
-                    await settle(3)  # its writer runs (and gets stuck)
-                ticks = _ticks(fine)
-                assert s_stuck.closed
-                assert (s_stuck.core._close_code, s_stuck.core._close_reason) == (1008, "slow consumer")
-                assert stuck.aborted  # its writer is stuck: dropped without a close handshake
-                assert not s_stuck.out and s_stuck.out_bytes == 0
+        async with stuck_and_fine(tmp_path) as (gw, s_stuck, stuck, fine):
+            stuck.stall()
+            for n in range(1, 41):
+                gw.broadcast("tick", {"ts": n, "pad": "p" * 200})
+                await settle(3)  # its writer runs (and gets stuck)
+            ticks = _ticks(fine)
+            assert s_stuck.closed
+            assert (s_stuck.core._close_code, s_stuck.core._close_reason) == (1008, "slow consumer")
+            assert stuck.aborted  # its writer is stuck: dropped without a close handshake
+            assert not s_stuck.out and s_stuck.out_bytes == 0
         assert [f["payload"]["ts"] for f in ticks] == list(range(1, 41))
         seqs = [f["seq"] for f in ticks]
         assert seqs == list(range(seqs[0], seqs[0] + 40))
@@ -240,25 +242,21 @@ def test_a_stalled_client_is_closed_and_the_others_get_everything(tmp_path: Path
 
 def test_over_the_buffer_droppable_events_leave_gaps_and_others_close(tmp_path: Path) -> None:
     async def main() -> None:
-        gw = _small_buffer(tmp_path)
-        async with serving(gw):
-            stuck, fine = Stuck(), MemoryTransport()
-            async with session_on(gw, stuck) as s_stuck, session_on(gw, fine):
-                await settle()
-                stuck.stall(take=10)
-                gw.broadcast("tick", {"ts": 0, "pad": "p" * 5000}, drop_if_slow=True)  # 10 bytes taken
-                queued = s_stuck.out_bytes
-                assert queued > 4096 and not s_stuck.closed
-                seq0 = s_stuck.core.seq
-                for n in range(1, 11):
-                    gw.broadcast("tick", {"ts": n}, drop_if_slow=True)
-                assert s_stuck.core.seq == seq0 + 10 and s_stuck.out_bytes == queued  # dropped: gaps
-                assert not s_stuck.closed
-                gw.broadcast("tick", {"ts": 11})  # may not be dropped
-                await settle()
-                assert s_stuck.closed
-                assert (s_stuck.core._close_code, s_stuck.core._close_reason) == (1008, "slow consumer")
-                ticks = _ticks(fine)
+        async with stuck_and_fine(tmp_path) as (gw, s_stuck, stuck, fine):
+            stuck.stall(take=10)
+            gw.broadcast("tick", {"ts": 0, "pad": "p" * 5000}, drop_if_slow=True)  # 10 bytes taken
+            queued = s_stuck.out_bytes
+            assert queued > 4096 and not s_stuck.closed
+            seq0 = s_stuck.core.seq
+            for n in range(1, 11):
+                gw.broadcast("tick", {"ts": n}, drop_if_slow=True)
+            assert s_stuck.core.seq == seq0 + 10 and s_stuck.out_bytes == queued  # dropped: gaps
+            assert not s_stuck.closed
+            gw.broadcast("tick", {"ts": 11})  # may not be dropped
+            await settle()
+            assert s_stuck.closed
+            assert (s_stuck.core._close_code, s_stuck.core._close_reason) == (1008, "slow consumer")
+            ticks = _ticks(fine)
         assert [f["payload"]["ts"] for f in ticks] == list(range(12))
         seqs = [f["seq"] for f in ticks]
         assert seqs == list(range(seqs[0], seqs[0] + 12))

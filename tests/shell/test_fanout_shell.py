@@ -73,8 +73,9 @@ def test_ws_transport_writes_directly_only_while_open_and_idle() -> None:
         big = [b"z" * 65536] * 64  # more than the socket pair buffers: the send must wait
         async with trio.open_nursery() as nursery:
             nursery.start_soon(transport.send_batch, big)
-            await trio.sleep(0)
-            assert transport.busy  # a direct write now would cut into this one
+            for _ in range(50):  # a few scheduler passes (Trio may run a new task later)
+                await trio.sleep(0)
+            assert transport.busy  # blocked on the full socket: a direct write now would cut into it
             got = 0
             with trio.fail_after(30):
                 while got < 64 * 65536:

@@ -9,7 +9,8 @@ owner (the shell's per-connection task):
 * ``receive_text`` / ``receive_bytes``: one complete WebSocket message;
 * ``receive_pong`` / ``receive_closed``: transport facts;
 * ``handle_timer(now, wall_ms)``: whenever ``next_deadline()`` has passed;
-* application decisions: ``accept``, ``respond``, ``respond_error``, ``publish``, ``close``,
+* application decisions: ``accept``, ``respond``, ``respond_error``, ``publish`` (``publish_encoded``
+  for a fan-out: the frame is handed back rather than queued), ``close``,
   ``begin_shutdown``.
 
 Outputs are drained with ``actions()`` (for the transport) and ``events()`` (for the application).
@@ -261,7 +262,7 @@ class ServerConnection:
         self._connect_id: str | None = None
         self._held_refusal: RemoteProtocolError | None = None
         self._seq = 0
-        self._eligible: dict[str, bool] | None = None  # created at the first broadcast
+        self._kind: broadcast.RecipientKind | None = None  # looked up at the first broadcast
         self._unauthorized_streak = 0
         self._awaiting_pong = False
         self._close_code: int | None = None
@@ -499,25 +500,11 @@ class ServerConnection:
         else closes the connection with 1008 ``slow consumer``. ``now`` (when given) starts that
         close's grace period at the right time.
         """
+        result = self._gate(event, drop_if_slow, congested, now)
+        if result is not None:
+            return result
         p = self.principal
-        if now is not None:
-            self._now = max(self._now, now)
-        if self.state is not ConnState.OPEN or p is None:
-            return PublishResult.FILTERED
-        cache = self._eligible
-        if cache is None:
-            cache = self._eligible = {}
-        eligible = cache.get(event)
-        if eligible is None:  # the scopes are fixed once admitted: decide once per event name
-            eligible = cache[event] = broadcast.may_receive(event, p.role, p.scopes)
-        if not eligible:
-            return PublishResult.FILTERED
-        self._seq += 1
-        if congested:
-            if drop_if_slow:
-                return PublishResult.DROPPED
-            self._close(C.CLOSE_POLICY_VIOLATION, "slow consumer", None)
-            return PublishResult.CLOSED
+        assert p is not None
         self._send(
             EventFrame(
                 event=event,
@@ -528,6 +515,49 @@ class ServerConnection:
             )
         )
         return PublishResult.SENT
+
+    def publish_encoded(self, ev: broadcast.EncodedEvent, *, congested: bool = False, now: float | None = None) -> bytes | PublishResult:
+        """:meth:`publish` for a broadcast encoded once for all its recipients (a fan-out).
+
+        Same gating, ``seq`` and back-pressure. When nothing is queued in :meth:`actions`, the
+        frame (JSON, UTF-8) is returned for the caller to send now instead of being queued (as
+        h11's ``send`` returns bytes): a fan-out then allocates no action per recipient. Otherwise
+        it is queued behind the earlier actions (``SENT``), or the result says why there is none.
+        """
+        result = self._gate(ev.event, ev.drop_if_slow, congested, now)
+        if result is not None:
+            return result
+        profile = self._kind.profile_id  # type: ignore[union-attr]  # set by _gate
+        data = b"%b%d%b" % (ev.prefix, self._seq, ev.suffix if profile is None else ev.suffix_for(profile))
+        if self._actions:
+            self._actions.append(SendText(data))
+            return PublishResult.SENT
+        return data
+
+    def _gate(self, event: str, drop_if_slow: bool, congested: bool, now: float | None) -> PublishResult | None:
+        """One broadcast's fate on this connection; ``None`` means send it (its ``seq`` is taken)."""
+        if now is not None and now > self._now:
+            self._now = now
+        if self.state is not ConnState.OPEN:
+            return PublishResult.FILTERED
+        kind = self._kind
+        if kind is None:  # the scopes are fixed once admitted: the kind is looked up once
+            p = self.principal
+            if p is None:
+                return PublishResult.FILTERED
+            kind = self._kind = broadcast.recipient_kind(p.role, p.scopes, p.profile_id)
+        eligible = kind.eligible.get(event)
+        if eligible is None:
+            eligible = kind.decide(event)
+        if not eligible:
+            return PublishResult.FILTERED
+        self._seq += 1
+        if congested:
+            if drop_if_slow:
+                return PublishResult.DROPPED
+            self._close(C.CLOSE_POLICY_VIOLATION, "slow consumer", None)
+            return PublishResult.CLOSED
+        return None
 
     def send_event(self, event: str, payload: Any = UNSET) -> None:
         """A targeted event without ``seq`` (e.g. ``models.snapshot``); only when OPEN."""

@@ -46,6 +46,7 @@ from gateway_core.app import (
     rate_limit_policy,
     trusted_proxies,
 )
+from gateway_core.broadcast import EncodedEvent
 from gateway_core.channels.pipeline import is_channel_run
 from gateway_core.events import HandshakeFailed, Principal
 
@@ -331,9 +332,10 @@ class Gateway(RouteHost):
             return
         payload = output.payload
         raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
+        ev = EncodedEvent(output.event, raw, state_version=output.state_version, drop_if_slow=output.drop_if_slow)
         now = _runtime.now()
         for session in targets:
-            session.publish(output.event, raw, state_version=output.state_version, drop_if_slow=output.drop_if_slow, now=now)
+            session.publish_encoded(ev, now)
 
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
         self.app.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)

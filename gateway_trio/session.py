@@ -1,8 +1,10 @@
 """One WebSocket connection: the only code that calls into its ``ServerConnection``.
 
-Resource handling: a session runs one task beside its reader: the writer, which sends output that
-arises outside the reader (broadcasts, async answers, pings). The reader sends its own answers
-inline, coalesced into one write per read, which saves a task switch per request. The core's
+Resource handling: the reader sends its own answers inline, coalesced into one write per read,
+which saves a task switch per request. Output that arises outside the reader (broadcasts, async
+answers, pings) is written straight to the socket when it takes it; what it does not take is
+queued and sent by a writer task that runs only while something is queued, so an idle client
+holds no writer task and no queue. The core's
 deadlines (handshake timeout, keepalive, close grace) are fired by the gateway-wide
 :class:`~gateway_trio.scheduler.DeadlineScheduler`, so an idle connection costs no timer task. Outgoing frames wait in a per-connection queue whose size in bytes is the
 back-pressure signal: above ``maxBufferedBytes`` a droppable broadcast is dropped (leaving a
@@ -38,6 +40,7 @@ from gateway_core import (
     ServerConnection,
     Terminate,
 )
+from gateway_core.broadcast import EncodedEvent
 from gateway_core.server import ConnState, PublishResult
 from gateway_core.services import StorageError
 
@@ -77,10 +80,11 @@ class Session:
             peer=peer,
         )
         self.conn_id = self.core.conn_id
-        #: Framed bytes waiting for the socket (answers, events, pings) and at most one close.
-        self.out: deque[bytes | _Close] = deque()
+        #: Framed bytes waiting for the socket (answers, events, pings) and at most one close;
+        #: an empty tuple (no deque allocated) while nothing waits, as for most idle clients.
+        self.out: deque[bytes | _Close] | tuple[()] = ()
         self.out_bytes = 0
-        self._out_ready = trio.Event()
+        self._writing = False  # a writer task is running (started on demand: see _wake)
         self._timer_at: float | None = None
         self._draining = False
         self._done = trio.Event()
@@ -109,7 +113,6 @@ class Session:
         with self._scope:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
-                nursery.start_soon(self._writer)
                 self.pump()
                 try:
                     await reader(self)
@@ -170,7 +173,7 @@ class Session:
             for event in events:
                 self._on_event(event)
         if self.out and wake:
-            self._out_ready.set()
+            self._wake()
         nxt = core.next_deadline()
         if nxt is not None and (self._timer_at is None or nxt < self._timer_at):
             self._timer_at = nxt
@@ -195,18 +198,34 @@ class Session:
                     self._overflow()  # a frame that may not be dropped and does not fit any more
                     continue
                 for part in self.transport.frame_text(action.data):
-                    self.out.append(part)
+                    self._push(part)
                     self.out_bytes += len(part)
             elif isinstance(action, CloseTransport):
-                self.out.append(_Close(action.code, action.reason))
+                self._push(_Close(action.code, action.reason))
             elif isinstance(action, SendPing):
-                self.out.append(self.transport.ping_frame())
+                self._push(self.transport.ping_frame())
             elif isinstance(action, Terminate):
                 self.abort()
 
+    def _push(self, item: bytes | _Close, *, front: bool = False) -> None:
+        out = self.out
+        if not isinstance(out, deque):
+            out = self.out = deque()
+        if front:
+            out.appendleft(item)
+        else:
+            out.append(item)
+
+    def _wake(self) -> None:
+        """Have the queue sent: start a writer task unless one runs (it ends once the queue is empty,
+        so an idle client holds no writer task)."""
+        if not self._writing and self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._writer)
+
     def _overflow(self) -> None:
         self._overflowed = True
-        self.out.clear()
+        self.out = ()
         self.out_bytes = 0
         self.gw.log.warn(
             "gateway/ws",
@@ -257,7 +276,7 @@ class Session:
             self.gw.ws_log.parse_error(self.conn_id, event.reason)
         elif isinstance(event, ConnectionTerminated):
             # Nothing more will be sent: free the queue now, not when the last reference goes.
-            self.out.clear()
+            self.out = ()
             self.out_bytes = 0
             self._inflight.clear()
             self.gw.unregister(self)
@@ -287,39 +306,35 @@ class Session:
         drop_if_slow: bool = False,
         now: float | None = None,
     ) -> None:
+        """Deliver one broadcast to this client alone (see :meth:`publish_encoded`)."""
+        ev = EncodedEvent(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
+        self.publish_encoded(ev, _runtime.now() if now is None else now)
+
+    def publish_encoded(self, ev: EncodedEvent, now: float) -> None:
         """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure).
 
-        The common case (nothing queued, nothing writing, one frame from the core) is written
-        straight to the socket: no queue, no task switch, no deadline bookkeeping.
+        The common case (nothing queued, nothing writing) is written straight to the socket: no
+        queue, no task switch, no deadline bookkeeping. Otherwise the frame joins the queue
+        behind what is there, counted toward ``maxBufferedBytes`` like any other frame.
         """
-        core = self.core
-        if core.state is not ConnState.OPEN:
-            return
-        result = core.publish(
-            event,
-            payload,
-            state_version=state_version,
-            drop_if_slow=drop_if_slow,
-            congested=self.out_bytes > self.gw.policy.max_buffered_bytes,
-            now=_runtime.now() if now is None else now,
-        )
-        if result is PublishResult.FILTERED or result is PublishResult.DROPPED:
-            return
-        if result is PublishResult.SENT:
-            self.gw.ws_log.event(self.conn_id, event)
-        if result is PublishResult.SENT and not self.out and not self._draining and not self.transport.busy:
-            actions = core.actions()
-            if len(actions) == 1 and isinstance(actions[0], SendText):
-                parts = self.transport.frame_text(actions[0].data)
+        out = self.core.publish_encoded(ev, congested=self.out_bytes > self.gw.policy.max_buffered_bytes, now=now)
+        if out.__class__ is bytes:
+            self.gw.ws_log.event(self.conn_id, ev.event)
+            if not self.out and not self._draining and not self.transport.busy:
+                parts = self.transport.frame_text(out)  # type: ignore[arg-type]
                 self._write_now(parts[0] if len(parts) == 1 else b"".join(parts))
                 if self.out:
-                    self._out_ready.set()
+                    self._wake()
                 return
-            self._queue(actions)
+            self._queue([SendText(out)])  # type: ignore[arg-type]
+        elif out is PublishResult.SENT:
+            self.gw.ws_log.event(self.conn_id, ev.event)
+        elif out is not PublishResult.CLOSED:
+            return  # FILTERED, DROPPED
         self.pump(wake=False)
         self.flush_now()
         if self.out:
-            self._out_ready.set()
+            self._wake()
 
     def flush_now(self) -> None:
         """Write the queued frames straight to the socket when nothing else is writing: a broadcast
@@ -329,7 +344,7 @@ class Session:
             return
         chunks: list[bytes] = []
         while self.out and isinstance(self.out[0], bytes):
-            data = self.out.popleft()
+            data = self.out.popleft()  # type: ignore[union-attr]
             self.out_bytes -= len(data)  # type: ignore[arg-type]
             chunks.append(data)  # type: ignore[arg-type]
         if chunks:
@@ -344,7 +359,7 @@ class Session:
             sent = 0  # the writer's send will see the error and close the session
         if sent < len(data):
             rest = data[sent:] if sent else data
-            self.out.appendleft(rest)
+            self._push(rest, front=True)
             self.out_bytes += len(rest)
 
     def respond(self, request_id: str, payload: Any, *, final: bool = True) -> None:
@@ -441,7 +456,7 @@ class Session:
                 size = 0
                 close: _Close | None = None
                 while self.out and size < MAX_BATCH_BYTES:
-                    item = self.out.popleft()
+                    item = self.out.popleft()  # type: ignore[union-attr]
                     if isinstance(item, _Close):
                         close = item
                         break
@@ -452,9 +467,10 @@ class Session:
                     try:
                         await self.transport.send_batch(batch)
                     finally:
-                        self.out_bytes -= size
+                        # (Zero if the queue was freed meanwhile: a slow consumer's close.)
+                        self.out_bytes = max(0, self.out_bytes - size)
                 if close is not None:
-                    self.out.clear()
+                    self.out = ()
                     await self.transport.send_close(close.code, close.reason)
                     return
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -465,8 +481,11 @@ class Session:
             self._draining = False
 
     async def _writer(self) -> None:
-        while True:
-            while not self.out or self._draining:
-                self._out_ready = trio.Event()
-                await self._out_ready.wait()
+        """Send the queue, then end. A drain already under way (the reader's) sends everything,
+        what is queued meanwhile included, so this one then has nothing to do."""
+        try:
             await self.drain()
+        finally:
+            self._writing = False
+            if not self.out:
+                self.out = ()  # give the deque back while idle

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Final, Protocol
 
 import h11
@@ -128,14 +127,24 @@ class Transport(Protocol):
 
 
 class WsTransport:
-    """A session's way out: frames over the Trio stream (control frames through wsproto)."""
+    """A session's way out: frames over the Trio stream (control frames through wsproto).
+
+    ``busy`` and ``open`` are plain attributes kept up to date by the methods that change them,
+    so the fan-out's per-client check reads this object only (not the lock or wsproto's).
+    """
+
+    __slots__ = ("stream", "ws", "busy", "open", "_fd", "_send_lock", "_senders")
 
     def __init__(self, stream: trio.SocketStream, ws: WSConnection) -> None:
         self.stream = stream
         self.ws = ws
+        #: A write is in progress or waiting (nothing else may write now).
+        self.busy = False
+        #: The WebSocket is open (accepted; no close frame sent or received): see :meth:`sync_state`.
+        self.open = ws.state is ConnectionState.OPEN
+        self._fd = stream.socket.fileno()
         self._send_lock = trio.Lock()
-        fd = stream.socket.fileno()
-        self._raw_send: Callable[[bytes], int] = lambda data: os.write(fd, data)
+        self._senders = 0
 
     frame_text = staticmethod(text_frame_parts)
 
@@ -145,47 +154,62 @@ class WsTransport:
         except WsLocalError:
             return b""
 
-    @property
-    def busy(self) -> bool:
-        return self._send_lock.locked()
-
     def try_write(self, data: bytes) -> int:
-        """A non-blocking ``send`` on the socket (Trio keeps it non-blocking); 0 if it is full."""
-        if self.ws.state is not ConnectionState.OPEN:
+        """A non-blocking ``write`` on the socket (Trio keeps it non-blocking); 0 if it is full."""
+        if not self.open:
             return 0
         try:
-            return self._raw_send(data)
+            return os.write(self._fd, data)
         except BlockingIOError:
             return 0
 
+    async def _locked(self, items: list[bytes]) -> None:
+        """Write ``items`` in order under the send lock (``busy`` while this or another waits)."""
+        self._senders += 1
+        self.busy = True
+        try:
+            async with self._send_lock:
+                for item in items:
+                    await self.stream.send_all(item)
+        finally:
+            self._senders -= 1
+            self.busy = self._senders > 0
+
     async def _send(self, data: bytes) -> None:
-        async with self._send_lock:
-            await self.stream.send_all(data)
+        await self._locked([data])
 
     async def send_batch(self, items: list[bytes]) -> None:
-        if self.ws.state is not ConnectionState.OPEN:
+        if not self.open:
             raise trio.ClosedResourceError("websocket is closed")
         if len(items) == 1:
-            await self._send(items[0])
+            await self._locked(items)
             return
-        async with self._send_lock:  # small frames coalesced into one write; large ones never copied
-            small: list[bytes] = []
-            for item in items:
-                if len(item) < 65536:
-                    small.append(item)
-                    continue
-                if small:
-                    await self.stream.send_all(b"".join(small))
-                    small = []
-                await self.stream.send_all(item)
+        # Small frames coalesced into one write; large ones never copied.
+        writes: list[bytes] = []
+        small: list[bytes] = []
+        for item in items:
+            if len(item) < 65536:
+                small.append(item)
+                continue
             if small:
-                await self.stream.send_all(b"".join(small))
+                writes.append(b"".join(small))
+                small = []
+            writes.append(item)
+        if small:
+            writes.append(b"".join(small))
+        await self._locked(writes)
+
+    def sync_state(self) -> None:
+        """Call after wsproto may have left OPEN (a close received or about to be sent)."""
+        self.open = self.ws.state is ConnectionState.OPEN
 
     async def send_close(self, code: int, reason: str) -> None:
         try:
             data = self.ws.send(CloseConnection(code=code, reason=reason))
         except WsLocalError:
             return  # already closing
+        finally:
+            self.sync_state()
         await self._send(data)
 
     def abort(self) -> None:
@@ -234,6 +258,7 @@ async def _ws_reader(stream: trio.SocketStream, ws: WSConnection, transport: WsT
             elif isinstance(event, Pong):
                 session.feed_pong()
             elif isinstance(event, CloseConnection):
+                transport.sync_state()
                 # wsproto reports a frame it could not parse (bad UTF-8, reserved opcode, unmasked
                 # frame) as a close while the connection is still OPEN; its reason is Python's
                 # exception text, which stays here: the peer gets the code with an empty reason,
@@ -242,9 +267,11 @@ async def _ws_reader(stream: trio.SocketStream, ws: WSConnection, transport: WsT
                 reason = "" if local_failure else (event.reason or "")
                 if not session.closed:
                     try:
-                        await transport._send(ws.send(CloseConnection(code=event.code, reason=reason)))
+                        reply = ws.send(CloseConnection(code=event.code, reason=reason))
+                        transport.sync_state()
+                        await transport._send(reply)
                     except (trio.BrokenResourceError, trio.ClosedResourceError, WsLocalError):
-                        pass
+                        transport.sync_state()
                 session.feed_closed(event.code, reason)
                 return
         if session.finished:
@@ -288,7 +315,9 @@ async def websocket(ref: GatewayRef, stream: trio.SocketStream, head: bytes, pee
     session = Session(gw, peer, transport)
     session.socket_slot = slot
     try:
-        await stream.send_all(ws.send(AcceptConnection()))
+        accept = ws.send(AcceptConnection())
+        transport.sync_state()
+        await stream.send_all(accept)
         await session.run(lambda s: _ws_reader(stream, ws, transport, s))
     finally:
         gw.unregister(session)

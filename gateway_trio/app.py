@@ -264,6 +264,7 @@ class Gateway(RouteHost):
 
     def dispatch(self, session: Session, ev: RequestReceived) -> None:
         session.request_started(ev.request_id, ev.method)
+        self.channels.before_request(ev.method)
         job = self.app.request(session.conn_id, ev, _runtime.now(), _runtime.wall_ms())
         self.flush()
         if job is not None:
@@ -387,21 +388,22 @@ class Gateway(RouteHost):
     # ------------------------------------------------------------------ schedule and lifecycle
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the shell's own tasks: the core deadline scheduler, the tick schedule and spawned
-        jobs (runs). Started before the listeners; ends when its nursery is cancelled."""
-        async def open_agents() -> None:
-            await self._recover(await self.agents.open())
+        """Run the shell's own tasks: the core deadline scheduler, the tick schedule, spawned jobs
+        (runs) and the channels. Started before the listeners; ends when its nursery is cancelled.
 
-        async with trio.open_nursery() as opening:  # the two stores open side by side (each in a thread)
-            opening.start_soon(open_agents)
-            opening.start_soon(self.channels.open, self.settings.paths.state_dir)
+        Only the session store opens before the listeners (health and the next turn read what its
+        recovery finds). The channels (their store, recovery and accounts) start once this task
+        reports started, beside the listeners rather than before them: a channel effect issued
+        earlier waits for the store (``ChannelManager.perform``), nothing is refused or dropped.
+        """
+        await self._recover(await self.agents.open())
         try:
             async with trio.open_nursery() as jobs:
                 self._jobs = jobs
                 jobs.start_soon(self.scheduler.run)
                 jobs.start_soon(self._ticker)
-                await jobs.start(self.channels.run)
                 task_status.started()
+                jobs.start_soon(self.channels.run, self.settings.paths.state_dir)
         finally:
             with trio.CancelScope(shield=True):
                 await self.channels.aclose()

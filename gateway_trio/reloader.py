@@ -11,12 +11,19 @@ file unless pinned by ``--port`` or the environment).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import trio
-import watchfiles
+from watchfiles import Change
+from watchfiles._rust_notify import RustNotify
+from watchfiles.main import (
+    _default_debug,
+    _default_force_polling,
+    _default_ignore_permission_denied,
+    _default_poll_delay_ms,
+)
 
 from gateway_core.auth import SharedSecret
 from gateway_core.reload import plan_reload
@@ -28,6 +35,9 @@ if TYPE_CHECKING:
     from .server import Control
 
 DEBOUNCE_MS = 300
+STEP_MS = 50
+#: How long one wait in the watcher's thread lasts before it returns to Trio (as ``awatch``'s default).
+WAIT_MS = 5_000
 
 
 class ReloadState:
@@ -62,13 +72,8 @@ async def watch_config(
     path = state.settings.paths.config_path
     path.parent.mkdir(parents=True, exist_ok=True)
 
-    def only_config(_change: watchfiles.Change, changed: str) -> bool:
-        return Path(changed).name == path.name
-
     try:
-        async for _changes in watchfiles.awatch(
-            path.parent, watch_filter=only_config, debounce=DEBOUNCE_MS, step=50, recursive=False, stop_event=stop
-        ):
+        async for _changes in changes_of(path, trio.Event() if stop is None else stop):
             apply_change(state, resolve_again, ref, control)
     except (OSError, RuntimeError) as exc:
         state.status = "disabled"
@@ -76,6 +81,35 @@ async def watch_config(
         gw = ref.gateway
         if gw is not None:
             gw.log.error("reload", f"config hot-reload disabled: watcher failed: {exc}")
+
+
+async def changes_of(path: Path, stop: trio.Event) -> AsyncIterator[set[tuple[Change, str]]]:
+    """Settled changes of the file ``path`` (its directory watched, not recursively), until ``stop``.
+
+    ``watchfiles.awatch`` on Trio without anyio: the same Rust watcher, with the same defaults from
+    the ``WATCHFILES_*`` environment, waited on in a Trio worker thread. ``awatch`` costs ~20 ms of
+    start-up (anyio's Trio backend is imported on its first call) and the resident modules. The
+    watch is established before the first wait, so a change made once the gateway is ready is seen.
+    """
+    with RustNotify(
+        [str(path.parent)],
+        _default_debug(None),
+        _default_force_polling(None),
+        _default_poll_delay_ms(300),
+        False,
+        _default_ignore_permission_denied(None),
+    ) as watcher:
+        while True:
+            raw = await trio.to_thread.run_sync(watcher.watch, DEBOUNCE_MS, STEP_MS, WAIT_MS, stop)
+            if raw == "stop":
+                return
+            if raw == "signal":
+                raise RuntimeError("watch thread unexpectedly received a signal")
+            if raw == "timeout":
+                continue
+            changes = {(Change(kind), changed) for kind, changed in raw if Path(changed).name == path.name}
+            if changes:
+                yield changes
 
 
 def apply_change(
@@ -139,4 +173,4 @@ def apply_change(
         log.info("reload", f"config change applied (dynamic reads: {', '.join(sorted(applied))})")
 
 
-__all__ = ["ReloadState", "apply_change", "watch_config"]
+__all__ = ["ReloadState", "apply_change", "changes_of", "watch_config"]

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from gateway_core.app import EffectFailed
+from gateway_core.app.handlers.channels import ROUTES as CHANNEL_ROUTES
 from gateway_core.channels import accounts as A
 from gateway_core.channels.effects import (
     AwaitDelivery,
@@ -57,6 +58,8 @@ LIVE_KEYS = frozenset({
     "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "replyToMode", "textChunkLimit", "streaming",
     "historyLimit", "dmHistoryLimit", "dms", "direct", "name", "healthMonitor", "markdown", "responsePrefix", "errorPolicy",
 })
+#: The channel family's methods: any of them may ask about an installed channel that is not configured.
+CHANNEL_METHODS = frozenset(route.method for route in CHANNEL_ROUTES)
 TYPING_EVERY_S = 4.5
 TYPING_MAX_S = 600.0
 PRUNE_EVERY_S = 3600.0
@@ -87,12 +90,14 @@ class ChannelManager:
         self.app = gateway.app
         self.log = gateway.log
         self.state = channels_state(self.app)
-        self.plugins = registry.load(self.log)
-        for plugin in self.plugins.values():
-            self.state.register(plugin.rules)
+        #: Resolved on first need; the entry points are scanned only for a channel that is not built in.
+        self.plugins = registry.Plugins(self.log, on_found=lambda plugin: self.state.register(plugin.rules))
+        self._scan_for(self.config)
         self.skip = skip_channels()
         self.env = dict(os.environ)
         self.store: AsyncChannelStore | None = None
+        #: Set once the store's opening has ended (opened or failed).
+        self.opened = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._accounts: dict[tuple[str, str], _Account] = {}
         self._stopped: set[tuple[str, str]] = set()
@@ -106,8 +111,11 @@ class ChannelManager:
         return self.app.config
 
     async def open(self, state_dir: Path) -> None:
-        store = await trio.to_thread.run_sync(lambda: ChannelStore(state_dir, now_ms=_runtime.wall_ms))
-        self._set_store(AsyncChannelStore(store))
+        try:
+            store = await trio.to_thread.run_sync(lambda: ChannelStore(state_dir, now_ms=_runtime.wall_ms))
+            self._set_store(AsyncChannelStore(store))
+        finally:
+            self.opened.set()  # effects waiting for the store go on (and fail if it did not open)
 
     async def aclose(self) -> None:
         if self.store is not None:
@@ -118,8 +126,9 @@ class ChannelManager:
     def _set_store(self, store: AsyncChannelStore | None) -> None:
         self.store = self.ingress.store = self.outbox.store = store
 
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Recover, start the accounts and the workers; runs until cancelled with the gateway."""
+    async def run(self, state_dir: Path, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the store, recover, start the accounts and the workers; runs until cancelled with the gateway."""
+        await self.open(state_dir)
         assert self.store is not None
         ambiguous = await self.store.call("outbox_recover")
         for row in ambiguous:
@@ -191,7 +200,19 @@ class ChannelManager:
                 self.state.patch(key[0], key[1], {"running": False, "connected": False})
 
     def config_changed(self, config: dict[str, Any] | None) -> None:
+        self._scan_for(config)
         self.plan(config)
+
+    def _scan_for(self, config: dict[str, Any] | None) -> None:
+        """Scan the entry points now if ``config`` names a channel that is not built in (so the app
+        knows its rules before any request asks about it)."""
+        if any(channel not in registry.BUILTIN for channel in A.configured_channels(config)):
+            self.plugins.scan()
+
+    def before_request(self, method: str) -> None:
+        """A channel method may name an installed channel that is not configured: scan first (once)."""
+        if method in CHANNEL_METHODS and not self.plugins.scanned:
+            self.plugins.scan()
 
     def _refresh_inspect(self, key: tuple[str, str]) -> None:
         plugin = self.plugins[key[0]]
@@ -354,6 +375,8 @@ class ChannelManager:
         return isinstance(effect, ChannelCall | ChannelProbe | ChannelControl | AwaitDelivery)
 
     async def perform(self, effect: Any) -> Any:
+        if self.store is None and not self.opened.is_set():
+            await self.opened.wait()  # the store opens just after start-up: wait for it, never refuse
         if self.store is None:
             raise EffectFailed("storage", "the channel store is not open")
         if isinstance(effect, ChannelCall):

@@ -391,10 +391,9 @@ class Gateway(RouteHost):
         """Run the shell's own tasks: the core deadline scheduler, the tick schedule, spawned jobs
         (runs) and the channels. Started before the listeners; ends when its nursery is cancelled.
 
-        Only the session store opens before the listeners (health and the next turn read what its
-        recovery finds). The channels (their store, recovery and accounts) start once this task
-        reports started, beside the listeners rather than before them: a channel effect issued
-        earlier waits for the store (``ChannelManager.perform``), nothing is refused or dropped.
+        The session store opens and recovers first (health and the next turn read what it finds);
+        the channel store too when there is one or a channel is configured, else at its first need
+        (``ChannelManager.run``: a call made before it is open waits for it, nothing is refused).
         """
         await self._recover(await self.agents.open())
         try:
@@ -402,8 +401,8 @@ class Gateway(RouteHost):
                 self._jobs = jobs
                 jobs.start_soon(self.scheduler.run)
                 jobs.start_soon(self._ticker)
+                await jobs.start(self.channels.run, self.settings.paths.state_dir)
                 task_status.started()
-                jobs.start_soon(self.channels.run, self.settings.paths.state_dir)
         finally:
             with trio.CancelScope(shield=True):
                 await self.channels.aclose()

@@ -48,7 +48,7 @@ from .base import AccountContext, ChannelFailure, ChannelPlugin, Transport
 from .ingress import Ingress
 from .outbox import Outbox
 from .owner import bootstrap_owner_file
-from .store import AsyncChannelStore, ChannelStore
+from .store import AsyncChannelStore, ChannelStore, pairing_path, queue_path
 
 if TYPE_CHECKING:
     from ..app import Gateway
@@ -98,6 +98,7 @@ class ChannelManager:
         self.store: AsyncChannelStore | None = None
         #: Set once the store's opening has ended (opened or failed).
         self.opened = trio.Event()
+        self._wanted = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._accounts: dict[tuple[str, str], _Account] = {}
         self._stopped: set[tuple[str, str]] = set()
@@ -126,8 +127,29 @@ class ChannelManager:
     def _set_store(self, store: AsyncChannelStore | None) -> None:
         self.store = self.ingress.store = self.outbox.store = store
 
+    def _store_needed(self, state_dir: Path) -> bool:
+        """Whether the store must open at start: a channel is configured, or the store exists (there
+        may be queues to recover). Otherwise it opens at the first need (:meth:`wanted`)."""
+        if A.configured_channels(self.config):
+            return True
+        return queue_path(state_dir).exists() or pairing_path(state_dir).exists()
+
+    def want_store(self) -> None:
+        """Something needs the store: open it now if it was left for later."""
+        self._wanted.set()
+
     async def run(self, state_dir: Path, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Open the store, recover, start the accounts and the workers; runs until cancelled with the gateway."""
+        """Open the store, recover, start the accounts and the workers; runs until cancelled with the gateway.
+
+        A gateway with no channel configured and no channel store yet reports started at once and
+        opens the store at the first need (a channel store call, a channel added to the config), so
+        it neither creates nor holds the store for nothing.
+        """
+        reported = False
+        if not await trio.to_thread.run_sync(self._store_needed, state_dir):
+            task_status.started()
+            reported = True
+            await self._wanted.wait()
         await self.open(state_dir)
         assert self.store is not None
         ambiguous = await self.store.call("outbox_recover")
@@ -158,7 +180,8 @@ class ChannelManager:
             if replays:
                 self.gw.flush()
             nursery.start_soon(self._pruner)
-            task_status.started()
+            if not reported:
+                task_status.started()
 
     # ------------------------------------------------------------------ accounts
 
@@ -201,6 +224,8 @@ class ChannelManager:
 
     def config_changed(self, config: dict[str, Any] | None) -> None:
         self._scan_for(config)
+        if A.configured_channels(config):
+            self.want_store()  # the accounts start once it is open (``run`` plans them)
         self.plan(config)
 
     def _scan_for(self, config: dict[str, Any] | None) -> None:
@@ -376,7 +401,8 @@ class ChannelManager:
 
     async def perform(self, effect: Any) -> Any:
         if self.store is None and not self.opened.is_set():
-            await self.opened.wait()  # the store opens just after start-up: wait for it, never refuse
+            self.want_store()
+            await self.opened.wait()  # the store opens at the first need: wait for it, never refuse
         if self.store is None:
             raise EffectFailed("storage", "the channel store is not open")
         if isinstance(effect, ChannelCall):

@@ -3,8 +3,9 @@
 * With no channel configured that is not built in, the ``openclaw.channels`` entry points are not
   scanned at start-up; the first channel method scans them (once), so an installed plugin is still
   known to it.
-* The channel store opens beside the listeners, not before them: a channel store call issued
-  before it is open waits for it, and a write is kept, never refused or dropped.
+* With no channel configured and no channel store on disk, the store is neither created nor held
+  at start-up; it opens at the first need (a channel store call, a channel added to the config).
+  A call issued before it is open waits for it, and a write is kept, never refused or dropped.
 * After ``ready`` (the real start path, in a fresh interpreter), the modules only some requests or
   configurations need are not loaded: the built-in channels' shells, the HTTP client and providers,
   the OpenAI renderers, the Control UI, and anyio's Trio backend (the config watcher needs none).
@@ -125,6 +126,25 @@ def test_a_channel_write_issued_before_the_store_opens_waits_and_is_kept(tmp_pat
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
     assert answers == [1]
+
+
+def test_no_channel_store_until_a_channel_needs_it(tmp_path: Path) -> None:
+    from gateway_trio.channels.store import pairing_path, queue_path
+
+    async def main() -> None:
+        gw = _gateway(tmp_path, {})
+        with trio.fail_after(300):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(gw.serve)
+                await trio.testing.wait_all_tasks_blocked()
+                assert gw.channels.store is None and not gw.channels.opened.is_set()
+                assert not queue_path(tmp_path).exists() and not pairing_path(tmp_path).exists()
+                gw.channels.config_changed({"channels": {"telegram": {"enabled": False}}})
+                await gw.channels.opened.wait()
+                assert gw.channels.store is not None and queue_path(tmp_path).exists()
+                nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
 
 
 #: Loaded only by the requests or configurations that need them.

@@ -391,14 +391,15 @@ class Gateway(RouteHost):
         """Run the shell's own tasks: the core deadline scheduler, the tick schedule, spawned jobs
         (runs) and the channels. Started before the listeners; ends when its nursery is cancelled.
 
-        The session store opens and recovers first (health and the next turn read what it finds);
-        the channel store too when there is one or a channel is configured, else at its first need
-        (``ChannelManager.run``: a call made before it is open waits for it, nothing is refused).
+        The stores that exist open and recover first (health and the next turn read what the
+        session store's recovery finds; the channel store opens too when a channel is configured). A
+        store that does not exist yet is neither created nor loaded (nor sqlite3 imported) until its
+        first need; a call made before it is open waits for it, nothing is refused or dropped.
         """
-        await self._recover(await self.agents.open())
         try:
             async with trio.open_nursery() as jobs:
                 self._jobs = jobs
+                await jobs.start(self._open_sessions)
                 jobs.start_soon(self.scheduler.run)
                 jobs.start_soon(self._ticker)
                 await jobs.start(self.channels.run, self.settings.paths.state_dir)
@@ -407,6 +408,19 @@ class Gateway(RouteHost):
             with trio.CancelScope(shield=True):
                 await self.channels.aclose()
                 await self.agents.aclose()
+
+    async def _open_sessions(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the session store and recover: now if it exists, else at its first need."""
+        if await trio.to_thread.run_sync(self.agents.store_exists):
+            await self._recover(await self.agents.open())
+            task_status.started()
+            return
+        task_status.started()
+        await self.agents.wanted.wait()
+        try:
+            await self._recover(await self.agents.open())
+        except Exception as exc:  # noqa: BLE001 - its callers get "not open"; the gateway keeps serving
+            self.log.error("agents", f"session store could not be opened: {exc}")
 
     async def _recover(self, store: Any) -> None:
         """At start: runs a crash interrupted are marked so; the store's figures feed health."""

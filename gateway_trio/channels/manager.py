@@ -43,15 +43,16 @@ from gateway_core.channels.pairing import owner_entry
 from gateway_core.channels.state import channels_state
 
 from .. import _runtime
+from ..runtime.paths import channel_pairing_path, channel_queue_path
 from . import registry
 from .base import AccountContext, ChannelFailure, ChannelPlugin, Transport
 from .ingress import Ingress
 from .outbox import Outbox
 from .owner import bootstrap_owner_file
-from .store import AsyncChannelStore, ChannelStore, pairing_path, queue_path
 
 if TYPE_CHECKING:
     from ..app import Gateway
+    from .store import AsyncChannelStore
 
 #: Account settings that apply to new messages without reconnecting (the pipeline reads them live).
 LIVE_KEYS = frozenset({
@@ -112,6 +113,8 @@ class ChannelManager:
         return self.app.config
 
     async def open(self, state_dir: Path) -> None:
+        from .store import AsyncChannelStore, ChannelStore  # sqlite3 loads with the first store
+
         try:
             store = await trio.to_thread.run_sync(lambda: ChannelStore(state_dir, now_ms=_runtime.wall_ms))
             self._set_store(AsyncChannelStore(store))
@@ -132,7 +135,7 @@ class ChannelManager:
         may be queues to recover). Otherwise it opens at the first need (:meth:`wanted`)."""
         if A.configured_channels(self.config):
             return True
-        return queue_path(state_dir).exists() or pairing_path(state_dir).exists()
+        return channel_queue_path(state_dir).exists() or channel_pairing_path(state_dir).exists()
 
     def want_store(self) -> None:
         """Something needs the store: open it now if it was left for later."""
@@ -150,7 +153,13 @@ class ChannelManager:
             task_status.started()
             reported = True
             await self._wanted.wait()
-        await self.open(state_dir)
+            try:
+                await self.open(state_dir)
+            except Exception as exc:  # noqa: BLE001 - its callers get "not open"; the gateway keeps serving
+                self.log.error("channels", f"channel store could not be opened: {exc}")
+                return
+        else:
+            await self.open(state_dir)
         assert self.store is not None
         ambiguous = await self.store.call("outbox_recover")
         for row in ambiguous:

@@ -6,9 +6,12 @@
 * With no channel configured and no channel store on disk, the store is neither created nor held
   at start-up; it opens at the first need (a channel store call, a channel added to the config).
   A call issued before it is open waits for it, and a write is kept, never refused or dropped.
-* After ``ready`` (the real start path, in a fresh interpreter), the modules only some requests or
-  configurations need are not loaded: the built-in channels' shells, the HTTP client and providers,
-  the OpenAI renderers, the Control UI, and anyio's Trio backend (the config watcher needs none).
+* The same for the session store: it opens at start when its file exists (recovery), else at the
+  first session store call, which waits for it.
+* After ``ready`` (the real start path, in a fresh interpreter and state dir), the modules only
+  some requests or configurations need are not loaded: the built-in channels' shells, the HTTP
+  client and providers, the OpenAI renderers, the Control UI, anyio's Trio backend (the config
+  watcher needs none) and sqlite3 (no store exists yet).
 """
 
 from __future__ import annotations
@@ -147,6 +150,31 @@ def test_no_channel_store_until_a_channel_needs_it(tmp_path: Path) -> None:
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
 
 
+def test_a_session_store_call_before_the_store_exists_opens_it_and_is_kept(tmp_path: Path) -> None:
+    from gateway_core.agents.effects import StoreCall
+    from gateway_trio.runtime import session_store_path
+
+    answers: list[Any] = []
+
+    async def main() -> None:
+        gw = _gateway(tmp_path, {})
+        with trio.fail_after(300):
+            async with trio.open_nursery() as nursery:
+                await nursery.start(gw.serve)
+                await trio.testing.wait_all_tasks_blocked()
+                assert gw.agents.store is None and not session_store_path(tmp_path).exists()
+                link = {"id": "resp_1", "sessionKey": "agent:main:x", "ts": 1}
+                answers.append(await gw.agents.perform(StoreCall("save_link", ("responses", link),
+                                                                 {"max_entries": 10, "oldest_ms": 0}), 0))
+                assert session_store_path(tmp_path).exists()
+                loaded = await gw.agents.perform(StoreCall("load_links", ("responses", 0)), 0)
+                assert [r["id"] for r in loaded] == ["resp_1"]
+                nursery.cancel_scope.cancel()
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
+    assert len(answers) == 1
+
+
 #: Loaded only by the requests or configurations that need them.
 ON_DEMAND = (
     "gateway_trio.channels.telegram",
@@ -156,6 +184,7 @@ ON_DEMAND = (
     "gateway_trio.control_ui.assets",
     "httpx",
     "anyio._backends._trio",
+    "sqlite3",
 )
 
 _PROBE = """

@@ -79,7 +79,7 @@ class AgentHost:
         self.state_dir = state_dir
         self.raw_stream = raw_stream
         self.store: AsyncSessionStore | None = None
-        #: Set once the store's opening has ended (opened or failed).
+        #: Set by the opener once the store's opening and recovery have ended (or failed).
         self.opened = trio.Event()
         #: Set when something needs the store (it was left for later, see :meth:`ready_store`).
         self.wanted = trio.Event()
@@ -97,11 +97,8 @@ class AgentHost:
         from .store.sessions import AsyncSessionStore, SqliteSessionStore  # sqlite3 loads with the store
 
         path = session_store_path(self.state_dir)
-        try:
-            sqlite = await trio.to_thread.run_sync(lambda: SqliteSessionStore(path, _runtime.new_uuid))
-            self.store = AsyncSessionStore(sqlite)
-        finally:
-            self.opened.set()
+        sqlite = await trio.to_thread.run_sync(lambda: SqliteSessionStore(path, _runtime.new_uuid))
+        self.store = AsyncSessionStore(sqlite)
         return sqlite
 
     async def ready_store(self) -> AsyncSessionStore | None:

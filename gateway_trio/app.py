@@ -410,17 +410,22 @@ class Gateway(RouteHost):
                 await self.agents.aclose()
 
     async def _open_sessions(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Open the session store and recover: now if it exists, else at its first need."""
-        if await trio.to_thread.run_sync(self.agents.store_exists):
-            await self._recover(await self.agents.open())
+        """Open the session store and recover: now if it exists (a failure stops the start, as
+        ever), else at its first need. Callers waiting for it go on once the recovery is done."""
+        exists = await trio.to_thread.run_sync(self.agents.store_exists)
+        if not exists:
             task_status.started()
-            return
-        task_status.started()
-        await self.agents.wanted.wait()
+            await self.agents.wanted.wait()
         try:
             await self._recover(await self.agents.open())
-        except Exception as exc:  # noqa: BLE001 - its callers get "not open"; the gateway keeps serving
-            self.log.error("agents", f"session store could not be opened: {exc}")
+        except Exception as exc:
+            if exists:
+                raise
+            self.log.error("agents", f"session store could not be opened: {exc}")  # its callers get "not open"
+        finally:
+            self.agents.opened.set()
+        if exists:
+            task_status.started()
 
     async def _recover(self, store: Any) -> None:
         """At start: runs a crash interrupted are marked so; the store's figures feed health."""

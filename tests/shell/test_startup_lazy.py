@@ -131,8 +131,8 @@ def test_a_channel_write_issued_before_the_store_opens_waits_and_is_kept(tmp_pat
     assert answers == [1]
 
 
-def test_no_channel_store_until_a_channel_needs_it(tmp_path: Path) -> None:
-    from gateway_trio.channels.store import pairing_path, queue_path
+def _serving(tmp_path: Path, body: Any) -> None:
+    """Serve a gateway with no config on a fresh state dir, run ``body(gw)`` once it is idle."""
 
     async def main() -> None:
         gw = _gateway(tmp_path, {})
@@ -140,39 +140,38 @@ def test_no_channel_store_until_a_channel_needs_it(tmp_path: Path) -> None:
             async with trio.open_nursery() as nursery:
                 await nursery.start(gw.serve)
                 await trio.testing.wait_all_tasks_blocked()
-                assert gw.channels.store is None and not gw.channels.opened.is_set()
-                assert not queue_path(tmp_path).exists() and not pairing_path(tmp_path).exists()
-                gw.channels.config_changed({"channels": {"telegram": {"enabled": False}}})
-                await gw.channels.opened.wait()
-                assert gw.channels.store is not None and queue_path(tmp_path).exists()
+                await body(gw)
                 nursery.cancel_scope.cancel()
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
+
+
+def test_no_channel_store_until_a_channel_needs_it(tmp_path: Path) -> None:
+    from gateway_trio.channels.store import pairing_path, queue_path
+
+    async def body(gw: Gateway) -> None:
+        assert gw.channels.store is None and not gw.channels.opened.is_set()
+        assert not queue_path(tmp_path).exists() and not pairing_path(tmp_path).exists()
+        gw.channels.config_changed({"channels": {"telegram": {"enabled": False}}})
+        await gw.channels.opened.wait()
+        assert gw.channels.store is not None and queue_path(tmp_path).exists()
+
+    _serving(tmp_path, body)
 
 
 def test_a_session_store_call_before_the_store_exists_opens_it_and_is_kept(tmp_path: Path) -> None:
     from gateway_core.agents.effects import StoreCall
     from gateway_trio.runtime import session_store_path
 
-    answers: list[Any] = []
+    async def body(gw: Gateway) -> None:
+        assert gw.agents.store is None and not session_store_path(tmp_path).exists()
+        link = {"id": "resp_1", "sessionKey": "agent:main:x", "ts": 1}
+        await gw.agents.perform(StoreCall("save_link", ("responses", link), {"max_entries": 10, "oldest_ms": 0}), 0)
+        assert session_store_path(tmp_path).exists()
+        loaded = await gw.agents.perform(StoreCall("load_links", ("responses", 0)), 0)
+        assert [r["id"] for r in loaded] == ["resp_1"]
 
-    async def main() -> None:
-        gw = _gateway(tmp_path, {})
-        with trio.fail_after(300):
-            async with trio.open_nursery() as nursery:
-                await nursery.start(gw.serve)
-                await trio.testing.wait_all_tasks_blocked()
-                assert gw.agents.store is None and not session_store_path(tmp_path).exists()
-                link = {"id": "resp_1", "sessionKey": "agent:main:x", "ts": 1}
-                answers.append(await gw.agents.perform(StoreCall("save_link", ("responses", link),
-                                                                 {"max_entries": 10, "oldest_ms": 0}), 0))
-                assert session_store_path(tmp_path).exists()
-                loaded = await gw.agents.perform(StoreCall("load_links", ("responses", 0)), 0)
-                assert [r["id"] for r in loaded] == ["resp_1"]
-                nursery.cancel_scope.cancel()
-
-    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=AUTOJUMP_S))
-    assert len(answers) == 1
+    _serving(tmp_path, body)
 
 
 #: Loaded only by the requests or configurations that need them.

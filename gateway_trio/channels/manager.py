@@ -132,7 +132,7 @@ class ChannelManager:
 
     def _store_needed(self, state_dir: Path) -> bool:
         """Whether the store must open at start: a channel is configured, or the store exists (there
-        may be queues to recover). Otherwise it opens at the first need (:meth:`wanted`)."""
+        may be queues to recover). Otherwise it opens at the first need (:meth:`want_store`)."""
         if A.configured_channels(self.config):
             return True
         return channel_queue_path(state_dir).exists() or channel_pairing_path(state_dir).exists()

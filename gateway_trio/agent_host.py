@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -40,8 +40,9 @@ from gateway_core.providers.types import encode_event
 from . import _runtime
 from .runtime import session_store_path
 from .secrets import SecretError, resolve_secret
-from .store.cached import CachedSessionStore
-from .store.sessions import SqliteSessionStore, StoreError
+
+if TYPE_CHECKING:
+    from .store.cached import CachedSessionStore
 
 _ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
 
@@ -96,6 +97,10 @@ class AgentHost:
         self.state_dir = state_dir
         self.raw_stream = raw_stream
         self.store: CachedSessionStore | None = None
+        #: Set by the opener once the store's opening and recovery have ended (or failed).
+        self.opened = trio.Event()
+        #: Set when something needs the store (it was left for later, see :meth:`ready_store`).
+        self.wanted = trio.Event()
         self._hub: Any = None
         self._streams: dict[int, _Open] = {}
         #: Awaited with the run id before each upstream event is pulled: returns once whoever
@@ -104,12 +109,27 @@ class AgentHost:
         self._next_handle = 0
         self._lane_events: dict[str, trio.Event] = {}
 
+    def store_exists(self) -> bool:
+        """Whether the store's file exists (blocking: call it from a thread)."""
+        return session_store_path(self.state_dir).exists()
+
     async def open(self) -> SessionStore:
         """Open (or create and migrate) the store, off the event loop."""
+        from .store.cached import CachedSessionStore  # sqlite3 loads with the store
+        from .store.sessions import SqliteSessionStore
+
         path = session_store_path(self.state_dir)
         sqlite = await trio.to_thread.run_sync(lambda: SqliteSessionStore(path, _runtime.new_uuid))
         self.store = CachedSessionStore(sqlite)
         return sqlite
+
+    async def ready_store(self) -> CachedSessionStore | None:
+        """The store, once open: a gateway that started without one opens it at the first need, and
+        a caller before that waits for it (``None`` only if it could not be opened, or is closed)."""
+        if not self.opened.is_set():
+            self.wanted.set()
+            await self.opened.wait()
+        return self.store
 
     async def aclose(self) -> None:
         for handle in list(self._streams):
@@ -152,10 +172,13 @@ class AgentHost:
     async def perform(self, effect: Any, owner: int) -> Any:
         """Carry out one agent effect for job ``owner`` (its id, for closing its streams)."""
         if isinstance(effect, StoreCall):
-            if self.store is None:
+            store = await self.ready_store()
+            if store is None:
                 raise EffectFailed("storage", "the session store is not open")
+            from .store.sessions import StoreError
+
             try:
-                return await self.store.call(effect.method, *effect.args, **effect.kwargs)
+                return await store.call(effect.method, *effect.args, **effect.kwargs)
             except (OSError, StoreError) as exc:
                 raise EffectFailed("storage", getattr(exc, "strerror", None) or str(exc), str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - sqlite3 errors: the turn reports them, the gateway keeps serving

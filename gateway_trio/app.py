@@ -271,6 +271,7 @@ class Gateway(RouteHost):
 
     def dispatch(self, session: Session, ev: RequestReceived) -> None:
         session.request_started(ev.request_id, ev.method)
+        self.channels.before_request(ev.method)
         job = self.app.request(session.conn_id, ev, _runtime.now(), _runtime.wall_ms())
         self.flush()
         if job is not None:
@@ -395,25 +396,44 @@ class Gateway(RouteHost):
     # ------------------------------------------------------------------ schedule and lifecycle
 
     async def serve(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Run the shell's own tasks: the core deadline scheduler, the tick schedule and spawned
-        jobs (runs). Started before the listeners; ends when its nursery is cancelled."""
-        async def open_agents() -> None:
-            await self._recover(await self.agents.open())
+        """Run the shell's own tasks: the core deadline scheduler, the tick schedule, spawned jobs
+        (runs) and the channels. Started before the listeners; ends when its nursery is cancelled.
 
-        async with trio.open_nursery() as opening:  # the two stores open side by side (each in a thread)
-            opening.start_soon(open_agents)
-            opening.start_soon(self.channels.open, self.settings.paths.state_dir)
+        The stores that exist open and recover first (health and the next turn read what the
+        session store's recovery finds; the channel store opens too when a channel is configured). A
+        store that does not exist yet is neither created nor loaded (nor sqlite3 imported) until its
+        first need; a call made before it is open waits for it, nothing is refused or dropped.
+        """
         try:
             async with trio.open_nursery() as jobs:
                 self._jobs = jobs
+                await jobs.start(self._open_sessions)
                 jobs.start_soon(self.scheduler.run)
                 jobs.start_soon(self._ticker)
-                await jobs.start(self.channels.run)
+                await jobs.start(self.channels.run, self.settings.paths.state_dir)
                 task_status.started()
         finally:
             with trio.CancelScope(shield=True):
                 await self.channels.aclose()
                 await self.agents.aclose()
+
+    async def _open_sessions(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the session store and recover: now if it exists (a failure stops the start, as
+        ever), else at its first need. Callers waiting for it go on once the recovery is done."""
+        exists = await trio.to_thread.run_sync(self.agents.store_exists)
+        if not exists:
+            task_status.started()
+            await self.agents.wanted.wait()
+        try:
+            await self._recover(await self.agents.open())
+        except Exception as exc:
+            if exists:
+                raise
+            self.log.error("agents", f"session store could not be opened: {exc}")  # its callers get "not open"
+        finally:
+            self.agents.opened.set()
+        if exists:
+            task_status.started()
 
     async def _recover(self, store: Any) -> None:
         """At start: runs a crash interrupted are marked so; the store's figures feed health."""

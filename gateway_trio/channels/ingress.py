@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gateway_core.channels.inbound import Inbound
 from gateway_core.channels.pipeline import IngressRow, conversation_key, inbound_job
 
 from .. import _runtime
-from .store import AsyncChannelStore
+
+if TYPE_CHECKING:
+    from .store import AsyncChannelStore
 
 
 class Ingress:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from gateway_core.app import EffectFailed
+from gateway_core.app.handlers.channels import ROUTES as CHANNEL_ROUTES
 from gateway_core.channels import accounts as A
 from gateway_core.channels.effects import (
     AwaitDelivery,
@@ -42,21 +43,24 @@ from gateway_core.channels.pairing import owner_entry
 from gateway_core.channels.state import channels_state
 
 from .. import _runtime
+from ..runtime.paths import channel_pairing_path, channel_queue_path
 from . import registry
 from .base import AccountContext, ChannelFailure, ChannelPlugin, Transport
 from .ingress import Ingress
 from .outbox import Outbox
 from .owner import bootstrap_owner_file
-from .store import AsyncChannelStore, ChannelStore
 
 if TYPE_CHECKING:
     from ..app import Gateway
+    from .store import AsyncChannelStore
 
 #: Account settings that apply to new messages without reconnecting (the pipeline reads them live).
 LIVE_KEYS = frozenset({
     "dmPolicy", "allowFrom", "groupPolicy", "groupAllowFrom", "groups", "replyToMode", "textChunkLimit", "streaming",
     "historyLimit", "dmHistoryLimit", "dms", "direct", "name", "healthMonitor", "markdown", "responsePrefix", "errorPolicy",
 })
+#: The channel family's methods: any of them may ask about an installed channel that is not configured.
+CHANNEL_METHODS = frozenset(route.method for route in CHANNEL_ROUTES)
 TYPING_EVERY_S = 4.5
 TYPING_MAX_S = 600.0
 PRUNE_EVERY_S = 3600.0
@@ -87,12 +91,15 @@ class ChannelManager:
         self.app = gateway.app
         self.log = gateway.log
         self.state = channels_state(self.app)
-        self.plugins = registry.load(self.log)
-        for plugin in self.plugins.values():
-            self.state.register(plugin.rules)
+        #: Resolved on first need; the entry points are scanned only for a channel that is not built in.
+        self.plugins = registry.Plugins(self.log, on_found=lambda plugin: self.state.register(plugin.rules))
+        self._scan_for(self.config)
         self.skip = skip_channels()
         self.env = dict(os.environ)
         self.store: AsyncChannelStore | None = None
+        #: Set once the store's opening has ended (opened or failed).
+        self.opened = trio.Event()
+        self._wanted = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._accounts: dict[tuple[str, str], _Account] = {}
         self._stopped: set[tuple[str, str]] = set()
@@ -106,8 +113,13 @@ class ChannelManager:
         return self.app.config
 
     async def open(self, state_dir: Path) -> None:
-        store = await trio.to_thread.run_sync(lambda: ChannelStore(state_dir, now_ms=_runtime.wall_ms))
-        self._set_store(AsyncChannelStore(store))
+        from .store import AsyncChannelStore, ChannelStore  # sqlite3 loads with the first store
+
+        try:
+            store = await trio.to_thread.run_sync(lambda: ChannelStore(state_dir, now_ms=_runtime.wall_ms))
+            self._set_store(AsyncChannelStore(store))
+        finally:
+            self.opened.set()  # effects waiting for the store go on (and fail if it did not open)
 
     async def aclose(self) -> None:
         if self.store is not None:
@@ -118,8 +130,36 @@ class ChannelManager:
     def _set_store(self, store: AsyncChannelStore | None) -> None:
         self.store = self.ingress.store = self.outbox.store = store
 
-    async def run(self, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Recover, start the accounts and the workers; runs until cancelled with the gateway."""
+    def _store_needed(self, state_dir: Path) -> bool:
+        """Whether the store must open at start: a channel is configured, or the store exists (there
+        may be queues to recover). Otherwise it opens at the first need (:meth:`want_store`)."""
+        if A.configured_channels(self.config):
+            return True
+        return channel_queue_path(state_dir).exists() or channel_pairing_path(state_dir).exists()
+
+    def want_store(self) -> None:
+        """Something needs the store: open it now if it was left for later."""
+        self._wanted.set()
+
+    async def run(self, state_dir: Path, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Open the store, recover, start the accounts and the workers; runs until cancelled with the gateway.
+
+        A gateway with no channel configured and no channel store yet reports started at once and
+        opens the store at the first need (a channel store call, a channel added to the config), so
+        it neither creates nor holds the store for nothing.
+        """
+        reported = False
+        if not await trio.to_thread.run_sync(self._store_needed, state_dir):
+            task_status.started()
+            reported = True
+            await self._wanted.wait()
+            try:
+                await self.open(state_dir)
+            except Exception as exc:  # noqa: BLE001 - its callers get "not open"; the gateway keeps serving
+                self.log.error("channels", f"channel store could not be opened: {exc}")
+                return
+        else:
+            await self.open(state_dir)
         assert self.store is not None
         ambiguous = await self.store.call("outbox_recover")
         for row in ambiguous:
@@ -149,7 +189,8 @@ class ChannelManager:
             if replays:
                 self.gw.flush()
             nursery.start_soon(self._pruner)
-            task_status.started()
+            if not reported:
+                task_status.started()
 
     # ------------------------------------------------------------------ accounts
 
@@ -191,7 +232,21 @@ class ChannelManager:
                 self.state.patch(key[0], key[1], {"running": False, "connected": False})
 
     def config_changed(self, config: dict[str, Any] | None) -> None:
+        self._scan_for(config)
+        if A.configured_channels(config):
+            self.want_store()  # the accounts start once it is open (``run`` plans them)
         self.plan(config)
+
+    def _scan_for(self, config: dict[str, Any] | None) -> None:
+        """Scan the entry points now if ``config`` names a channel that is not built in (so the app
+        knows its rules before any request asks about it)."""
+        if any(channel not in registry.BUILTIN for channel in A.configured_channels(config)):
+            self.plugins.scan()
+
+    def before_request(self, method: str) -> None:
+        """A channel method may name an installed channel that is not configured: scan first (once)."""
+        if method in CHANNEL_METHODS and not self.plugins.scanned:
+            self.plugins.scan()
 
     def _refresh_inspect(self, key: tuple[str, str]) -> None:
         plugin = self.plugins[key[0]]
@@ -354,6 +409,9 @@ class ChannelManager:
         return isinstance(effect, ChannelCall | ChannelProbe | ChannelControl | AwaitDelivery)
 
     async def perform(self, effect: Any) -> Any:
+        if self.store is None and not self.opened.is_set():
+            self.want_store()
+            await self.opened.wait()  # the store opens at the first need: wait for it, never refuse
         if self.store is None:
             raise EffectFailed("storage", "the channel store is not open")
         if isinstance(effect, ChannelCall):

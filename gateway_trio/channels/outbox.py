@@ -10,7 +10,7 @@ queued or when a retry falls due.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -20,7 +20,9 @@ from gateway_core.channels.state import ChannelsState
 
 from .. import _runtime
 from .base import Transport
-from .store import AsyncChannelStore
+
+if TYPE_CHECKING:
+    from .store import AsyncChannelStore
 
 SETTLED = ("sent", "failed", "unknown")
 

@@ -33,6 +33,8 @@ from gateway_core.channels.inbound import Inbound, OutboundItem, decode_inbound,
 from gateway_core.channels.pipeline import IngressRow, conversation_key
 
 from .. import _runtime
+from ..runtime.paths import channel_pairing_path as pairing_path
+from ..runtime.paths import channel_queue_path as queue_path
 from ..store.sessions import AsyncSessionStore, _Tx
 
 MIGRATIONS: tuple[str, ...] = (
@@ -120,14 +122,6 @@ SETTLED_STATES = ("sent", "failed", "unknown")
 
 class StoreError(Exception):
     """The store file cannot be used (a newer schema, a corrupt file)."""
-
-
-def queue_path(state_dir: Path) -> Path:
-    return state_dir / "channels" / "queues.sqlite"
-
-
-def pairing_path(state_dir: Path) -> Path:
-    return state_dir / "state" / "openclaw.sqlite"
 
 
 def random_codes() -> Iterator[str]:

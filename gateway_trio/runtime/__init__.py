@@ -18,9 +18,10 @@ and never the server's internals (``tests/test_layering.py`` checks it).
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._runtime import new_token, new_uuid
 from ..state import atomic_write
-from ..store.sessions import SqliteSessionStore
 from .dev import ensure_dev
 from .lock import acquire_state_lock, lock_owner, record_port, release_state_lock, running_port
 from .logs import FileLog, last_error, owner_key, record_filter, rolling_log_path, tail
@@ -80,3 +81,12 @@ __all__ = [
     "tail",
     "tilde",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The offline session store loads on first use (with sqlite3), not with the runtime."""
+    if name == "SqliteSessionStore":
+        from ..store.sessions import SqliteSessionStore
+
+        return SqliteSessionStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -115,3 +115,13 @@ def tilde(path: Path) -> str:
 def session_store_path(state_dir: Path) -> Path:
     """The agent session store (SQLite) of a state dir."""
     return state_dir / "agents" / "sessions.sqlite"
+
+
+def channel_queue_path(state_dir: Path) -> Path:
+    """The channels' durable queues (SQLite): inbound messages and the outbox."""
+    return state_dir / "channels" / "queues.sqlite"
+
+
+def channel_pairing_path(state_dir: Path) -> Path:
+    """The channels' pairing state (SQLite)."""
+    return state_dir / "state" / "openclaw.sqlite"

@@ -60,7 +60,7 @@ class HttpState:
             return
         self._loading = trio.Event()
         try:
-            store = gw.agents.store
+            store = await gw.agents.ready_store()
             now = _runtime.wall_ms()
             if store is not None:
                 prs = previous_response_settings(gw.app.config)
@@ -78,7 +78,7 @@ class HttpState:
             self._loading.set()
 
     async def persist(self, gw: Gateway, kind: str, record: dict[str, Any] | None, links: LinkMap) -> None:
-        store = gw.agents.store
+        store = await gw.agents.ready_store()
         if record is None or store is None:
             return
         try:

@@ -64,6 +64,7 @@ async def call_method(gw: Gateway, method: str, params: Any, caller: httpauth.Ca
     gw.app.conns[conn_id] = ConnView(conn_id, principal, None)
     try:
         event = RequestReceived(conn_id, method, params, principal)
+        gw.channels.before_request(method)
         job = gw.app.request(conn_id, event, _runtime.now(), _runtime.wall_ms())
         gw.flush()
         with trio.move_on_after(CALL_TIMEOUT_S):

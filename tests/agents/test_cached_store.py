@@ -288,7 +288,7 @@ def test_a_chat_request_waits_for_the_store_thread_at_most_twice(tmp_path: Path)
         transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
         async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
             with trio.fail_after(60):
-                store = gw.agents.store
+                store = await gw.agents.ready_store()  # a fresh state dir opens it at the first need
                 assert isinstance(store, CachedSessionStore)
 
                 async def ask(headers: dict[str, str], text: str) -> int:

@@ -62,7 +62,7 @@ async def sessions_route(req: Request, gw: Gateway, found: Match, caller: httpau
 
 async def history_stream(req: Request, gw: Gateway, raw_key: str, limit: int, before: int | None, *, paged: bool) -> None:
     """The live history: the page, then each appended message (or a fresh page when ``paged``)."""
-    store = gw.agents.store
+    store = await gw.agents.ready_store()  # a fresh state dir opens it at the first need
     if store is None:
         raise Refused(wire.unavailable())
     key = keys.canonical(raw_key, gw.app.roster.default_id)

@@ -148,7 +148,7 @@ def test_snapshot_then_each_appended_message_then_the_client_leaves(tmp_path: Pa
             assert data["message"]["__openclaw"]["seq"] == seq and data["messageId"] == data["message"]["__openclaw"]["id"]
         again = (await http.get(f"/sessions/{KEY}/history", headers=AUTH)).json()
         assert [f[1]["message"] for f in frames] == again["items"][2:]
-        store = gw.agents.store
+        store = await gw.agents.ready_store()
         assert len(store._watches[KEY]) == 1
         await stream.client.aclose()  # the client leaves: the stream's task ends, its watch goes
         await _no_watchers(store)
@@ -197,7 +197,7 @@ def _turn(store: CachedSessionStore, text: str) -> Awaitable[Any]:
 
 async def _following(gw: Any, open_stream: Any) -> tuple[CachedSessionStore, Stream]:
     """A session with one message, and a live stream of it past its opening frames."""
-    store = gw.agents.store
+    store = await gw.agents.ready_store()
     await store.ensure(KEY, "main", 1)
     await _turn(store, "one")
     stream = await open_stream(f"/sessions/{KEY}/history")

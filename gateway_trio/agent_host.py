@@ -11,7 +11,9 @@ With ``raw_stream`` set, every model stream event is appended to a JSONL file (`
 
 from __future__ import annotations
 
+import contextvars
 import json
+import math
 import os
 import random
 import re
@@ -79,15 +81,59 @@ def raw_stream_path(state_dir: Path) -> Path | None:
 YIELD_EVERY = 32
 
 
+class _Pull:
+    """One upstream read in a task of its own, so that the run can stop waiting for it (its held
+    text is due) without cancelling it: a cancelled read of an async generator (httpx, SSE) ends
+    the generator, and the event it was reading would be lost. A later ``ModelNext`` takes the
+    result. It is a system task (with the caller's context variables): the read belongs to the
+    stream, not to the job waiting for it, and it never raises (its result is kept)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.done = trio.Event()
+        self._value: Any = None
+        self._error: Exception | None = None
+        self._scope = trio.CancelScope()
+        trio.lowlevel.spawn_system_task(self._run, stream.__anext__, context=contextvars.copy_context())
+
+    async def _run(self, anext: Callable[[], Awaitable[Any]]) -> None:
+        self._error = RuntimeError("the upstream read was cancelled")  # unless it ends otherwise
+        try:
+            with self._scope:
+                self._value = await anext()
+                self._error = None
+        except Exception as exc:  # noqa: BLE001 - StopAsyncIteration, ProviderError…: for the reader
+            self._error = exc
+        finally:
+            self.done.set()
+
+    def result(self) -> Any:
+        """The event read, or the read's exception raised."""
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    async def cancel(self) -> None:
+        """Stop the read and wait until it has (before the stream is closed)."""
+        self._scope.cancel()
+        with trio.CancelScope(shield=True):
+            await self.done.wait()
+
+
 @dataclass
 class _Open:
-    """An open model stream: its exit stack, the stream, the job owning it, its run."""
+    """An open model stream: its exit stack, the stream, the job owning it, its run, and the read
+    in progress that a due flush left running (if any)."""
 
     stack: AsyncExitStack
     stream: Any
     owner: int
     run_id: str | None
     pulled: int = 0
+    pull: _Pull | None = None
+
+
+class _Due(Exception):
+    """The run's held text came due before the next upstream event."""
 
 
 class AgentHost:
@@ -189,7 +235,7 @@ class AgentHost:
         if isinstance(effect, ModelOpen):
             return await self._open(effect, owner)
         if isinstance(effect, ModelNext):
-            return await self._next(effect.handle)
+            return await self._next(effect.handle, effect.flush_at)
         if isinstance(effect, ModelClose):
             await self._close(effect.handle)
             return None
@@ -206,18 +252,17 @@ class AgentHost:
         self._streams[self._next_handle] = _Open(stack, stream, owner, effect.run_id)
         return self._next_handle
 
-    async def _next(self, handle: int) -> Streamed:
+    async def _next(self, handle: int, flush_at: float | None = None) -> Streamed:
+        """The stream's next event; with ``flush_at`` (the run's held text is due then), an answer
+        ``due=True`` at that time if no event has come, the read going on for the next call."""
         entry = self._streams.get(handle)
         if entry is None:
             return Streamed(None, "?/?")
         stream = entry.stream
-        entry.pulled += 1
-        if entry.pulled % YIELD_EVERY == 0:
-            await trio.lowlevel.checkpoint()
-        if self.gate is not None and entry.run_id is not None:
-            await self.gate(entry.run_id)
         try:
-            event = await stream.__anext__()
+            event = await self._pull(entry, flush_at)
+        except _Due:
+            return Streamed(None, stream.request.ref, due=True)
         except StopAsyncIteration:
             ref = stream.request.ref
             await self._close(handle)
@@ -229,6 +274,33 @@ class AgentHost:
         if self.raw_stream is not None:
             await self._record(stream.request.ref, event)
         return Streamed(event, stream.request.ref)
+
+    async def _pull(self, entry: _Open, flush_at: float | None) -> Any:
+        """Read the next upstream event (after the back-pressure gate), or raise :class:`_Due` at
+        ``flush_at``. Without a deadline the read runs in the job's own task (no task switch);
+        with one, in a :class:`_Pull`, which is left running when the deadline passes."""
+        if entry.pull is None:
+            if flush_at is not None and flush_at <= trio.current_time():
+                raise _Due
+            entry.pulled += 1
+            if entry.pulled % YIELD_EVERY == 0:
+                await trio.lowlevel.checkpoint()
+            if self.gate is not None and entry.run_id is not None:
+                with trio.move_on_at(flush_at if flush_at is not None else math.inf):
+                    await self.gate(entry.run_id)
+                if flush_at is not None and flush_at <= trio.current_time():
+                    entry.pulled -= 1  # not read yet: the next call passes the gate again
+                    raise _Due
+            if flush_at is None:
+                return await entry.stream.__anext__()
+            entry.pull = _Pull(entry.stream)
+        pull = entry.pull
+        with trio.move_on_at(flush_at if flush_at is not None else math.inf):
+            await pull.done.wait()
+        if not pull.done.is_set():
+            raise _Due
+        entry.pull = None
+        return pull.result()
 
     async def _record(self, ref: str, event: Any) -> None:
         line = json.dumps({"ts": _runtime.wall_ms(), "model": ref, "event": json.loads(encode_event(event))}) + "\n"
@@ -248,6 +320,8 @@ class AgentHost:
     async def _close(self, handle: int) -> None:
         entry = self._streams.pop(handle, None)
         if entry is not None:
+            if entry.pull is not None:
+                await entry.pull.cancel()
             with trio.CancelScope(shield=True):
                 await entry.stack.aclose()
 

@@ -14,6 +14,7 @@ import pytest
 import trio
 from agent_gateways import KINDS, TOKEN, agent_gateway
 from gateway_proc import Client, connect_frame, open_ws
+from upstream import Text, _split, last_user_text
 
 SCOPES = ["operator.read", "operator.write", "operator.admin", "operator.approvals", "operator.pairing"]
 
@@ -100,3 +101,38 @@ def test_chat_send_agent_history_sessions(kind: str, tmp_path: Path) -> None:
 
         trio.run(main)
         assert len(up.chat_requests()) >= 2
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_held_text_goes_out_while_the_model_pauses(kind: str, tmp_path: Path) -> None:
+    """The model sends three deltas at once, then pauses (a stall of 30 s): the text the pace held
+    reaches the listener while the upstream is still paused (on a timer), not with its next event.
+    ``chat`` deltas stay cumulative and add up to the text, once each."""
+    marker = "PAUSE-AFTER-THREE"
+    answer = "PacedAlphaBravoCharlieDeltaEchoFoxtrotGolfHotelIndiaJuliet"
+    shown = "".join(_split(answer, 4)[:3])
+    with agent_gateway(kind, tmp_path) as (port, up):
+        up.script_for(marker, Text(text=answer, deltas=4, stall_after=3, stall_s=30.0))
+
+        async def main() -> None:
+            async with trio.open_nursery() as nursery:
+                with trio.fail_after(40):
+                    c = await _client(nursery, port)
+                ack = await c.call("chat.send", {"sessionKey": "main", "message": f"say it {marker}", "idempotencyKey": "e2e-pause-1"})
+                assert ack["ok"], ack
+
+                def whole(f: dict[str, Any]) -> bool:
+                    p = f.get("payload") or {}
+                    return f.get("event") == "chat" and p.get("state") == "delta" and p["message"]["content"][0]["text"] == shown
+
+                with trio.fail_after(20):  # well before the stall's end (30 s), which would also send it
+                    frames = await _until(c, whole)
+                asked = [r for r in up.chat_requests() if isinstance(r.body, dict) and marker in last_user_text(r.body)]
+                assert asked and up.outcome(asked[-1].n) is None  # the upstream is still paused
+                deltas = [f["payload"] for f in frames if f.get("event") == "chat" and f["payload"].get("runId") == "e2e-pause-1"
+                          and f["payload"].get("state") == "delta"]
+                assert "".join(d["deltaText"] for d in deltas) == shown  # nothing twice, nothing lost
+                assert all(d["message"]["content"][0]["text"] == shown[: len(d["message"]["content"][0]["text"])] for d in deltas)
+                nursery.cancel_scope.cancel()
+
+        trio.run(main)

@@ -34,11 +34,15 @@ class ModelNext(Effect, frozen=True):
     """The next stream event as ``(event, "provider/model")``, or ``(None, ref)`` at the end.
 
     A failed call is thrown into the caller as :class:`ModelFailed`; past ``until``, as
-    :class:`RunDeadline`.
+    :class:`RunDeadline`. ``flush_at`` (host clock) is when the run's held live text is due: if no
+    event has come by then, the host answers ``Streamed(None, ref, due=True)`` at once and keeps
+    the read going (nothing is lost: the event comes with a later ``ModelNext``). A host that
+    ignores it only sends the held text later (with the next event).
     """
 
     handle: int
     until: float | None = None
+    flush_at: float | None = None
 
 
 class ModelClose(Effect, frozen=True):
@@ -79,10 +83,11 @@ class RunAborted(Exception):
 
 
 class Streamed(Struct, frozen=True):
-    """What :class:`ModelNext` returns."""
+    """What :class:`ModelNext` returns; ``due``: no event yet, ``flush_at`` passed first."""
 
     event: Any
     ref: str
+    due: bool = False
 
 
 __all__ = ["AwaitLane", "ModelClose", "ModelFailed", "ModelNext", "ModelOpen", "RunAborted", "RunDeadline", "StoreCall", "Streamed"]

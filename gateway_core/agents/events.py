@@ -4,10 +4,14 @@ One :class:`RunEvents` per run stamps every event with the run's own ``seq`` (fr
 both event names: a ``chat`` event carries the seq of the ``agent`` event it accompanies) and the
 run's keys. ``chat.send`` runs also report their start-up phases (``run_status`` / ``status``).
 
-Live text is paced (protocol.md §13.5: "deltas are paced (~75 ms) and coalesced"): the first
-delta goes out at once, later ones within :data:`TEXT_PACE_S` of the run's clock (``ctx.now``, the
-host's time) since the last ``assistant``/``chat`` delta pair are held and go out joined with the
-next delta past the pace, or before any other event of the run, or when the model call ends.
+Live text is paced (protocol.md §13.5: "deltas are paced (~75 ms) and coalesced; dropIfSlow"):
+the first delta goes out at once, later ones within :data:`TEXT_PACE_S` of the run's clock
+(``ctx.now``, the host's time) since the last ``assistant``/``chat`` delta pair are held and go out
+joined with the next delta past the pace, or before any other event of the run, or when the model
+call ends, or when the pace runs out first (:attr:`RunEvents.text_due_at`, which the turn hands
+the host as ``ModelNext.flush_at``: a model that pauses does not hold the text back). ``chat``
+deltas are published ``drop_if_slow`` (a slow client misses one and gets the next cumulative
+text); ``agent`` events, finals and everything else are never dropped (as published).
 Each pair carries the cumulative text, so the cost per pair is the answer's length — at a bounded
 rate, not per upstream delta. The text is kept as parts and joined only when a pair is sent.
 
@@ -42,6 +46,13 @@ class RunEvents:
         self._sent_at: float | None = None  # ctx.now of the last delta pair sent
 
     @property
+    def text_due_at(self) -> float | None:
+        """When the held text must go out (the run's clock), or ``None`` when none is held."""
+        if not self._held or self._sent_at is None:
+            return None
+        return self._sent_at + TEXT_PACE_S
+
+    @property
     def text(self) -> str:
         """The assistant text so far (joined once per call, then kept as one part)."""
         parts = self._parts
@@ -70,7 +81,7 @@ class RunEvents:
     def _chat(self, state: str, **fields: Any) -> None:
         if self._held and state != "delta":
             self.flush_text()
-        self.ctx.publish("chat", {**self._base(), "seq": self.run.seq, "state": state, **fields})
+        self.ctx.publish("chat", {**self._base(), "seq": self.run.seq, "state": state, **fields}, drop_if_slow=state == "delta")
 
     def _message(self, text: str) -> dict[str, Any]:
         return {"role": "assistant", "content": [{"type": "text", "text": text}], "timestamp": self.ctx.wall_ms}

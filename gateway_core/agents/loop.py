@@ -230,7 +230,10 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
             announced = False
             call_parts: list[str] = []  # joined once the call ends: per delta, work is the delta's size
             while True:
-                got: Streamed = yield ModelNext(handle, deadline)
+                got: Streamed = yield ModelNext(handle, deadline, ev.text_due_at)
+                if got.due:  # the model paused past the pace: the held text goes out now
+                    ev.flush_text()
+                    continue
                 if not announced:
                     provider, _, model = got.ref.partition("/")
                     result.provider, result.model = provider, model

@@ -23,10 +23,16 @@ from gateway_core.app.handlers.runs import start_route_turn
 from gateway_core.providers.types import StreamEnd, TextDelta, UsageReport
 
 RUN = "run-pacing-1"
+#: When (the run's clock) each Publish of the last ``drive`` was made, by ``id()``.
+sent_at: dict[int, float] = {}
 
 
-def drive(deltas: list[str], step_s: float, surface: str = "http") -> list[Publish]:
-    """Run one turn whose model streams ``deltas`` (``step_s`` apart); every ``Publish`` it made."""
+def drive(
+    deltas: list[str], step_s: float, surface: str = "http", *, at: list[float] | None = None, flush: bool = False
+) -> list[Publish]:
+    """Run one turn whose model streams ``deltas`` (``step_s`` apart, or at the times ``at``); every
+    ``Publish`` it made. With ``flush``, the host honours ``ModelNext.flush_at`` as the Trio one
+    does: when the held text is due before the next event arrives, it answers ``due`` then."""
     host = SimHost("token", "T", "P")
     app = host.app
     agent = app.roster.get("main")
@@ -36,10 +42,11 @@ def drive(deltas: list[str], step_s: float, surface: str = "http") -> list[Publi
     published: list[Publish] = []
     jobs = []
 
-    def take() -> None:
+    def take(when: float = 0.0) -> None:
         for out in app.take_outbox():
             if isinstance(out, Publish):
                 published.append(out)
+                sent_at[id(out)] = when
             elif isinstance(out, Spawn):
                 jobs.append(out.job)
 
@@ -48,6 +55,7 @@ def drive(deltas: list[str], step_s: float, surface: str = "http") -> list[Publi
     now = 0.0
     events: list[Any] = [TextDelta(d) for d in deltas]
     events += [UsageReport(input=3, output=len(deltas), total=3 + len(deltas)), StreamEnd(finish_reason="stop")]
+    times = list(at) if at is not None else []
     job.step(None, now=now, wall_ms=WALL0)
     take()
     for _ in range(len(events) + 100):  # bounded: every effect of the turn, then it is done
@@ -61,14 +69,21 @@ def drive(deltas: list[str], step_s: float, surface: str = "http") -> list[Publi
             assert effect.run_id == RUN  # the host can hold this run's stream for its route
             value = 1
         elif isinstance(effect, ModelNext):
-            now += step_s
-            value = Streamed(events.pop(0) if events else None, "offline/echo")
+            arrives = (times.pop(0) if times else now) if at is not None else now + step_s
+            if flush and effect.flush_at is not None and effect.flush_at < arrives:
+                now = effect.flush_at
+                if at is not None:
+                    times.insert(0, arrives)
+                value = Streamed(None, "offline/echo", due=True)
+            else:
+                now = max(now, arrives)
+                value = Streamed(events.pop(0) if events else None, "offline/echo")
         elif isinstance(effect, AwaitLane | ModelClose):
             value = None
         else:
             raise AssertionError(f"unexpected effect {effect!r}")
         job.step(value, now=now, wall_ms=WALL0 + int(now * 1000))
-        take()
+        take(now)
     assert job.pending is None, "the turn did not end"
     return published
 
@@ -123,3 +138,37 @@ def test_the_route_gets_every_delta_and_no_connection_does() -> None:
     assert all(p.to == frozenset() and p.payload["runId"] == RUN for p in route)
     chat_surface = drive(deltas, 0.0, surface="chat")
     assert not [p for p in chat_surface if p.event == ROUTE_TEXT]  # only route-started runs need them
+
+
+def test_held_text_goes_out_when_due_while_the_model_pauses() -> None:
+    """Three deltas 10 ms apart, then the model pauses 5 s: the two held deltas go out at the pace
+    (75 ms after the first), before the next upstream event; then the rest as usual. Nothing is
+    sent twice, the run's seq has no gap, the final is the whole text."""
+    deltas = ["one ", "two ", "three ", "four"]
+    at = [0.01, 0.02, 0.03, 5.0, 5.0, 5.0]  # the four deltas, usage, end
+    published = drive(deltas, 0.0, surface="chat", at=at, flush=True)
+    agents = [p for p in published if p.event == "agent" and p.payload.get("stream") == "assistant"]
+    assert [a.payload["data"]["delta"] for a in agents] == ["one ", "two three ", "four"]
+    assert [sent_at[id(a)] for a in agents] == [0.01, pytest.approx(0.01 + TEXT_PACE_S), 5.0]
+    chats = [p for p in published if p.event == "chat" and p.payload.get("state") == "delta"]
+    assert [c.payload["deltaText"] for c in chats] == ["one ", "two three ", "four"]
+    assert [sent_at[id(c)] for c in chats] == [sent_at[id(a)] for a in agents]
+    seqs = [p.payload["seq"] for p in published if p.event == "agent"]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    final = [p.payload for p in published if p.event == "chat" and p.payload.get("state") == "final"]
+    assert len(final) == 1 and final[0]["message"]["content"][0]["text"] == "one two three four"
+    # Without the host's flush (a host that ignores flush_at), the held text waits for "four".
+    later = drive(deltas, 0.0, surface="chat", at=at)
+    held = [p for p in later if p.event == "agent" and p.payload.get("stream") == "assistant"]
+    assert [h.payload["data"]["delta"] for h in held] == ["one ", "two three four"]
+
+
+def test_chat_deltas_may_be_dropped_for_a_slow_client_and_nothing_else() -> None:
+    """protocol.md §13.5: chat deltas are ``dropIfSlow`` (each carries the cumulative text, so the
+    next one makes up for a dropped one); agent events and the chat final are never dropped."""
+    published = drive(["a", "b", "c"], 0.1, surface="chat")
+    chats = [p for p in published if p.event == "chat"]
+    assert {p.payload["state"] for p in chats} >= {"status", "delta", "final"}
+    assert all(p.drop_if_slow == (p.payload["state"] == "delta") for p in chats)
+    assert [p for p in chats if p.payload["state"] == "delta"]
+    assert not [p for p in published if p.event == "agent" and p.drop_if_slow]

@@ -81,39 +81,52 @@ def raw_stream_path(state_dir: Path) -> Path | None:
 YIELD_EVERY = 32
 
 
-class _Pull:
-    """One upstream read in a task of its own, so that the run can stop waiting for it (its held
-    text is due) without cancelling it: a cancelled read of an async generator (httpx, SSE) ends
-    the generator, and the event it was reading would be lost. A later ``ModelNext`` takes the
-    result. It is a system task (with the caller's context variables): the read belongs to the
-    stream, not to the job waiting for it, and it never raises (its result is kept)."""
+#: Upstream events a :class:`_Pump` may have read ahead of the run (the run passes the
+#: back-pressure gate before it takes each one, so this bounds how far the upstream gets ahead).
+PUMP_AHEAD = 16
+
+
+class _Pump:
+    """The rest of a stream read in a task of its own, once the run has had to stop waiting for an
+    event (its held text came due): a cancelled read of an async generator (httpx, SSE) ends the
+    generator and loses the event it was reading, so the read is never cancelled for a deadline.
+
+    One task per stream (not per event, ~40 µs per event less than a task per read) hands the
+    events over a channel of ``PUMP_AHEAD``; the run still passes the back-pressure gate before it
+    takes each one. It is a system task with the caller's context
+    variables: the reads belong to the stream, not to the job waiting for them; it never raises
+    (errors are handed to the reader)."""
 
     def __init__(self, stream: Any) -> None:
         self.done = trio.Event()
-        self._value: Any = None
-        self._error: Exception | None = None
         self._scope = trio.CancelScope()
-        trio.lowlevel.spawn_system_task(self._run, stream.__anext__, context=contextvars.copy_context())
+        self._send, self.receive = trio.open_memory_channel[tuple[Any, BaseException | None]](PUMP_AHEAD)
+        trio.lowlevel.spawn_system_task(self._run, stream, context=contextvars.copy_context())
 
-    async def _run(self, anext: Callable[[], Awaitable[Any]]) -> None:
-        self._error = RuntimeError("the upstream read was cancelled")  # unless it ends otherwise
+    async def _run(self, stream: Any) -> None:
         try:
             with self._scope:
-                self._value = await anext()
-                self._error = None
-        except Exception as exc:  # noqa: BLE001 - StopAsyncIteration, ProviderError…: for the reader
-            self._error = exc
+                while True:
+                    try:
+                        value = await stream.__anext__()
+                    except Exception as exc:  # noqa: BLE001 - StopAsyncIteration, ProviderError…: for the reader
+                        await self._send.send((None, exc))
+                        return
+                    await self._send.send((value, None))
         finally:
+            self._send.close()
             self.done.set()
 
-    def result(self) -> Any:
+    @staticmethod
+    def result(item: tuple[Any, BaseException | None]) -> Any:
         """The event read, or the read's exception raised."""
-        if self._error is not None:
-            raise self._error
-        return self._value
+        value, error = item
+        if error is not None:
+            raise error
+        return value
 
     async def cancel(self) -> None:
-        """Stop the read and wait until it has (before the stream is closed)."""
+        """Stop reading and wait until it has (before the stream is closed)."""
         self._scope.cancel()
         with trio.CancelScope(shield=True):
             await self.done.wait()
@@ -129,7 +142,7 @@ class _Open:
     owner: int
     run_id: str | None
     pulled: int = 0
-    pull: _Pull | None = None
+    pump: _Pump | None = None
 
 
 class _Due(Exception):
@@ -277,30 +290,38 @@ class AgentHost:
 
     async def _pull(self, entry: _Open, flush_at: float | None) -> Any:
         """Read the next upstream event (after the back-pressure gate), or raise :class:`_Due` at
-        ``flush_at``. Without a deadline the read runs in the job's own task (no task switch);
-        with one, in a :class:`_Pull`, which is left running when the deadline passes."""
-        if entry.pull is None:
+        ``flush_at``. The read runs in the job's own task (no task switch) until a deadline first
+        has to be waited for; from then on the stream is read by its :class:`_Pump`."""
+        if flush_at is not None and flush_at <= trio.current_time():
+            raise _Due
+        entry.pulled += 1
+        if entry.pulled % YIELD_EVERY == 0:
+            await trio.lowlevel.checkpoint()
+        gate = self.gate
+        if gate is not None and entry.run_id is not None:
+            with trio.move_on_at(flush_at if flush_at is not None else math.inf):
+                await gate(entry.run_id)
             if flush_at is not None and flush_at <= trio.current_time():
+                entry.pulled -= 1  # not taken yet: the next call passes the gate again
                 raise _Due
-            entry.pulled += 1
-            if entry.pulled % YIELD_EVERY == 0:
-                await trio.lowlevel.checkpoint()
-            if self.gate is not None and entry.run_id is not None:
-                with trio.move_on_at(flush_at if flush_at is not None else math.inf):
-                    await self.gate(entry.run_id)
-                if flush_at is not None and flush_at <= trio.current_time():
-                    entry.pulled -= 1  # not read yet: the next call passes the gate again
-                    raise _Due
+        pump = entry.pump
+        if pump is None:
             if flush_at is None:
                 return await entry.stream.__anext__()
-            entry.pull = _Pull(entry.stream)
-        pull = entry.pull
-        with trio.move_on_at(flush_at if flush_at is not None else math.inf):
-            await pull.done.wait()
-        if not pull.done.is_set():
+            pump = entry.pump = _Pump(entry.stream)
+        item: tuple[Any, BaseException | None] | None = None
+        try:
+            try:
+                item = pump.receive.receive_nowait()
+            except trio.WouldBlock:
+                with trio.move_on_at(flush_at if flush_at is not None else math.inf):
+                    item = await pump.receive.receive()
+        except trio.EndOfChannel:  # the pump has ended (its last item was taken): nothing more
+            raise StopAsyncIteration from None
+        if item is None:
+            entry.pulled -= 1
             raise _Due
-        entry.pull = None
-        return pull.result()
+        return pump.result(item)
 
     async def _record(self, ref: str, event: Any) -> None:
         line = json.dumps({"ts": _runtime.wall_ms(), "model": ref, "event": json.loads(encode_event(event))}) + "\n"
@@ -320,8 +341,8 @@ class AgentHost:
     async def _close(self, handle: int) -> None:
         entry = self._streams.pop(handle, None)
         if entry is not None:
-            if entry.pull is not None:
-                await entry.pull.cancel()
+            if entry.pump is not None:
+                await entry.pump.cancel()
             with trio.CancelScope(shield=True):
                 await entry.stack.aclose()
 

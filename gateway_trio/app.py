@@ -54,6 +54,7 @@ from . import _runtime
 from .agent_host import AgentHost, raw_stream_path, resolve_provider_keys
 from .channels import ChannelManager
 from .effects import Effects
+from .fanwriter import PARALLEL_MIN, FanWriter
 from .routehost import RouteHost
 from .runtime import FileLog, GatewaySettings
 from .scheduler import DeadlineScheduler
@@ -154,6 +155,8 @@ class Gateway(RouteHost):
         self.effects = Effects(self)
         #: Runs that HTTP routes started and watch (their events and result).
         self.watches = Watches()
+        #: Writes half of a large fan-out from a helper thread (os.write releases the GIL).
+        self.fan_writer = FanWriter()
         self.agents.gate = self.watches.room  # a route behind on a run's text holds its upstream
         #: Answers to methods called over HTTP, by their transient connection id.
         self.reply_sinks: dict[str, Callable[[Reply], None]] = {}
@@ -335,8 +338,18 @@ class Gateway(RouteHost):
         raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
         ev = EncodedEvent(output.event, raw, state_version=output.state_version, drop_if_slow=output.drop_if_slow)
         now = _runtime.now()
+        if len(targets) < PARALLEL_MIN:
+            for session in targets:
+                session.publish_encoded(ev, now)
+            return
+        staged: list[tuple[Session, bytes]] = []  # gate, seq and frame for all, then the writes at once
         for session in targets:
-            session.publish_encoded(ev, now)
+            data = session.publish_staged(ev, now)
+            if data is not None:
+                staged.append((session, data))
+        sent = self.fan_writer.write_all([(session.transport, data) for session, data in staged])
+        for (session, data), n in zip(staged, sent, strict=True):
+            session.written(data, n)
 
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
         self.app.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
@@ -413,6 +426,7 @@ class Gateway(RouteHost):
                 await jobs.start(self.channels.run, self.settings.paths.state_dir)
                 task_status.started()
         finally:
+            self.fan_writer.close()
             with trio.CancelScope(shield=True):
                 await self.channels.aclose()
                 await self.agents.aclose()

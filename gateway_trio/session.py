@@ -310,6 +310,35 @@ class Session:
         ev = EncodedEvent(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
         self.publish_encoded(ev, _runtime.now() if now is None else now)
 
+    def publish_staged(self, ev: EncodedEvent, now: float) -> bytes | None:
+        """:meth:`publish_encoded` for a large fan-out: the frame to write straight to the socket
+        is returned (the caller writes it, then calls :meth:`written`); every other outcome is
+        handled here as :meth:`publish_encoded` does."""
+        out = self.core.publish_encoded(ev, congested=self.out_bytes > self.gw.policy.max_buffered_bytes, now=now)
+        if out.__class__ is bytes:
+            self.gw.ws_log.event(self.conn_id, ev.event)
+            if not self.out and not self._draining and not self.transport.busy:
+                parts = self.transport.frame_text(out)  # type: ignore[arg-type]
+                return parts[0] if len(parts) == 1 else b"".join(parts)
+            self._queue([SendText(out)])  # type: ignore[arg-type]
+        elif out is PublishResult.SENT:
+            self.gw.ws_log.event(self.conn_id, ev.event)
+        elif out is not PublishResult.CLOSED:
+            return None  # FILTERED, DROPPED
+        self.pump(wake=False)
+        self.flush_now()
+        if self.out:
+            self._wake()
+        return None
+
+    def written(self, data: bytes, sent: int) -> None:
+        """A staged frame's write took ``sent`` bytes: the rest waits for the writer task."""
+        if sent < len(data):
+            rest = data[sent:] if sent else data
+            self._push(rest, front=True)
+            self.out_bytes += len(rest)
+            self._wake()
+
     def publish_encoded(self, ev: EncodedEvent, now: float) -> None:
         """Deliver one broadcast through the core (scope gating, ``seq``, back-pressure).
 
@@ -317,24 +346,11 @@ class Session:
         queue, no task switch, no deadline bookkeeping. Otherwise the frame joins the queue
         behind what is there, counted toward ``maxBufferedBytes`` like any other frame.
         """
-        out = self.core.publish_encoded(ev, congested=self.out_bytes > self.gw.policy.max_buffered_bytes, now=now)
-        if out.__class__ is bytes:
-            self.gw.ws_log.event(self.conn_id, ev.event)
-            if not self.out and not self._draining and not self.transport.busy:
-                parts = self.transport.frame_text(out)  # type: ignore[arg-type]
-                self._write_now(parts[0] if len(parts) == 1 else b"".join(parts))
-                if self.out:
-                    self._wake()
-                return
-            self._queue([SendText(out)])  # type: ignore[arg-type]
-        elif out is PublishResult.SENT:
-            self.gw.ws_log.event(self.conn_id, ev.event)
-        elif out is not PublishResult.CLOSED:
-            return  # FILTERED, DROPPED
-        self.pump(wake=False)
-        self.flush_now()
-        if self.out:
-            self._wake()
+        data = self.publish_staged(ev, now)
+        if data is not None:
+            self._write_now(data)
+            if self.out:
+                self._wake()
 
     def flush_now(self) -> None:
         """Write the queued frames straight to the socket when nothing else is writing: a broadcast

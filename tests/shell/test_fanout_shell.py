@@ -21,6 +21,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessa
 
 from gateway_core import PeerInfo
 from gateway_core.broadcast import EncodedEvent
+from gateway_trio import app as gateway_app
 from gateway_trio.app import Gateway
 from gateway_trio.session import Session
 from gateway_trio.wsserver import WsTransport, text_frame, text_frame_parts
@@ -160,7 +161,15 @@ def test_each_client_gets_its_own_increasing_seq(tmp_path: Path) -> None:
     trio.run(main)
 
 
-def test_short_writes_and_a_busy_socket_keep_the_stream_whole(tmp_path: Path) -> None:
+@pytest.mark.parametrize("staged", [False, True], ids=["one-by-one", "staged"])
+def test_short_writes_and_a_busy_socket_keep_the_stream_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staged: bool
+) -> None:
+    """Also through the large fan-out's path (frames staged for all, written at once, then the
+    short writes queued), forced here for three clients."""
+    if staged:
+        monkeypatch.setattr(gateway_app, "PARALLEL_MIN", 2)
+
     async def main() -> None:
         gw = make_gateway(tmp_path)
         async with serving(gw):

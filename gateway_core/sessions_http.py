@@ -34,6 +34,7 @@ from .agents import keys
 from .agents.effects import StoreCall
 from .app import Ctx
 from .app.handlers.sessions import history_entry
+from .negotiation import media_ranges
 from .openai import wire
 from .openai.wire import Answer, Refused, dumps
 
@@ -92,21 +93,7 @@ def is_paged(query: str) -> bool:
 
 def wants_event_stream(accept: str | None) -> bool:
     """``Accept`` names ``text/event-stream`` itself (any case, parameters allowed) with q > 0."""
-    for part in (accept or "").split(","):
-        media, *params = (p.strip() for p in part.split(";"))
-        if media.lower() != "text/event-stream":
-            continue
-        q = 1.0
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(value)
-                except ValueError:
-                    q = 0.0
-        if q > 0:
-            return True
-    return False
+    return any(media == "text/event-stream" and q > 0 for media, q in media_ranges(accept))
 
 
 #: The live stream's opening, its keep-alive comment and their interval (as published).

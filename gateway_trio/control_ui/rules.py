@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final
 
+from gateway_core.negotiation import media_ranges
+
 BOOTSTRAP_NAME: Final = "control-ui-config.json"
 NAMESPACE: Final = "/__openclaw__"
 #: Paths the Control UI never claims when it is mounted at the root (§1.2 consequences).
@@ -21,24 +23,6 @@ def normalize_base_path(value: Any) -> str:
     return f"/{text}" if text else ""
 
 
-def _media_ranges(accept: str) -> list[tuple[str, float]]:
-    out: list[tuple[str, float]] = []
-    for part in accept.split(","):
-        fields = [f.strip() for f in part.split(";")]
-        if not fields[0]:
-            continue
-        q = 1.0
-        for f in fields[1:]:
-            name, _, val = f.partition("=")
-            if name.strip().lower() == "q":
-                try:
-                    q = float(val)
-                except ValueError:
-                    q = 0.0
-        out.append((fields[0].lower(), q))
-    return out
-
-
 def accepts_html(accept: str | None) -> bool:
     """Whether ``Accept`` lets the app shell answer: absent or wildcard yes, ``text/html;q=0`` no.
 
@@ -48,7 +32,7 @@ def accepts_html(accept: str | None) -> bool:
     if accept is None or not accept.strip():
         return True
     best: tuple[int, float] | None = None
-    for media, q in _media_ranges(accept):
+    for media, q in media_ranges(accept):
         if media == "application/xhtml+xml" and q > 0:
             return True
         rank = {"text/html": 3, "text/*": 2, "*/*": 1}.get(media)
@@ -61,7 +45,7 @@ def accepts_gzip(value: str | None) -> bool:
     """Whether ``Accept-Encoding`` takes gzip (or its ``x-gzip`` alias) with a non-zero weight."""
     if not value:
         return False
-    return any(media in ("gzip", "x-gzip") and q > 0 for media, q in _media_ranges(value))
+    return any(media in ("gzip", "x-gzip") and q > 0 for media, q in media_ranges(value))
 
 
 def reserved(path: str) -> bool:

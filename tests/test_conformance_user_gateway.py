@@ -31,6 +31,7 @@ def _suite(port: int, token: str) -> dict[str, Any]:
         timeout=300,
         check=False,
     )
+    assert done.stdout.strip(), f"the suite printed no result (rc {done.returncode}): {done.stderr[-4000:]}"
     doc = json.loads(done.stdout)
     failed = [r for r in doc["results"] if r["status"] == "failed"]
     assert failed == [], json.dumps(failed, indent=2)

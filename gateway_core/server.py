@@ -28,8 +28,9 @@ close, as the published gateway does.
 Rule 2: while AUTHENTICATING (the app has not accepted yet, or a failed-auth answer is being held
 back by the loopback penalty) further frames are queued, at most 15; the 16th closes 1008.
 Rule 3: after ``accept`` the queued frames are replayed in order, as if they had just arrived.
-Rule 4: in OPEN every request is validated and authorized here (§7.3); only authorized, valid
-requests reach the application as :class:`RequestReceived`.
+Rule 4: in OPEN every request is validated and authorized (§9.2, §7.3) by
+:func:`~gateway_core.request_gate.judge`; only authorized, valid requests reach the application
+as :class:`RequestReceived`.
 Rule 5: once a close is queued the connection ignores all input; CLOSED is final.
 
 Contract: nothing the peer sends makes these methods raise. Misuse by the application (responding
@@ -46,12 +47,11 @@ from typing import Any, Final
 import msgspec
 from msgspec import UNSET, Struct
 
-from . import broadcast
+from . import broadcast, request_gate
 from . import constants as C
 from . import scopes as S
 from ._deadlines import Deadline, Deadlines
 from .errors import (
-    INVALID_REQUEST,
     LocalProtocolError,
     RemoteProtocolError,
     invalid_request,
@@ -92,16 +92,13 @@ from .frames import (
     StateVersion,
     TickPayload,
     decode_json_lenient,
-    decode_request,
     encode_bytes,
     has_lone_surrogate,
     may_have_lone_surrogate,
-    top_level_id,
 )
 from .handshake import Handshake, HeldRefusal
-from .methods import CATALOGUE, EVENTS, STARTUP_GATED, advertised_methods, authorize
-from .params import FIXED_PARAMS_MESSAGES, PARAMS_SCHEMAS, postcheck, precheck
-from .services import Admission, GatewayServices
+from .methods import EVENTS, advertised_methods
+from .services import GatewayServices
 from .validation import SchemaError, convert
 
 #: The connect answer when the gateway cannot save what admitting the client needs (a full or
@@ -109,8 +106,6 @@ from .validation import SchemaError, convert
 STORAGE_UNAVAILABLE: Final = unavailable(
     "gateway storage unavailable; retry later", {"reason": "storage-unavailable"}, retryable=True, retry_after_ms=5000
 )
-#: The answer past ``max_inflight_requests`` (same text and shape as the published gateway's).
-BUSY: Final = unavailable("The server is busy. Please try again in a moment.", retryable=True)
 
 
 
@@ -711,131 +706,28 @@ class ServerConnection:
     # ------------------------------------------------------------------ internals: requests
 
     def _request(self, text: str, now: float, wall_ms: int) -> None:
-        """One post-handshake frame: §9.2 validation, then §7.3 authorization and params."""
-        try:
-            frame = decode_request(text)
-        except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
-            slow = self._slow_frame(text)
-            if slow is None:
-                return
-            frame = slow
+        """One post-handshake frame: judged by :func:`gateway_core.request_gate.judge`, acted on here."""
         p = self.principal
         assert p is not None
-        rid, method = frame.id, frame.method
-        params = frame.params
-        if self._inflight >= self.policy.max_inflight_requests:
-            self._send(ResponseFrame(id=rid, ok=False, error=BUSY))
-            return
-        denied = authorize(method, params if params is not UNSET else None, p.role, p.scopes)
-        if denied is not None:
-            if denied.code == INVALID_REQUEST:  # unauthorized role: the flood guard (§7.1)
+        verdict = request_gate.judge(
+            text, p, inflight=self._inflight, policy=self.policy, services=self.services, wall_ms=wall_ms
+        )
+        if isinstance(verdict, request_gate.Admitted):
+            self._unauthorized_streak = 0
+            self._pending_requests[verdict.id] += 1
+            self._inflight += 1
+            self._events.append(RequestReceived(verdict.id, verdict.method, verdict.params, p))
+        elif isinstance(verdict, request_gate.Answered):
+            if verdict.streak == "bump":
                 self._unauthorized_streak += 1
                 if self._unauthorized_streak > C.MAX_UNAUTHORIZED_ROLE_RESPONSES:
                     self._close(C.CLOSE_POLICY_VIOLATION, "repeated unauthorized calls", now)
                     return
-            else:
+            elif verdict.streak == "reset":
                 self._unauthorized_streak = 0
-            self._send(ResponseFrame(id=rid, ok=False, error=denied))
-            return
-        self._unauthorized_streak = 0
-        err = self._precheck(method, p, wall_ms)
-        if err is not None:
-            self._send(ResponseFrame(id=rid, ok=False, error=err))
-            return
-        value: Any = None if params is UNSET else params
-        early = precheck(method, value)
-        if early is not None:
-            self._send(ResponseFrame(id=rid, ok=False, error=early))
-            return
-        schema = PARAMS_SCHEMAS.get(method)
-        if schema is not None:
-            try:
-                value = convert({} if value is None else value, schema)
-            except SchemaError as exc:
-                message = FIXED_PARAMS_MESSAGES.get(method) or f"invalid {method} params: {exc.text}"
-                self._send(ResponseFrame(id=rid, ok=False, error=invalid_request(message)))
-                return
-            late = postcheck(method, value)
-            if late is not None:
-                self._send(ResponseFrame(id=rid, ok=False, error=late))
-                return
-        self._pending_requests[rid] += 1
-        self._inflight += 1
-        self._events.append(RequestReceived(rid, method, value, p))
-
-    def _slow_frame(self, text: str) -> RequestFrame | None:
-        """A frame the fast decoder refused: parse it again as a JavaScript peer would, and answer
-        what is still wrong with it (``None`` = answered or ignored).
-
-        Out-of-range numbers are ±infinity, as in the published gateway. Deliberately stricter than
-        it: a lone surrogate or nesting past the decoder's limit is answered ``invalid request
-        frame`` instead of being processed. Text that is not JSON at all is ignored (§9.2).
-        """
-        try:
-            obj = decode_json_lenient(text)
-        except JsonTooDeep:
-            self._answer_frame_error(top_level_id(text), "invalid request frame: JSON nesting too deep")
-            return None
-        except msgspec.DecodeError:
-            self._events.append(FrameIgnored("invalid JSON"))
-            return None
-        rid = obj.get("id") if isinstance(obj, dict) else None
-        if may_have_lone_surrogate(text) and has_lone_surrogate(obj):
-            if not isinstance(rid, str) or has_lone_surrogate(rid):
-                rid = None
-            self._answer_frame_error(rid, "invalid request frame: unpaired UTF-16 surrogate in a string")
-            return None
-        try:
-            return convert(obj, RequestFrame)
-        except SchemaError as exc:
-            self._answer_frame_error(rid, f"invalid request frame: {exc.text}")
-            return None
-
-    def _answer_frame_error(self, rid: Any, message: str) -> None:
-        self._send(ResponseFrame(id=rid if rid is not None else "invalid", ok=False, error=invalid_request(message)))
-        self._unauthorized_streak = 0
-
-    def _precheck(self, method: str, p: Principal, wall_ms: int) -> ErrorShape | None:
-        """§7.3 steps 9-11 and the restart gate: admission, unknown names, write budget."""
-        admission = self.services.admission()
-        if admission is Admission.STARTING and method in STARTUP_GATED:
-            return unavailable(
-                f"{method} unavailable during gateway startup",
-                {"reason": "startup-sidecars", "method": method},
-                retryable=True,
-                retry_after_ms=500,
-            )
-        if admission is Admission.DRAINING:  # new work while stopping (observed: stop and restart alike)
-            return unavailable(
-                f"{method} unavailable during gateway restart",
-                {"method": method, "reason": "gateway-restarting", "phase": "accepting"},
-                retryable=True,
-                retry_after_ms=1000,
-            )
-        if admission in (Admission.RESTARTING, Admission.SUSPENDING):
-            word = "restart" if admission is Admission.RESTARTING else "suspension"
-            return unavailable(
-                f"{method} unavailable during gateway {word}",
-                {"method": method, "reason": f"gateway-{word}", "phase": admission.value},
-                retryable=True,
-                retry_after_ms=1000,
-            )
-        if method == "connect":
-            return invalid_request("connect is only valid as the first request")
-        spec = CATALOGUE.get(method)
-        if spec is None and method not in self.policy.extra_methods:
-            return invalid_request(f"unknown method: {method}")
-        if spec is not None and spec.control_plane_write:
-            wait = self.services.write_budget.take(method, p.device_id or p.client_ip, wall_ms)
-            if wait is not None:
-                seconds = max(1, -(-wait // 1000))
-                return unavailable(
-                    f"rate limit exceeded for {method}; retry after {seconds}s",
-                    {"method": method, "limit": "30 per 60s"},
-                    retryable=True,
-                    retry_after_ms=wait,
-                )
-        return None
+            self._send(ResponseFrame(id=verdict.id, ok=False, error=verdict.error))
+        else:
+            self._events.append(FrameIgnored(verdict.reason))
 
 
 class _Held(RemoteProtocolError):

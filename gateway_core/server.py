@@ -522,8 +522,7 @@ class ServerConnection:
         result = self._gate(ev.event, ev.drop_if_slow, congested, now)
         if result is not None:
             return result
-        profile = self._kind.profile_id  # type: ignore[union-attr]  # set by _gate
-        data = b"%b%d%b" % (ev.prefix, self._seq, ev.suffix if profile is None else ev.suffix_for(profile))
+        data = ev.frame(self._seq, self._kind.profile_id)  # type: ignore[union-attr]  # set by _gate
         if self._actions:
             self._actions.append(SendText(data))
             return PublishResult.SENT

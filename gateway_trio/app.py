@@ -21,7 +21,6 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
 import trio
 
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret
@@ -334,9 +333,7 @@ class Gateway(RouteHost):
         targets = list(self.sessions.values()) if output.to is None else [self.sessions[c] for c in output.to if c in self.sessions]
         if not targets:
             return
-        payload = output.payload
-        raw = payload if isinstance(payload, msgspec.Raw) else msgspec.Raw(msgspec.json.encode(payload))
-        ev = EncodedEvent(output.event, raw, state_version=output.state_version, drop_if_slow=output.drop_if_slow)
+        ev = EncodedEvent(output.event, output.payload, state_version=output.state_version, drop_if_slow=output.drop_if_slow)
         now = _runtime.now()
         if len(targets) < PARALLEL_MIN:
             for session in targets:

@@ -35,9 +35,8 @@ class RunWatch:
         self.result: Any = None
         self.settled = False
         self.closed = False  # the route went away: nothing is kept, the run is never held
-        #: How often the run waited for the route to take its text (back-pressure applied), and
-        #: set the first time it did; characters of text fed in all.
-        self.waits = 0
+        #: Set the first time the run waited for the route to take its text (back-pressure
+        #: applied); characters of text fed in all.
         self.held = trio.Event()
         self.fed = 0
         self._text: deque[str] = deque()
@@ -80,7 +79,6 @@ class RunWatch:
     async def room(self) -> None:
         """Return once the route has room for more text (at once when it has)."""
         while self.full():
-            self.waits += 1
             self.held.set()
             self._room = trio.Event()
             await self._room.wait()
@@ -124,9 +122,6 @@ class Watches:
     def add(self, run_id: str) -> RunWatch:
         watch = self._by_run[run_id] = RunWatch(run_id)
         return watch
-
-    def get(self, run_id: str) -> RunWatch | None:
-        return self._by_run.get(run_id)
 
     def watching(self) -> list[RunWatch]:
         """The watches of the runs routes are following now."""

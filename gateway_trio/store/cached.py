@@ -164,9 +164,8 @@ class CachedSessionStore:
         self.max_sessions = max_sessions
         self.tail = tail
         self.max_messages = max_messages
-        #: Waits for the writer thread (the seam the tests count); queued: operations not waited for.
+        #: Waits for the writer thread (the seam the tests count).
         self.handoffs = 0
-        self.queued = 0
         self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
         self._tails: OrderedDict[str, list[MessageRecord]] = OrderedDict()  # session id -> newest messages
         self._tail_total = 0
@@ -186,8 +185,6 @@ class CachedSessionStore:
         if op.key is not None and op.epoch is not None:
             self._pending[op.key] = self._pending.get(op.key, 0) + 1
         self._writer.queue.put(op)
-        if op.done is None:
-            self.queued += 1
         return op
 
     async def _wait(self, op: _Op) -> Any:

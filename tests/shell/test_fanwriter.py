@@ -67,6 +67,7 @@ def test_a_full_socket_takes_part_or_nothing_and_a_closed_writer_writes_alone() 
             s.thread = None
         sent = writer.write_all([(s, b"y") for s in socks])
         assert {s.thread for s in socks} == {threading.get_ident()}
+        assert sent == [0] * len(socks)  # still full: nothing taken
     finally:
         for s in socks:
             s.close()

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def _suite(port: int, token: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "conformance", "--url", f"ws://127.0.0.1:{port}", "--token", token, "--json"],
+        [sys.executable, "-m", "conformance", "--url", f"ws://127.0.0.1:{port}", f"--token={token}", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,

@@ -11,9 +11,9 @@ from pathlib import Path
 import trio
 from shell_harness import client, make_gateway, request, serving, settle, until
 
+from gateway_core import broadcast as broadcast_mod
 from gateway_core.app.presence import DEFAULT_PRESENCE_MAX
 from gateway_core.app.runs import DEFAULT_MAX_FINISHED_RUNS, DEFAULT_RUN_TTL_MS
-from gateway_trio import app as app_mod
 from gateway_trio import effects as effects_mod
 
 
@@ -68,7 +68,7 @@ def test_run_table_is_pruned(tmp_path: Path) -> None:
 
 def test_broadcast_payload_is_encoded_once(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     calls = {"n": 0}
-    real = app_mod.msgspec.json.encode
+    real = broadcast_mod.encode_bytes  # what EncodedEvent encodes a broadcast's payload with
 
     def counting(obj, *a, **kw):  # type: ignore[no-untyped-def]
         if isinstance(obj, dict) and "presence" in obj:
@@ -78,10 +78,10 @@ def test_broadcast_payload_is_encoded_once(tmp_path: Path, monkeypatch) -> None:
     async def main() -> None:
         gw = make_gateway(tmp_path)
         async with client(gw) as (a, ta), client(gw) as (b, tb), client(gw) as (c, tc):
-            monkeypatch.setattr(app_mod.msgspec.json, "encode", counting)
+            monkeypatch.setattr(broadcast_mod, "encode_bytes", counting)
             request(a, "e1", "system-event", {"text": "fan-out"})
             await settle()
-            monkeypatch.setattr(app_mod.msgspec.json, "encode", real)
+            monkeypatch.setattr(broadcast_mod, "encode_bytes", real)
             for t in (ta, tb, tc):
                 events = [f for f in t.frames() if f.get("event") == "presence"]
                 assert events and events[-1]["payload"]["presence"][1]["text"] == "fan-out"

@@ -6,6 +6,7 @@ token stops working at once), comparisons are constant-time, and the limiter tak
 
 from __future__ import annotations
 
+import functools
 import hmac
 import ipaddress
 from collections import OrderedDict
@@ -190,6 +191,12 @@ class _Entry:
         self.locked_until = 0
 
 
+#: Peer addresses remembered by :func:`canonical_ip` and :func:`is_loopback` (parsing one costs
+#: ~15 µs, and every request asks several times; the few peers of a gateway repeat).
+IP_CACHE: Final = 4096
+
+
+@functools.lru_cache(maxsize=IP_CACHE)
 def canonical_ip(ip: str) -> str:
     """``::ffff:1.2.3.4`` → ``1.2.3.4``; anything unparsable is kept as given."""
     try:
@@ -201,6 +208,7 @@ def canonical_ip(ip: str) -> str:
     return str(addr)
 
 
+@functools.lru_cache(maxsize=IP_CACHE)
 def is_loopback(ip: str) -> bool:
     """Whether ``ip`` is a loopback address (IPv4-mapped forms included)."""
     try:

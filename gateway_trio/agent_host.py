@@ -81,6 +81,10 @@ def raw_stream_path(state_dir: Path) -> Path | None:
 YIELD_EVERY = 32
 
 
+#: Events one :class:`ModelNext` answer carries at most (the one awaited plus those in hand).
+MAX_IN_HAND = 64
+
+
 #: Upstream events a :class:`_Pump` may have read ahead of the run (the run passes the
 #: back-pressure gate before it takes each one, so this bounds how far the upstream gets ahead).
 PUMP_AHEAD = 16
@@ -143,6 +147,8 @@ class _Open:
     run_id: str | None
     pulled: int = 0
     pump: _Pump | None = None
+    #: A failure the pump handed over while events in hand were being taken: raised by the next read.
+    failed: BaseException | None = None
 
 
 class _Due(Exception):
@@ -284,14 +290,55 @@ class AgentHost:
             message = stream.attempts[-1].decision.message if stream.attempts else err.message
             await self._close(handle)
             raise ModelFailed(err, message) from None
+        more, ended = self._in_hand(entry)
+        ref = stream.request.ref
+        if ended:
+            await self._close(handle)
         if self.raw_stream is not None:
-            await self._record(stream.request.ref, event)
-        return Streamed(event, stream.request.ref)
+            for one in (event, *more):
+                await self._record(ref, one)
+        return Streamed(event, ref, more=more, ended=ended)
+
+    @staticmethod
+    def _in_hand(entry: _Open) -> tuple[tuple[Any, ...], bool]:
+        """The events after the one just read that need no waiting (already decoded by the stream,
+        or already handed over by its pump), and whether the stream ended after them. A failure
+        among them is kept for the next read, so it is raised after the events before it."""
+        out: list[Any] = []
+        ended = False
+        pump = entry.pump
+        if pump is not None:
+            while len(out) < MAX_IN_HAND - 1:
+                try:
+                    value, error = pump.receive.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                except trio.EndOfChannel:
+                    ended = True
+                    break
+                if error is None:
+                    out.append(value)
+                elif isinstance(error, StopAsyncIteration):
+                    ended = True
+                    break
+                else:
+                    entry.failed = error
+                    break
+        else:
+            ready = getattr(entry.stream, "ready", None)
+            if ready is not None:
+                out = ready(MAX_IN_HAND - 1)
+                ended = bool(getattr(entry.stream, "exhausted", False))
+        entry.pulled += len(out)
+        return tuple(out), ended
 
     async def _pull(self, entry: _Open, flush_at: float | None) -> Any:
         """Read the next upstream event (after the back-pressure gate), or raise :class:`_Due` at
         ``flush_at``. The read runs in the job's own task (no task switch) until a deadline first
         has to be waited for; from then on the stream is read by its :class:`_Pump`."""
+        if entry.failed is not None:
+            failed, entry.failed = entry.failed, None
+            raise failed
         if flush_at is not None and flush_at <= trio.current_time():
             raise _Due
         entry.pulled += 1
@@ -308,6 +355,10 @@ class AgentHost:
         if pump is None:
             if flush_at is None:
                 return await entry.stream.__anext__()
+            ready = getattr(entry.stream, "ready", None)
+            got = ready(1) if ready is not None else None
+            if got:  # in hand already: no wait, so no deadline to watch
+                return got[0]
             pump = entry.pump = _Pump(entry.stream)
         item: tuple[Any, BaseException | None] | None = None
         try:

@@ -83,11 +83,19 @@ class RunAborted(Exception):
 
 
 class Streamed(Struct, frozen=True):
-    """What :class:`ModelNext` returns; ``due``: no event yet, ``flush_at`` passed first."""
+    """What :class:`ModelNext` returns; ``due``: no event yet, ``flush_at`` passed first.
+
+    ``more``: the events after ``event`` that the host already had in hand (decoded from bytes it
+    had received, no waiting), in order; ``ended``: the stream ended after them (the host closed
+    it; the next :class:`ModelNext` would answer ``(None, ref)``). A fast upstream's answer often
+    arrives whole in one read: taken as one effect, not one effect per event.
+    """
 
     event: Any
     ref: str
     due: bool = False
+    more: tuple[Any, ...] = ()
+    ended: bool = False
 
 
 __all__ = ["AwaitLane", "ModelClose", "ModelFailed", "ModelNext", "ModelOpen", "RunAborted", "RunDeadline", "StoreCall", "Streamed"]

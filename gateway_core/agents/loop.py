@@ -76,6 +76,9 @@ class TurnSpec(Struct, frozen=True, kw_only=True):
     route: dict[str, Any] | None = None
     #: For ``agent``: the request whose final answer this run sends.
     origin: tuple[str, str] | None = None
+    #: The session key was minted for this run from a fresh uuid4 (a stateless HTTP request): no
+    #: such session exists, and the store need not look (``SessionStore.ensure(new=True)``).
+    new_session: bool = False
 
 
 class TurnResult(Struct, kw_only=True):
@@ -181,7 +184,9 @@ def _end_without_session(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, stop
 def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) -> Generator[Effect, Any, TurnResult]:
     app = ctx.app
     created = {"agent": {"createdVia": "run"}, "chat": {"createdVia": "operator", "chatType": "direct"}}.get(spec.surface, {})
-    session: SessionRecord = yield StoreCall("ensure", (spec.session_key, spec.agent.id, ctx.wall_ms, created))
+    session: SessionRecord = yield StoreCall(
+        "ensure", (spec.session_key, spec.agent.id, ctx.wall_ms, created), {"new": True} if spec.new_session else {}
+    )
     ev.session_id = session.session_id
     if session.message_count == 0 and session.created_at == ctx.wall_ms:
         app.session_stats["count"] = app.session_stats.get("count", 0) + 1
@@ -239,15 +244,17 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
                     result.provider, result.model = provider, model
                     ev.lifecycle({"phase": "model", "provider": provider, "model": model})
                     announced = True
-                event = got.event
-                if event is None:
+                if got.event is None:
                     break
-                builder.feed(event)
-                if isinstance(event, TextDelta) and event.text:
-                    call_parts.append(event.text)
-                    ev.assistant(event.text)
-                elif isinstance(event, ReasoningDelta | ToolCallDelta | StreamEnd):
-                    pass
+                for event in (got.event, *got.more) if got.more else (got.event,):
+                    builder.feed(event)
+                    if isinstance(event, TextDelta) and event.text:
+                        call_parts.append(event.text)
+                        ev.assistant(event.text)
+                    elif isinstance(event, ReasoningDelta | ToolCallDelta | StreamEnd):
+                        pass
+                if got.ended:
+                    break
             ev.flush_text()  # what the pace held goes out with the call's end
             call_text = "".join(call_parts)
             turn = builder.result()

@@ -119,7 +119,9 @@ class SessionStore(Protocol):
     """What the agent runtime asks of the store (each call is one transaction)."""
 
     def get(self, key: str) -> SessionRecord | None: ...
-    def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord: ...
+    def ensure(
+        self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None, *, new: bool = False
+    ) -> SessionRecord: ...
     def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]: ...
     def begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None: ...
     def append_turn(
@@ -188,7 +190,11 @@ class MemorySessionStore:
         rec = self._sessions.get(key)
         return msgspec.structs.replace(rec) if rec is not None else None
 
-    def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord:
+    def ensure(
+        self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None, *, new: bool = False
+    ) -> SessionRecord:
+        """The session of ``key``, created if absent. ``new``: the key was minted for this call (a
+        fresh uuid), so a store may skip looking for it; the answer is the same."""
         rec = self._sessions.get(key)
         if rec is None:
             rec = SessionRecord(

@@ -28,7 +28,7 @@ from .conversation import ConversationLinks, ConversationSettings, Derived, sinc
 from .jsonbody import BadJson, parse_body
 from .models import header, model_override, resolve_agent
 from .prompt import DEFAULT_IMAGE_RULES, ImageRules, chat_prompt, resolve_images
-from .sessions import CHAT_PREFIX, Scope, authorize_session, session_key
+from .sessions import CHAT_PREFIX, Scope, authorize_session, minted, session_key
 from .toolchoice import Requirement, apply_choice, chat_choice, chat_tools
 from .wire import Refused, invalid_request, missing_scope
 
@@ -110,6 +110,8 @@ class PlannedTurn(Struct, frozen=True, kw_only=True):
     max_tokens: int | None
     params: dict[str, Any]
     channel: str
+    #: The session key was minted from this request's fresh uuid (stateless): no such session exists.
+    new_session: bool = False
 
     def turn_spec(self, agent: Agent, **extra: Any) -> TurnSpec:
         """The agent runtime's :class:`TurnSpec` (``agent`` is the roster entry for :attr:`agent_id`)."""
@@ -137,7 +139,7 @@ def turn_spec(plan: PlannedTurn, agent: Agent, **extra: Any) -> TurnSpec:
         agent=agent, session_key=plan.session_key, message=plan.message, surface="http", images=plan.images,
         extra_system=plan.extra_system, client_tools=plan.client_tools, tool_choice=None,
         model_override=plan.model_override, max_tokens=plan.max_tokens, params=plan.params, channel=plan.channel,
-        **extra,
+        new_session=plan.new_session, **extra,
     )
 
 
@@ -281,6 +283,7 @@ def plan_chat(
         include_usage=include_usage,
         agent_id=agent_id,
         session_key=key,
+        new_session=minted(key, ctx.request_id),
         message=prompt.message,
         extra_system=extra or None,
         images=tuple(pictures),

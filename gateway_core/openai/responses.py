@@ -18,7 +18,7 @@ from . import schema as z
 from .chat import MODEL_HEADER, PlannedTurn, RequestContext, channel_of, check_override_authority, read_json
 from .models import header, model_override, resolve_agent
 from .prompt import DEFAULT_IMAGE_MIMES, responses_prompt
-from .sessions import RESPONSES_PREFIX, LinkMap, Scope, authorize_session, link_record, session_key
+from .sessions import RESPONSES_PREFIX, LinkMap, Scope, authorize_session, link_record, minted, session_key
 from .toolchoice import apply_choice, responses_choice
 from .wire import Refused, invalid_request
 
@@ -203,6 +203,7 @@ def plan_responses(body: bytes, ctx: RequestContext, links: LinkMap | None = Non
         stream=payload.get("stream") is True,
         agent_id=agent_id,
         session_key=key,
+        new_session=minted(key, ctx.request_id),
         scope=scope,
         message=prompt.message,
         extra_system=extra or None,

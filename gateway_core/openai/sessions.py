@@ -60,6 +60,12 @@ def session_key(agent_id: str, prefix: str, headers: dict[str, str], user: str |
     return keys.http_key(agent_id, prefix, request_id=request_id)
 
 
+def minted(key: str, request_id: str) -> bool:
+    """Whether ``key`` was made from this request's fresh uuid (stateless, or a conversation's first
+    turn): no session can hold it yet, so the store need not look it up."""
+    return bool(request_id) and key.endswith(":" + request_id.lower())
+
+
 def authorize_session(key: str, sender_is_owner: bool) -> None:
     """Incognito keys need owner/admin authority (403 ``missing scope: operator.admin``)."""
     if keys.is_incognito(key) and not sender_is_owner:

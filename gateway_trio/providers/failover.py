@@ -60,6 +60,17 @@ class FailoverStream:
         """The candidate being (or last) called."""
         return self.candidates[min(self.index, len(self.candidates) - 1)]
 
+    def ready(self, limit: int) -> list[StreamEvent]:
+        """Up to ``limit`` events of the answering call already decoded (no I/O). None before the
+        first event has been taken: until then a failure may still move to another candidate."""
+        take = getattr(self._events, "ready", None) if self._started else None
+        return take(limit) if take is not None else []
+
+    @property
+    def exhausted(self) -> bool:
+        """The answering call has ended and every event was taken (the next read ends, no I/O)."""
+        return self._started and self._events is not None and bool(getattr(self._events, "exhausted", False))
+
     def __aiter__(self) -> FailoverStream:
         return self
 

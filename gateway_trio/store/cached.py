@@ -312,8 +312,13 @@ class CachedSessionStore:
     async def get(self, key: str) -> SessionRecord | None:
         return self._copy(await self._row(key))
 
-    async def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord:
-        rec = await self._row(key)
+    async def ensure(
+        self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None, *, new: bool = False
+    ) -> SessionRecord:
+        """``new``: the key was minted for this run (a fresh uuid4), so no row can hold it and the
+        disk is not asked (one hand-off less per stateless request). Were one there all the same,
+        the insert fails, the cache is dropped and the turn's write is refused: nothing is overwritten."""
+        rec = self._rows.get(key) if new else await self._row(key)
         if rec is None:
             rec = created(key, self.store.new_id(), agent_id, now_ms, extra)
             self._keep(rec, key)

@@ -350,7 +350,9 @@ class SqliteSessionStore:
         with self._lock:
             return self._get(key)
 
-    def ensure(self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None) -> SessionRecord:
+    def ensure(
+        self, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None, *, new: bool = False
+    ) -> SessionRecord:
         with self._tx():
             found = self._get(key)
             if found is not None:

@@ -22,13 +22,14 @@ a local reverse proxy can no longer lend its clients the loopback exemptions.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from typing import Final, Literal
 
 from msgspec import Struct
 
-from .auth import canonical_ip, is_loopback
+from .auth import IP_CACHE, canonical_ip, is_loopback
 
 IngressKind = Literal["direct-local", "trusted-proxy", "direct-remote", "unattributable"]
 
@@ -87,7 +88,9 @@ def parse_trusted_proxies(entries: Iterable[str] | None) -> tuple[Network, ...]:
     return tuple(nets)
 
 
+@functools.lru_cache(maxsize=IP_CACHE)
 def _addr(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``ip`` parsed (canonical form), or None; remembered, as :func:`canonical_ip` is."""
     try:
         return ipaddress.ip_address(canonical_ip(ip))
     except ValueError:

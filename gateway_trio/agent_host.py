@@ -146,6 +146,7 @@ class _Open:
     owner: int
     run_id: str | None
     pulled: int = 0
+    yielded: int = 0  # ``pulled`` when the run last yielded to the other tasks
     pump: _Pump | None = None
     #: A failure the pump handed over while events in hand were being taken: raised by the next read.
     failed: BaseException | None = None
@@ -171,6 +172,9 @@ class AgentHost:
         #: Awaited with the run id before each upstream event is pulled: returns once whoever
         #: streams that run to a client has room for more (``Watches.room``: back-pressure).
         self.gate: Callable[[str], Awaitable[None]] | None = None
+        #: Whether that route has room now (``Watches.has_room``): when it has, the gate is not
+        #: awaited at all (no cancel scope, no checkpoint per event).
+        self.has_room: Callable[[str], bool] | None = None
         self._next_handle = 0
         self._lane_events: dict[str, trio.Event] = {}
 
@@ -342,10 +346,12 @@ class AgentHost:
         if flush_at is not None and flush_at <= trio.current_time():
             raise _Due
         entry.pulled += 1
-        if entry.pulled % YIELD_EVERY == 0:
+        if entry.pulled - entry.yielded >= YIELD_EVERY:  # events in hand count too (``_in_hand``)
+            entry.yielded = entry.pulled
             await trio.lowlevel.checkpoint()
         gate = self.gate
-        if gate is not None and entry.run_id is not None:
+        has_room = self.has_room
+        if gate is not None and entry.run_id is not None and (has_room is None or not has_room(entry.run_id)):
             with trio.move_on_at(flush_at if flush_at is not None else math.inf):
                 await gate(entry.run_id)
             if flush_at is not None and flush_at <= trio.current_time():

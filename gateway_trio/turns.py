@@ -139,6 +139,11 @@ class Watches:
         if watch is not None:
             watch.feed(payload["delta"])
 
+    def has_room(self, run_id: str) -> bool:
+        """Whether the route watching ``run_id`` (if any) has room for more text now."""
+        watch = self._by_run.get(run_id)
+        return watch is None or not watch.full()
+
     async def room(self, run_id: str) -> None:
         """Back-pressure: return once the route watching ``run_id`` (if any) has room for more text."""
         watch = self._by_run.get(run_id)

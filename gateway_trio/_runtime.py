@@ -9,6 +9,9 @@ import uuid
 
 import trio
 
+#: An effect's answer "not now": it needs waiting (``Effects.now``; the job's task awaits it).
+LATER = object()
+
 
 def now() -> float:
     """Monotonic seconds on Trio's clock (the core's ``now``)."""

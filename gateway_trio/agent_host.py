@@ -156,6 +156,15 @@ class _Due(Exception):
     """The run's held text came due before the next upstream event."""
 
 
+def _store_failure(exc: BaseException) -> EffectFailed:
+    """A session store failure as the turn sees it (the gateway keeps serving)."""
+    from .store.sessions import StoreError
+
+    if isinstance(exc, OSError | StoreError):
+        return EffectFailed("storage", getattr(exc, "strerror", None) or str(exc), str(exc))
+    return EffectFailed("storage", f"session store error: {type(exc).__name__}", str(exc))
+
+
 class AgentHost:
     """Per gateway run: the provider hub, the store, open streams and lane waiters."""
 
@@ -238,20 +247,32 @@ class AgentHost:
     def handles(self, effect: Any) -> bool:
         return isinstance(effect, StoreCall | ModelOpen | ModelNext | ModelClose | AwaitLane)
 
+    def now(self, effect: Any, owner: int) -> Any:
+        """The effect's answer when it needs no waiting (a hot session's row or history, a run
+        begun, a stream opened: nothing is sent before its first read), else ``LATER``. Raises as
+        :meth:`perform` does. Saves a turn most of its effects' cancel scopes and awaits."""
+        if isinstance(effect, StoreCall):
+            store = self.store
+            if store is None or not self.opened.is_set():
+                return _runtime.LATER
+            try:
+                return store.call_now(effect.method, effect.args, effect.kwargs)
+            except Exception as exc:  # noqa: BLE001 - mapped as perform maps it
+                raise _store_failure(exc) from None
+        if isinstance(effect, ModelOpen):
+            return self._open_now(effect, owner)
+        return _runtime.LATER
+
     async def perform(self, effect: Any, owner: int) -> Any:
         """Carry out one agent effect for job ``owner`` (its id, for closing its streams)."""
         if isinstance(effect, StoreCall):
             store = await self.ready_store()
             if store is None:
                 raise EffectFailed("storage", "the session store is not open")
-            from .store.sessions import StoreError
-
             try:
                 return await store.call(effect.method, *effect.args, **effect.kwargs)
-            except (OSError, StoreError) as exc:
-                raise EffectFailed("storage", getattr(exc, "strerror", None) or str(exc), str(exc)) from None
             except Exception as exc:  # noqa: BLE001 - sqlite3 errors: the turn reports them, the gateway keeps serving
-                raise EffectFailed("storage", f"session store error: {type(exc).__name__}", str(exc)) from None
+                raise _store_failure(exc) from None
         if isinstance(effect, AwaitLane):
             await self._await_lane(effect.run_id)
             return None
@@ -265,12 +286,14 @@ class AgentHost:
         raise EffectFailed("unsupported", f"{type(effect).__name__} is not an agent effect")
 
     async def _open(self, effect: ModelOpen, owner: int) -> int:
-        from .providers.failover import stream_with_failover
+        return self._open_now(effect, owner)
+
+    def _open_now(self, effect: ModelOpen, owner: int) -> int:
+        from .providers.failover import open_failover
 
         stack = AsyncExitStack()
-        stream = await stack.enter_async_context(
-            stream_with_failover(self.hub(), list(effect.candidates), jitter=random.random)
-        )
+        stream = open_failover(self.hub(), list(effect.candidates), jitter=random.random)
+        stack.push_async_callback(stream._close)
         self._next_handle += 1
         self._streams[self._next_handle] = _Open(stack, stream, owner, effect.run_id)
         return self._next_handle

@@ -382,6 +382,16 @@ class Gateway(RouteHost):
                 effect = job.pending
                 value: Any = None
                 exc: BaseException | None = None
+                if owner not in self._interrupted:  # answered at once when no waiting is needed
+                    try:
+                        value = self.effects.now(effect, owner)
+                    except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
+                        value, exc = None, failure
+                    if value is not _runtime.LATER:
+                        job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
+                        continue
+                    value = None
+                self.flush()  # what the steps answered at once queued goes out before any wait
                 until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
                 with trio.CancelScope(deadline=until if until is not None else float("inf")) as scope:
                     self._waiting[owner] = scope
@@ -398,6 +408,7 @@ class Gateway(RouteHost):
                     await self.agents.close_owned(owner)  # the upstream sees its request closed now
                 job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
                 self.flush()
+            self.flush()
         finally:
             self._waiting.pop(owner, None)
             self._interrupted.discard(owner)

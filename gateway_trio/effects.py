@@ -18,6 +18,7 @@ from gateway_core import SharedSecret
 from gateway_core.app import EffectFailed, KeepDecisions, ReadFile, ResolveSecrets, Sleep, TailLog, WaitRun, WriteFile
 from gateway_core.services import StorageError
 
+from . import _runtime
 from .runtime import record_filter, tail
 from .state import atomic_write, describe_os_error
 
@@ -60,6 +61,11 @@ class Effects:
         event = self._run_events.pop(run_id, None)
         if event is not None:
             event.set()
+
+    def now(self, effect: Any, owner: int) -> Any:
+        """The effect's answer when it needs no waiting, else ``_runtime.LATER`` (then :meth:`perform`)."""
+        agents = self.gw.agents
+        return agents.now(effect, owner) if agents.handles(effect) else _runtime.LATER
 
     async def perform(self, effect: Any, owner: int) -> Any:
         gw = self.gw

@@ -139,6 +139,21 @@ class FailoverStream:
             await stack.aclose()
 
 
+def open_failover(
+    hub: ProviderHub,
+    candidates: Sequence[ModelRequest],
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    jitter: Callable[[], float] = random_jitter,
+    on_attempt: Callable[[Attempt], None] | None = None,
+) -> FailoverStream:
+    """The stream over ``candidates`` (nothing is sent before its first read); its owner awaits
+    ``_close()`` when done (:func:`stream_with_failover` does it as a context manager)."""
+    if not candidates:
+        raise ValueError("stream_with_failover needs at least one candidate request")
+    return FailoverStream(hub, candidates, policy, jitter, on_attempt)
+
+
 @asynccontextmanager
 async def stream_with_failover(
     hub: ProviderHub,
@@ -149,9 +164,7 @@ async def stream_with_failover(
     on_attempt: Callable[[Attempt], None] | None = None,
 ) -> AsyncIterator[FailoverStream]:
     """``async with stream_with_failover(hub, [primary, *fallbacks]) as events: async for ev in events``."""
-    if not candidates:
-        raise ValueError("stream_with_failover needs at least one candidate request")
-    stream = FailoverStream(hub, candidates, policy, jitter, on_attempt)
+    stream = open_failover(hub, candidates, policy=policy, jitter=jitter, on_attempt=on_attempt)
     try:
         yield stream
     finally:

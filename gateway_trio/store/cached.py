@@ -47,6 +47,7 @@ import trio
 
 from gateway_core.agents.store import MessageRecord, SessionRecord, Usage
 
+from .._runtime import LATER
 from .sessions import SqliteSessionStore, StoreError, appended, created, patched, was_reset
 
 #: Hot sessions kept in memory (rows, absent keys included), least recently used dropped first.
@@ -309,6 +310,27 @@ class CachedSessionStore:
             return await own(self, *args, **kwargs)
         return await self._call(lambda s: getattr(s, method)(*args, **kwargs))
 
+    def call_now(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """``method`` answered from memory when it can be (``ensure`` of a hot or minted key,
+        ``messages`` within a hot tail, ``begin_run``), else ``_runtime.LATER`` (use :meth:`call`)."""
+        if self._closed:
+            raise StoreError("the session store is closed")
+        if method == "ensure" and args:
+            key = args[0]
+            if key in self._rows:
+                self._rows.move_to_end(key)
+            elif not kwargs.get("new"):
+                return LATER
+            return self._ensured(self._rows.get(key), *args, **{k: v for k, v in kwargs.items() if k != "new"})
+        if method == "messages" and len(args) == 1 and "limit" in kwargs:
+            hit = self._tail_hit(args[0], limit=kwargs["limit"], before_seq=kwargs.get("before_seq"))
+            if hit is not None:
+                return hit
+        elif method == "begin_run":
+            self._begin_run(*args, **kwargs)
+            return None
+        return LATER
+
     async def get(self, key: str) -> SessionRecord | None:
         return self._copy(await self._row(key))
 
@@ -319,6 +341,12 @@ class CachedSessionStore:
         disk is not asked (one hand-off less per stateless request). Were one there all the same,
         the insert fails, the cache is dropped and the turn's write is refused: nothing is overwritten."""
         rec = self._rows.get(key) if new else await self._row(key)
+        return self._ensured(rec, key, agent_id, now_ms, extra)
+
+    def _ensured(
+        self, rec: SessionRecord | None, key: str, agent_id: str, now_ms: int, extra: dict[str, Any] | None = None
+    ) -> SessionRecord:
+        """The row found (or ``None``: created now, its insert queued)."""
         if rec is None:
             rec = created(key, self.store.new_id(), agent_id, now_ms, extra)
             self._keep(rec, key)
@@ -329,7 +357,8 @@ class CachedSessionStore:
         assert out is not None
         return out
 
-    async def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]:
+    def _tail_hit(self, session_id: str, *, limit: int, before_seq: int | None) -> list[MessageRecord] | None:
+        """The page from the hot tail in memory, or ``None`` when it must come from the disk."""
         if limit <= 0:
             return []
         key = self._key_of.get(session_id)
@@ -344,6 +373,12 @@ class CachedSessionStore:
             if low >= first:
                 self._tails.move_to_end(session_id)
                 return [msgspec.structs.replace(m) for m in box[low - first : top - first + 1]]
+        return None
+
+    async def messages(self, session_id: str, *, limit: int, before_seq: int | None = None) -> list[MessageRecord]:
+        hit = self._tail_hit(session_id, limit=limit, before_seq=before_seq)
+        if hit is not None:
+            return hit
         epoch = self._epoch
 
         def landed(rows: list[MessageRecord]) -> None:
@@ -360,6 +395,9 @@ class CachedSessionStore:
         return await self._call(lambda s: s.messages(session_id, limit=limit, before_seq=before_seq), landed)
 
     async def begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
+        self._begin_run(run_id, key, input_text, now_ms)
+
+    def _begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
         self._submit(_Op(lambda s: s.begin_run(run_id, key, input_text, now_ms), key=None, epoch=None, wait=False))
 
     async def append_turn(

@@ -272,6 +272,28 @@ def test_existing_files_open_and_read_through_the_cache(tmp_path: Path) -> None:
     _run(tmp_path, body)
 
 
+def test_call_now_answers_from_memory_or_says_later(tmp_path: Path) -> None:
+    """The turn's effects answered without waiting (``call_now``) equal what the awaited calls
+    give, and whatever needs the disk is ``LATER``: an unknown key, a page past the hot tail."""
+    from gateway_trio._runtime import LATER
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        assert store.call_now("ensure", ("agent:main:cold", "main", 1), {}) is LATER  # not in memory: ask the disk
+        minted = store.call_now("ensure", ("agent:main:openai:fresh", "main", 1, {"a": 1}), {"new": True})
+        assert minted.key == "agent:main:openai:fresh" and minted.extra == {"a": 1}
+        assert store.call_now("begin_run", ("run-1", minted.key, "hi", 1), {}) is None
+        for t in range(6):
+            await store.append_turn(minted.key, "run-1" if t == 0 else None, [_msg(f"m{t}")], Usage(), 2 + t)
+        hot = store.call_now("ensure", (minted.key, "main", 9), {})
+        assert hot == await store.ensure(minted.key, "main", 9)
+        page = store.call_now("messages", (hot.session_id,), {"limit": 3})
+        assert page == await store.messages(hot.session_id, limit=3) and [m.seq for m in page] == [4, 5, 6]
+        assert store.call_now("messages", (hot.session_id,), {"limit": 6}) is LATER  # past the tail of 5
+        assert _disk(path, "SELECT status FROM runs WHERE run_id = 'run-1'") == [("ok",)]  # begin_run landed, then settled
+
+    _run(tmp_path, body, tail=5)
+
+
 # --------------------------------------------------------------------------- hand-offs per request
 
 

@@ -181,9 +181,10 @@ class AgentHost:
         #: Awaited with the run id before each upstream event is pulled: returns once whoever
         #: streams that run to a client has room for more (``Watches.room``: back-pressure).
         self.gate: Callable[[str], Awaitable[None]] | None = None
-        #: Whether that route has room now (``Watches.has_room``): when it has, the gate is not
-        #: awaited at all (no cancel scope, no checkpoint per event).
-        self.has_room: Callable[[str], bool] | None = None
+        #: How much more text that route takes now (``Watches.room_chars``): while it has room the
+        #: gate is not awaited at all (no cancel scope, no checkpoint per event), and the events
+        #: in hand one answer carries stop at it (their text is what the route is fed).
+        self.room_chars: Callable[[str], float] | None = None
         self._next_handle = 0
         self._lane_events: dict[str, trio.Event] = {}
 
@@ -317,7 +318,7 @@ class AgentHost:
             message = stream.attempts[-1].decision.message if stream.attempts else err.message
             await self._close(handle)
             raise ModelFailed(err, message) from None
-        more, ended = self._in_hand(entry)
+        more, ended = self._in_hand(entry, event)
         ref = stream.request.ref
         if ended:
             await self._close(handle)
@@ -326,16 +327,22 @@ class AgentHost:
                 await self._record(ref, one)
         return Streamed(event, ref, more=more, ended=ended)
 
-    @staticmethod
-    def _in_hand(entry: _Open) -> tuple[tuple[Any, ...], bool]:
-        """The events after the one just read that need no waiting (already decoded by the stream,
-        or already handed over by its pump), and whether the stream ended after them. A failure
-        among them is kept for the next read, so it is raised after the events before it."""
+    def _in_hand(self, entry: _Open, first: Any) -> tuple[tuple[Any, ...], bool]:
+        """The events after ``first`` (just read) that need no waiting (already decoded by the
+        stream, or already handed over by its pump), and whether the stream ended after them. A
+        failure among them is kept for the next read, so it is raised after the events before it.
+        While a route streams the run, they stop where its room for text does (back-pressure
+        holds per event, as when each was its own answer)."""
+        pump = entry.pump
+        ready = getattr(entry.stream, "ready", None) if pump is None else None
+        if pump is None and ready is None:
+            return (), False
+        room = self.room_chars(entry.run_id) if self.room_chars is not None and entry.run_id is not None else math.inf
+        room -= len(getattr(first, "text", None) or "")
         out: list[Any] = []
         ended = False
-        pump = entry.pump
-        if pump is not None:
-            while len(out) < MAX_IN_HAND - 1:
+        while room > 0 and len(out) < MAX_IN_HAND - 1:
+            if pump is not None:
                 try:
                     value, error = pump.receive.receive_nowait()
                 except trio.WouldBlock:
@@ -343,19 +350,22 @@ class AgentHost:
                 except trio.EndOfChannel:
                     ended = True
                     break
-                if error is None:
-                    out.append(value)
-                elif isinstance(error, StopAsyncIteration):
-                    ended = True
+                if error is not None:
+                    if isinstance(error, StopAsyncIteration):
+                        ended = True
+                    else:
+                        entry.failed = error
                     break
-                else:
-                    entry.failed = error
+                got = [value]
+            else:
+                assert ready is not None
+                got = ready(MAX_IN_HAND - 1 - len(out) if room == math.inf else 1)
+                if not got:
+                    ended = bool(getattr(entry.stream, "exhausted", False))
                     break
-        else:
-            ready = getattr(entry.stream, "ready", None)
-            if ready is not None:
-                out = ready(MAX_IN_HAND - 1)
-                ended = bool(getattr(entry.stream, "exhausted", False))
+            out.extend(got)
+            if room != math.inf:
+                room -= sum(len(getattr(e, "text", None) or "") for e in got)
         entry.pulled += len(out)
         return tuple(out), ended
 
@@ -373,8 +383,8 @@ class AgentHost:
             entry.yielded = entry.pulled
             await trio.lowlevel.checkpoint()
         gate = self.gate
-        has_room = self.has_room
-        if gate is not None and entry.run_id is not None and (has_room is None or not has_room(entry.run_id)):
+        room = self.room_chars
+        if gate is not None and entry.run_id is not None and (room is None or room(entry.run_id) <= 0):
             with trio.move_on_at(flush_at if flush_at is not None else math.inf):
                 await gate(entry.run_id)
             if flush_at is not None and flush_at <= trio.current_time():

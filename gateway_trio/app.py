@@ -157,7 +157,7 @@ class Gateway(RouteHost):
         #: Writes half of a large fan-out from a helper thread (os.write releases the GIL).
         self.fan_writer = FanWriter()
         self.agents.gate = self.watches.room  # a route behind on a run's text holds its upstream
-        self.agents.has_room = self.watches.has_room
+        self.agents.room_chars = self.watches.room_chars
         #: Answers to methods called over HTTP, by their transient connection id.
         self.reply_sinks: dict[str, Callable[[Reply], None]] = {}
         self._drained: trio.Event | None = None

@@ -16,6 +16,7 @@ the run see it pause, their own connections untouched. A route that only waits f
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any
 
@@ -75,6 +76,12 @@ class RunWatch:
 
     def full(self) -> bool:
         return self._buffered >= BUFFER_CHARS and not (self.closed or self.settled)
+
+    def room_left(self) -> float:
+        """Characters of text it takes before it is full (unbounded once nothing is kept)."""
+        if self._discard or self.closed or self.settled:
+            return math.inf
+        return max(0, BUFFER_CHARS - self._buffered)
 
     async def room(self) -> None:
         """Return once the route has room for more text (at once when it has)."""
@@ -139,10 +146,10 @@ class Watches:
         if watch is not None:
             watch.feed(payload["delta"])
 
-    def has_room(self, run_id: str) -> bool:
-        """Whether the route watching ``run_id`` (if any) has room for more text now."""
+    def room_chars(self, run_id: str) -> float:
+        """How much more text the route watching ``run_id`` (if any) takes now."""
         watch = self._by_run.get(run_id)
-        return watch is None or not watch.full()
+        return math.inf if watch is None else watch.room_left()
 
     async def room(self, run_id: str) -> None:
         """Back-pressure: return once the route watching ``run_id`` (if any) has room for more text."""

@@ -231,6 +231,17 @@ class SqliteSessionStore:
         with self._lock:
             self._db.close()
 
+    def manual_checkpoints(self) -> None:
+        """Commits stop checkpointing the WAL themselves (a checkpoint writes the database file and
+        syncs it): the owner calls :meth:`checkpoint` instead, off the event loop."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+    def checkpoint(self) -> None:
+        """Copy the WAL back into the database file (PASSIVE: never waits for readers)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     # ------------------------------------------------------------------ schema
 
     def _migrate(self) -> None:

@@ -140,3 +140,25 @@ def test_events_the_pump_handed_over_come_together_and_a_failure_after_them_come
             raise AssertionError("the failure was lost")
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_events_in_hand_stop_at_the_watching_routes_room(tmp_path: Path) -> None:
+    """A route streaming the run takes so much text more (back-pressure): an answer carries the
+    events in hand up to that, the rest comes with the next answers, in order."""
+
+    async def main() -> None:
+        stream = ChunkedStream([_deltas("aa", "bb", "cc", "dd", "ee")])
+        host = AgentHost(tmp_path)
+        host._streams[1] = _Open(AsyncExitStack(), stream, owner=7, run_id="run-1")
+        host.room_chars = lambda run_id: 5 if run_id == "run-1" else 0
+
+        async def gate(run_id: str) -> None:
+            raise AssertionError("the route has room: the gate is not awaited")
+
+        host.gate = gate
+        got = await host.perform(ModelNext(1), owner=7)
+        assert (got.event, got.more, got.ended) == (TextDelta("aa"), tuple(_deltas("bb", "cc")), False)
+        rest = await host.perform(ModelNext(1), owner=7)
+        assert (rest.event, rest.more, rest.ended) == (TextDelta("dd"), tuple(_deltas("ee")), True)
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -120,8 +120,8 @@ async def _chat(http: httpx.AsyncClient, text: str) -> None:
 
 
 async def _no_watchers(store: CachedSessionStore) -> None:
-    """Wait (bounded, virtual time) for the stream's task to have let go of its watch."""
-    for _ in range(1000):
+    """Wait (bounded: past the stall limit, virtual time) for the stream's task to have let go of its watch."""
+    for _ in range(int((route.STALL_S + 10) / 0.01)):
         if not store._watches:
             return
         await trio.sleep(0.01)

@@ -26,8 +26,10 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   queued can come before it, so the order holds): two thread hand-offs less, ~0.4 ms of a chat
   request's latency. On WAL with ``synchronous=NORMAL`` a commit writes into the page cache; the
   checkpoints, which write and sync the database file, run in the writer thread every
-  :data:`CHECKPOINT_EVERY` commits (commits never checkpoint). Under load the writer is busy and
-  writes queue and group-commit there.
+  :data:`CHECKPOINT_EVERY` commits (commits never checkpoint). Writes nobody waits for (a new
+  session's row, a run begun) wait for the next write or the loop's next turn, and commit with it:
+  off the request's path, one transaction. Under load the writer is busy and writes queue and
+  group-commit there.
 
 So a chat turn waits for the thread only to read the disk: a known or minted session not at all,
 a new named one once (the miss that finds it absent). :attr:`CachedSessionStore.handoffs` counts
@@ -193,6 +195,8 @@ class CachedSessionStore:
         self.handoffs = 0
         self.inline_writes = 0
         self._inflight = 0  # operations handed to the writer and not delivered yet (0: it is idle)
+        self._deferred: list[_Op] = []  # inline writes nobody waits for: committed together, soon
+        self._token = trio.lowlevel.current_trio_token()
         self._commits = 0  # since the last checkpoint
         self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
         self._tails: OrderedDict[str, list[MessageRecord]] = OrderedDict()  # session id -> newest messages
@@ -220,13 +224,39 @@ class CachedSessionStore:
         if op.key is not None and op.epoch is not None:
             self._pending[op.key] = self._pending.get(op.key, 0) + 1
         if inline and self._inflight == 0:
-            self.inline_writes += 1
-            self._writer.run_ops([op])
-            self._delivered([op])
+            if op.done is None:  # nobody waits for it: with the next write, or at the loop's next turn
+                self._deferred.append(op)
+                if len(self._deferred) == 1:
+                    self._token.run_sync_soon(self._commit_deferred)
+                return op
+            self._run_inline([*self._take_deferred(), op])
             return op
+        for earlier in self._take_deferred():  # decided first, so they go first
+            self._inflight += 1
+            self._writer.queue.put(earlier)
         self._inflight += 1
         self._writer.queue.put(op)
         return op
+
+    def _take_deferred(self) -> list[_Op]:
+        ops, self._deferred = self._deferred, []
+        return ops
+
+    def _run_inline(self, ops: list[_Op]) -> None:
+        self.inline_writes += 1
+        self._writer.run_ops(ops)
+        self._delivered(ops)
+
+    def _commit_deferred(self) -> None:
+        """The writes nobody waited for (a new session's row, a run begun), as one transaction,
+        after the task that made them has gone on (off its request's path)."""
+        if self._deferred:
+            if self._inflight == 0:
+                self._run_inline(self._take_deferred())
+            else:
+                for op in self._take_deferred():
+                    self._inflight += 1
+                    self._writer.queue.put(op)
 
     def _from_writer(self, ops: list[_Op]) -> None:
         self._inflight -= len(ops)
@@ -525,6 +555,7 @@ class CachedSessionStore:
         """Write what is queued, stop the thread, close the file."""
         if self._closed:
             return
+        self._commit_deferred()
         self._closed = True
         self._writer.queue.put(None)
         await trio.to_thread.run_sync(self._writer.join)

@@ -291,6 +291,25 @@ def test_a_failed_inline_write_drops_the_cache_and_the_next_starts_from_the_disk
     _run(tmp_path, body)
 
 
+def test_writes_nobody_waits_for_commit_together_after_the_caller_went_on(tmp_path: Path) -> None:
+    """A new session's row and its run begun are one transaction, committed once the task that
+    made them has gone on (off its request's path); a read queued before then still sees them."""
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        rec = store.call_now("ensure", ("agent:main:openai:x", "main", 1), {"new": True})
+        store.call_now("begin_run", ("run-x", rec.key, "hi", 1), {})
+        assert _disk(path, "SELECT key FROM sessions") == []  # not yet: the caller goes on first
+        commits = store._commits
+        await trio.testing.wait_all_tasks_blocked()
+        assert _disk(path, "SELECT key FROM sessions") == [("agent:main:openai:x",)]
+        assert _disk(path, "SELECT status FROM runs") == [("running",)] and store._commits == commits + 1
+        rec2 = store.call_now("ensure", ("agent:main:openai:y", "main", 1), {"new": True})
+        got = await store.get("agent:main:openai:unknown")  # a read through the thread, queued behind the insert
+        assert got is None and _disk(path, "SELECT count(*) FROM sessions WHERE key = ?", rec2.key) == [(1,)]
+
+    _run(tmp_path, body)
+
+
 def test_the_writer_checkpoints_the_wal_commits_do_not(tmp_path: Path) -> None:
     """Commits (inline ones too) leave the WAL alone; every CHECKPOINT_EVERY commits the writer
     thread copies it back into the database file."""

@@ -85,10 +85,22 @@ class SSEDecoder:
             if rest:
                 self._keep(rest)
         out: list[SSEEvent] = []
-        for line in lines:
-            event = self._line(line)
-            if event is not None:
-                out.append(event)
+        for line in lines:  # the common lines inline ("data: …" and the blank end): this is the hot path
+            if not line:
+                if self._data:
+                    data = self._data
+                    text = data[0] if len(data) == 1 else "\n".join(data)
+                    out.append(SSEEvent(text, self._event or "message", self.last_id, self.retry))
+                    self._data, self._size = [], 0
+                self._event = ""
+            elif line.startswith(b"data:"):
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                self._size += len(value) + 1
+                if self._size > self.max_line:
+                    raise SSEError(f"event stream event longer than {self.max_line} bytes")
+                self._data.append(value.decode("utf-8", "replace"))
+            else:
+                self._field(line)
         return out
 
     def end(self) -> None:
@@ -102,25 +114,18 @@ class SSEDecoder:
         if self._partial_size > self.max_line:
             raise SSEError(f"event stream line longer than {self.max_line} bytes")
 
-    def _line(self, line: bytes) -> SSEEvent | None:
+    def _field(self, line: bytes) -> None:
+        """A line other than ``data:`` and the blank one: a comment, ``event``, ``id``, ``retry``, ``data``
+        without a colon, or a field to ignore."""
         if len(line) > self.max_line:
             raise SSEError(f"event stream line longer than {self.max_line} bytes")
-        if not line:
-            if not self._data:
-                self._event = ""
-                return None
-            event = SSEEvent("\n".join(self._data), self._event or "message", self.last_id, self.retry)
-            self._data, self._size, self._event = [], 0, ""
-            return event
         if line[:1] == b":":
-            return None
+            return
         name, colon, value = line.partition(b":")
         if colon and value[:1] == b" ":
             value = value[1:]
-        if name == b"data":
+        if name == b"data":  # "data" alone: an empty data line
             self._size += len(value) + 1
-            if self._size > self.max_line:
-                raise SSEError(f"event stream event longer than {self.max_line} bytes")
             self._data.append(value.decode("utf-8", "replace"))
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
@@ -130,7 +135,6 @@ class SSEDecoder:
         elif name == b"retry":
             if value.isdigit():
                 self.retry = int(value)
-        return None
 
 
 __all__ = ["MAX_LINE", "SSEDecoder", "SSEError", "SSEEvent"]

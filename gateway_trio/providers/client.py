@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import ssl
 import zlib
+from functools import lru_cache
 from typing import Final, NamedTuple
 from urllib.parse import urlsplit
 
@@ -102,8 +103,10 @@ class Target(NamedTuple):
         return (self.scheme, self.host, self.port)
 
 
+@lru_cache(maxsize=256)
 def parse_url(url: str) -> Target:
-    """``url`` split for a request; :class:`InvalidURL` when it cannot be one."""
+    """``url`` split for a request; :class:`InvalidURL` when it cannot be one (cached: a gateway
+    calls the same few URLs over and over)."""
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -341,9 +344,7 @@ class HTTPClient:
                     data += conn.h11.send(h11.EndOfMessage())
                 except h11.LocalProtocolError as exc:
                     raise InvalidRequest(str(exc)) from None
-                conn.got = 0
-                await self._write(conn, data, idle_s)
-                head = await self._read_head(conn, idle_s)
+                head = await self._exchange(conn, data, idle_s)
             except _Stale:
                 self._discard(conn)
                 continue
@@ -372,43 +373,46 @@ class HTTPClient:
         except h11.LocalProtocolError as exc:
             raise InvalidRequest(str(exc)) from None
 
-    async def _write(self, conn: _Conn, data: bytes, idle_s: float) -> None:
-        with trio.move_on_after(idle_s) as scope:
+    async def _exchange(self, conn: _Conn, data: bytes, idle_s: float) -> h11.Response:
+        """Write the request, read up to the answer's head. One cancel scope for both (they are
+        the per-request cost), its deadline moved to ``idle_s`` from now before each socket call."""
+        conn.got = 0
+        with trio.CancelScope(deadline=trio.current_time() + idle_s) as scope:
             try:
                 await conn.stream.send_all(data)
             except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 if conn.reused:
                     raise _Stale from None
                 raise NetworkFailure(_cause(exc)) from None
-        if scope.cancelled_caught:
-            raise IdleTimeout(f"no byte written for {idle_s}s")
-
-    async def _read_head(self, conn: _Conn, idle_s: float) -> h11.Response:
-        while True:
-            try:
-                event = conn.h11.next_event()
-            except h11.RemoteProtocolError as exc:
-                raise Dropped(str(exc)) from None
-            if event is h11.NEED_DATA:
-                await self._fill(conn, idle_s, started=conn.got > 0)
-                continue
-            if type(event) is h11.Response:
-                return event  # type: ignore[return-value]
-            if type(event) is h11.InformationalResponse:
-                continue  # 100 Continue and friends
-            raise Dropped(f"unexpected {type(event).__name__} before the answer")
+            while True:
+                try:
+                    event = conn.h11.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise Dropped(str(exc)) from None
+                if event is h11.NEED_DATA:
+                    scope.deadline = trio.current_time() + idle_s
+                    await self._receive(conn, started=conn.got > 0)
+                elif type(event) is h11.Response:
+                    return event  # type: ignore[return-value]
+                elif type(event) is not h11.InformationalResponse:  # 100 Continue and friends are skipped
+                    raise Dropped(f"unexpected {type(event).__name__} before the answer")
+        raise IdleTimeout(f"no byte moved for {idle_s}s")
 
     async def _fill(self, conn: _Conn, idle_s: float, *, started: bool) -> None:
+        """Read once into h11 within ``idle_s``."""
+        with trio.move_on_after(idle_s):
+            await self._receive(conn, started=started)
+            return
+        raise IdleTimeout(f"no byte received for {idle_s}s")
+
+    async def _receive(self, conn: _Conn, *, started: bool) -> None:
         """Read once into h11. ``started``: some of the answer has arrived (no retry after that)."""
-        with trio.move_on_after(idle_s) as scope:
-            try:
-                data = await conn.stream.receive_some(RECV_CHUNK)
-            except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-                if started:
-                    raise NetworkFailure(_cause(exc)) from None
-                data = b""  # reset before any answer byte: as good as a close
-        if scope.cancelled_caught:
-            raise IdleTimeout(f"no byte received for {idle_s}s")
+        try:
+            data = await conn.stream.receive_some(RECV_CHUNK)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            if started:
+                raise NetworkFailure(_cause(exc)) from None
+            data = b""  # reset before any answer byte: as good as a close
         if not data and not started:
             if conn.reused:
                 raise _Stale
@@ -460,7 +464,9 @@ class HTTPClient:
             raise ConnectFailed(str(exc) or type(exc).__name__) from None
         stream: trio.abc.Stream = tcp
         if target.scheme == "https":
-            context = self._ssl_context or default_ssl_context()
+            context = self._ssl_context or _ssl_context
+            if context is None:  # the first https call: loading the trust stores takes a while, off the loop
+                context = await trio.to_thread.run_sync(default_ssl_context)
             tls = trio.SSLStream(tcp, context, server_hostname=target.host, https_compatible=True)
             try:
                 await tls.do_handshake()

@@ -244,6 +244,26 @@ def test_an_interim_100_continue_is_skipped() -> None:
     assert run(body)[:1] == (200,) and run(body)[2] == b"final"
 
 
+def test_redirects_are_not_followed_and_proxy_variables_are_not_applied(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{s.getsockname()[1]}"
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.setenv(name, nowhere)  # a proxy that would refuse: the request must go direct
+
+    async def answer(peer: Peer, site: Site, req: h11.Request, body: bytes) -> None:
+        await peer.head(307, [("location", site.url("/elsewhere")), ("content-length", "0")])
+        await peer.end()
+
+    async def body() -> tuple[int, dict[str, str], int]:
+        async with serving(serve_each(answer)) as site:
+            status, headers, _ = await fetch(HTTPClient(), site.url(), body=b"x")
+            return status, headers, len(site.requests)
+
+    status, headers, seen = run(body)
+    assert status == 307 and headers["location"].endswith("/elsewhere") and seen == 1
+
+
 # --------------------------------------------------------------------------- stale connections
 
 

@@ -95,6 +95,13 @@ def test_streamed_text_usage_and_what_the_upstream_got(up: ScriptedUpstream) -> 
     assert json.dumps(got.body) == json.dumps(oc.build_chat_body(request))  # byte-for-byte, key order included
 
 
+def test_the_upstream_sees_our_user_agent_and_no_compression_asked(up: ScriptedUpstream) -> None:
+    run(lambda hub: collect(hub, req(up)))
+    headers = up.chat_requests()[0].headers
+    assert headers["user-agent"] == "openclaw-gateway-py" and headers["accept-encoding"] == "identity"
+    assert headers["content-type"] == "application/json" and headers["host"] == f"127.0.0.1:{up.port}"
+
+
 def test_tool_call_fragments_are_assembled(up: ScriptedUpstream) -> None:
     up.script(ToolCalls([("get_weather", '{"city":"Paris","unit":"C"}'), ("ls", '{"path":"."}')], fragments=5,
                         text="checking"))

@@ -1,4 +1,4 @@
-"""Model provider adapters under Trio (httpx + httpx-sse, imported lazily on first use).
+"""Model provider adapters under Trio (our h11 client, loaded with the first model call, not at start).
 
 The agent loop's entry points: :class:`ProviderHub` (``hub.stream(request)``, ``hub.embed``),
 :func:`stream_with_failover` (retries, cooldowns and fallbacks by the pure policy) and

@@ -1,8 +1,8 @@
-"""The HTTP plumbing every network adapter shares: a pooled httpx client, timeouts, error mapping.
+"""What every network adapter shares on top of :mod:`.client`: one pooled client per adapter,
+error mapping, bounded reads, JSON bodies and the SSE event iterator.
 
-httpx is imported lazily (inside functions) so that importing the gateway does not pay for it;
-it runs under Trio through anyio. ``trust_env=False``: proxy variables in the environment are not
-applied to model calls (Node's fetch, which the published gateway uses, ignores them too).
+No proxy variables from the environment are applied to model calls (Node's fetch, which the
+published gateway uses, ignores them too), and redirects are not followed.
 """
 
 from __future__ import annotations
@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Final
 
+import msgspec
 import trio
 
 from gateway_core.providers.errors import (
@@ -22,100 +23,106 @@ from gateway_core.providers.errors import (
     error_from_http,
     idle_timeout_error,
 )
+from gateway_core.providers.sse import SSEDecoder, SSEEvent
 from gateway_core.providers.types import StreamEvent
 
 from .._runtime import wall_ms
+from . import client as http
+from .client import MAX_CONNECT_S, USER_AGENT, HTTPClient, Response
 
-if TYPE_CHECKING:
-    import httpx
+__all__ = ["MAX_CONNECT_S", "USER_AGENT"]  # re-exported: the limits live with the client
 
 #: Most bytes read from an error answer (the rest is dropped; bodies can be HTML pages).
-MAX_ERROR_BODY = 64 * 1024
+MAX_ERROR_BODY: Final = 64 * 1024
 #: Most bytes read from a non-streamed JSON answer.
-MAX_JSON_BODY = 32 * 1024 * 1024
-#: Longest a connect may take, whatever the idle timeout.
-MAX_CONNECT_S = 30.0
+MAX_JSON_BODY: Final = 32 * 1024 * 1024
 #: How long the tail after ``[DONE]`` may take to arrive (read so the connection can be reused).
-DRAIN_S = 1.0
-USER_AGENT = "openclaw-gateway-py"
+DRAIN_S: Final = 1.0
+
+_encoder = msgspec.json.Encoder()
+_decode = msgspec.json.decode
 
 
-def new_client() -> httpx.AsyncClient:
+def new_client() -> HTTPClient:
     """One pooled client (keep-alive) for one provider configuration."""
-    import httpx
-
-    return httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=60.0),
-        trust_env=False,
-        follow_redirects=False,
-        headers={"user-agent": USER_AGENT},
-    )
+    return HTTPClient(max_connections=256, max_idle=32, idle_expiry_s=60.0, user_agent=USER_AGENT)
 
 
-def timeout(idle_s: float) -> httpx.Timeout:
-    """``idle_s`` as httpx's per-read (and write, pool) timeout: no bytes for that long fails."""
-    import httpx
-
-    idle = max(0.001, float(idle_s))
-    return httpx.Timeout(idle, connect=min(idle, MAX_CONNECT_S))
+#: client failure → (kind, message template); ``{url}`` and ``{exc}`` are filled in.
+_FAILURES: Final[dict[type[http.HTTPError], tuple[str, str]]] = {
+    http.ConnectTimeout: (NETWORK, "connect timeout reaching {url}"),
+    http.ConnectFailed: (NETWORK, "cannot connect to {url}: {exc}"),
+    http.Dropped: (NETWORK, "connection to the model provider dropped: {exc}"),
+    http.InvalidURL: (CONFIG, "bad provider baseUrl {url!r}: {exc}"),
+    http.InvalidRequest: (CONFIG, "bad request to {url}: {exc}"),
+    http.NetworkFailure: (NETWORK, "network error talking to {url}: {exc}"),
+    http.DecodingFailed: (PROTOCOL, "unreadable answer from {url}: {exc}"),
+}
 
 
 def map_exception(exc: BaseException, idle_s: float, url: str) -> ProviderError:
-    """An httpx (or SSE, JSON) failure as a :class:`ProviderError`."""
-    import httpx
-    import httpx_sse
-
+    """A client (or SSE, JSON) failure as a :class:`ProviderError`."""
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, httpx.ConnectTimeout):
-        return ProviderError(NETWORK, f"connect timeout reaching {url}")
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, http.IdleTimeout):
         return idle_timeout_error(idle_s)
-    if isinstance(exc, httpx.ConnectError):
-        return ProviderError(NETWORK, f"cannot connect to {url}: {exc}")
-    if isinstance(exc, httpx.RemoteProtocolError):
-        return ProviderError(NETWORK, f"connection to the model provider dropped: {exc}")
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
-        return ProviderError(CONFIG, f"bad provider baseUrl {url!r}: {exc}")
-    if isinstance(exc, httpx.NetworkError):
-        return ProviderError(NETWORK, f"network error talking to {url}: {exc}")
-    if isinstance(exc, httpx_sse.SSEError | httpx.DecodingError | httpx.ProtocolError | ValueError):
+    rule = _FAILURES.get(type(exc))
+    if rule is not None:
+        kind, template = rule
+        return ProviderError(kind, template.format(url=url, exc=exc))
+    if isinstance(exc, ValueError):  # SSEError, msgspec and json decode errors
         return ProviderError(PROTOCOL, f"unreadable answer from {url}: {exc}")
     return ProviderError(NETWORK, f"{type(exc).__name__}: {exc}")
 
 
-async def read_bounded(response: httpx.Response, limit: int) -> bytes:
+def encode_json(body: Any) -> bytes:
+    """A request body: compact JSON, UTF-8 (non-ASCII kept), key order kept."""
+    try:
+        return _encoder.encode(body)
+    except (TypeError, UnicodeEncodeError):  # lone surrogates, odd types: the stdlib's escaped form
+        return json.dumps(body, default=str).encode()
+
+
+def decode_json(data: bytes | str) -> Any:
+    """A JSON document (msgspec; the stdlib's leniency, ``NaN`` and the like, as the fallback)."""
+    try:
+        return _decode(data)
+    except msgspec.DecodeError:
+        return json.loads(data)
+
+
+async def read_bounded(response: Response, limit: int) -> bytes:
     """Up to ``limit`` bytes of the body (the rest is left unread)."""
     chunks: list[bytes] = []
     size = 0
-    async for chunk in response.aiter_bytes():
+    while size < limit:
+        chunk = await response.receive()
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
-        if size >= limit:
-            break
     return b"".join(chunks)[:limit]
 
 
-async def raise_for_status(response: httpx.Response) -> None:
+async def raise_for_status(response: Response) -> None:
     """Raise the parsed :class:`ProviderError` for a non-2xx answer."""
-    if 200 <= response.status_code < 300:
+    if 200 <= response.status < 300:
         return
     body = await read_bounded(response, MAX_ERROR_BODY)
-    headers = {k.lower(): v for k, v in response.headers.items()}
-    raise error_from_http(response.status_code, headers, body, now_epoch=wall_ms() / 1000.0,
-                          reason=response.reason_phrase)
+    raise error_from_http(response.status, response.headers, body, now_epoch=wall_ms() / 1000.0,
+                          reason=response.reason)
 
 
-def is_json(response: httpx.Response) -> bool:
+def is_json(response: Response) -> bool:
     """Whether the answer is a whole JSON document rather than an event stream."""
     return response.headers.get("content-type", "").split(";", 1)[0].strip().lower() == "application/json"
 
 
-async def read_json(response: httpx.Response) -> Any:
+async def read_json(response: Response) -> Any:
     """A non-streamed JSON answer, bounded."""
     body = await read_bounded(response, MAX_JSON_BODY)
     try:
-        return json.loads(body)
+        return decode_json(body)
     except ValueError as exc:
         raise ProviderError(PROTOCOL, f"the model provider sent invalid JSON: {exc}") from exc
 
@@ -127,12 +134,12 @@ class SSEEvents:
     :class:`ProviderError` for in-stream errors); ``finish()`` gives the closing events (raising
     when the stream was cut short). ``is_last(data_obj)`` marks the final event (Anthropic's
     ``message_stop``); ``[DONE]`` always ends the stream. Every read is bounded by the idle
-    timeout (httpx's read timeout), and failures come out as :class:`ProviderError`.
+    timeout (the client's), and failures come out as labelled :class:`ProviderError` s.
     """
 
     def __init__(
         self,
-        response: httpx.Response,
+        response: Response,
         *,
         parse: Callable[[Any], list[StreamEvent]],
         finish: Callable[[], list[StreamEvent]],
@@ -141,9 +148,9 @@ class SSEEvents:
         url: str,
         label: Callable[[ProviderError], ProviderError],
     ) -> None:
-        import httpx_sse
-
-        self._sse = httpx_sse.EventSource(response).aiter_sse()
+        self._response = response
+        self._decoder = SSEDecoder()
+        self._sse: deque[SSEEvent] = deque()
         self._parse, self._finish, self._is_last = parse, finish, is_last
         self._idle_s, self._url, self._label = idle_s, url, label
         self._pending: deque[StreamEvent] = deque()
@@ -161,25 +168,34 @@ class SSEEvents:
             except ProviderError as err:
                 self._ended = True
                 raise self._label(err) from None
-            except Exception as exc:  # httpx, SSE and JSON failures (trio.Cancelled is not an Exception)
+            except Exception as exc:  # client, SSE and JSON failures (trio.Cancelled is not an Exception)
                 self._ended = True
                 raise self._label(map_exception(exc, self._idle_s, self._url)) from exc
         return self._pending.popleft()
 
+    async def _next_sse(self) -> SSEEvent | None:
+        """The next server-sent event, or ``None`` at the end of the body."""
+        while not self._sse:
+            chunk = await self._response.receive()
+            if not chunk:
+                self._decoder.end()
+                return None
+            self._sse.extend(self._decoder.feed(chunk))
+        return self._sse.popleft()
+
     async def _step(self) -> None:
-        try:
-            sse = await self._sse.__anext__()
-        except StopAsyncIteration:
+        sse = await self._next_sse()
+        if sse is None:
             self._end()
             return
-        data = sse.data
-        if data.strip() == "[DONE]":
+        data = sse.data.strip()
+        if data == "[DONE]":
             await self._drain()
             self._end()
             return
-        if not data.strip():
+        if not data:
             return
-        obj = json.loads(data)
+        obj = decode_json(data)
         self._pending.extend(self._parse(obj))
         if self._is_last(obj):
             await self._drain()
@@ -193,17 +209,14 @@ class SSEEvents:
         """Read the (tiny) rest of the body so the connection goes back to the pool."""
         with trio.move_on_after(DRAIN_S):
             try:
-                async for _ in self._sse:
+                while await self._response.receive():
                     pass
             except Exception:  # noqa: BLE001 - the answer is complete; a messy tail does not matter
                 return
 
     async def aclose(self) -> None:
-        """Stop the SSE reader (the response itself is closed by its owner)."""
-        try:
-            await self._sse.aclose()
-        except Exception:  # noqa: BLE001 - closing a reader that already failed
-            pass
+        """Nothing to stop: the response is closed by its owner."""
+        self._sse.clear()
 
 
 class ListEvents:

@@ -6,17 +6,16 @@ neutral events of :mod:`gateway_core.providers.types`; every failure is a
 early (a ``break``, an exception, a Trio cancel scope) closes the upstream request and its socket
 at once; a finished stream hands its connection back to the pool (keep-alive).
 
-A network adapter owns one pooled ``httpx.AsyncClient`` (created on first use): use one adapter
+A network adapter owns one pooled :class:`~.client.HTTPClient` (created on first use): use one adapter
 per provider configuration (:class:`~gateway_trio.providers.hub.ProviderHub` does) and
 ``aclose()`` it when done.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from gateway_core.providers import anthropic_messages as am
 from gateway_core.providers import offline
@@ -32,9 +31,7 @@ from gateway_core.providers.types import (
 )
 
 from . import _http
-
-if TYPE_CHECKING:
-    import httpx
+from .client import HTTPClient, HTTPError, Response
 
 
 class Adapter:
@@ -71,9 +68,9 @@ class HttpAdapter(Adapter):
     """An adapter that talks HTTP through one pooled client."""
 
     def __init__(self) -> None:
-        self._client: httpx.AsyncClient | None = None
+        self._client: HTTPClient | None = None
 
-    def http(self) -> httpx.AsyncClient:
+    def http(self) -> HTTPClient:
         """The pooled client, created on first use."""
         if self._client is None:
             self._client = _http.new_client()
@@ -93,21 +90,19 @@ class HttpAdapter(Adapter):
         body: dict[str, Any],
         *,
         whole: Callable[[Any], list[StreamEvent]],
-        sse: Callable[[httpx.Response], _http.SSEEvents],
+        sse: Callable[[Response], _http.SSEEvents],
     ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
         """POST ``body``; yield the events of a streamed (SSE) or whole (JSON) answer.
 
         Failures while connecting and reading the status become labelled :class:`ProviderError` s;
         exceptions raised by the consumer inside the ``async with`` pass through untouched.
         """
-        import httpx
-
         label = _labeller(request.provider, request.model)
-        content = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        content = _http.encode_json(body)
         async with AsyncExitStack() as stack:
             try:
-                response = await stack.enter_async_context(self.http().stream(
-                    "POST", url, content=content, headers=headers, timeout=_http.timeout(request.idle_timeout_s)
+                response = await stack.enter_async_context(self.http().request(
+                    "POST", url, body=content, headers=headers, idle_s=request.idle_timeout_s
                 ))
                 await _http.raise_for_status(response)
                 events: _http.SSEEvents | _http.ListEvents
@@ -117,21 +112,18 @@ class HttpAdapter(Adapter):
                     events = sse(response)
             except ProviderError as err:
                 raise label(err) from None
-            except (httpx.HTTPError, ValueError) as exc:
+            except (HTTPError, ValueError) as exc:
                 raise label(_http.map_exception(exc, request.idle_timeout_s, url)) from exc
             stack.push_async_callback(events.aclose)
             yield events
 
     async def _post_json(self, url: str, headers: dict[str, str], body: dict[str, Any], idle_s: float) -> Any:
-        import httpx
-
         try:
-            async with self.http().stream(
-                "POST", url, content=json.dumps(body).encode(), headers=headers, timeout=_http.timeout(idle_s)
-            ) as response:
+            async with self.http().request("POST", url, body=_http.encode_json(body), headers=headers,
+                                           idle_s=idle_s) as response:
                 await _http.raise_for_status(response)
                 return await _http.read_json(response)
-        except (httpx.HTTPError, ValueError) as exc:
+        except (HTTPError, ValueError) as exc:
             raise _http.map_exception(exc, idle_s, url) from exc
 
 
@@ -145,7 +137,7 @@ class OpenAICompletionsAdapter(HttpAdapter):
         parser = oc.ChatStreamParser()
         label = _labeller(request.provider, request.model)
 
-        def sse(response: httpx.Response) -> _http.SSEEvents:
+        def sse(response: Response) -> _http.SSEEvents:
             return _http.SSEEvents(
                 response, parse=parser.parse_chunk, finish=parser.finish, is_last=lambda _obj: False,
                 idle_s=request.idle_timeout_s, url=url, label=label,
@@ -186,7 +178,7 @@ class AnthropicMessagesAdapter(HttpAdapter):
         parser = am.MessagesStreamParser()
         label = _labeller(request.provider, request.model)
 
-        def sse(response: httpx.Response) -> _http.SSEEvents:
+        def sse(response: Response) -> _http.SSEEvents:
             return _http.SSEEvents(
                 response, parse=parser.parse_event, finish=parser.finish,
                 is_last=lambda obj: isinstance(obj, dict) and obj.get("type") == "message_stop",

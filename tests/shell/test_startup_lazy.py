@@ -178,6 +178,8 @@ ON_DEMAND = (
     "gateway_trio.channels.telegram",
     "gateway_trio.channels.irc",
     "gateway_trio.providers.hub",
+    "gateway_trio.providers.client",
+    "gateway_core.providers.sse",
     "gateway_trio.web.openai",
     "gateway_trio.control_ui.assets",
     "httpx",

@@ -155,15 +155,55 @@ class SSEEvents:
         self._idle_s, self._url, self._label = idle_s, url, label
         self._pending: deque[StreamEvent] = deque()
         self._ended = False
+        self._last_seen = False  # ``is_last`` matched in :meth:`ready`: the read path drains and ends
+        self._failure: Exception | None = None  # met in :meth:`ready`, raised by the next read
 
     def __aiter__(self) -> SSEEvents:
         return self
+
+    def ready(self, limit: int) -> list[StreamEvent]:
+        """Up to ``limit`` events decoded from bytes already received: no I/O, never raises (a
+        failure met is raised by the next ``__anext__``, after the events before it). The end
+        (``[DONE]``, the last event) is left to the next read, which drains the tail first."""
+        out: list[StreamEvent] = []
+        pending, sse = self._pending, self._sse
+        while len(out) < limit:
+            if pending:
+                out.append(pending.popleft())
+                continue
+            if self._ended or self._last_seen or self._failure is not None or not sse:
+                break
+            data = sse[0].data.strip()
+            if data == "[DONE]":
+                break
+            sse.popleft()
+            if not data:
+                continue
+            try:
+                obj = decode_json(data)
+                pending.extend(self._parse(obj))
+                self._last_seen = bool(self._is_last(obj))
+            except Exception as exc:  # noqa: BLE001 - raised by the next read, labelled there
+                self._failure = exc
+        return out
+
+    @property
+    def exhausted(self) -> bool:
+        """Ended, and every event taken (the next read ends without I/O)."""
+        return self._ended and not self._pending
 
     async def __anext__(self) -> StreamEvent:
         while not self._pending:
             if self._ended:
                 raise StopAsyncIteration
             try:
+                if self._failure is not None:
+                    failure, self._failure = self._failure, None
+                    raise failure
+                if self._last_seen:
+                    await self._drain()
+                    self._end()
+                    continue
                 await self._step()
             except ProviderError as err:
                 self._ended = True
@@ -234,6 +274,15 @@ class ListEvents:
         if not self._events:
             raise StopAsyncIteration
         return self._events.popleft()
+
+    def ready(self, limit: int) -> list[StreamEvent]:
+        """Up to ``limit`` of the events (all in hand)."""
+        events = self._events
+        return [events.popleft() for _ in range(min(limit, len(events)))]
+
+    @property
+    def exhausted(self) -> bool:
+        return not self._events
 
     async def aclose(self) -> None:
         self._events.clear()

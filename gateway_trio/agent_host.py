@@ -92,7 +92,7 @@ PUMP_AHEAD = 16
 
 class _Pump:
     """The rest of a stream read in a task of its own, once the run has had to stop waiting for an
-    event (its held text came due): a cancelled read of an async generator (httpx, SSE) ends the
+    event (its held text came due): a cancelled read of an async generator (an SSE reader) ends the
     generator and loses the event it was reading, so the read is never cancelled for a deadline.
 
     One task per stream (not per event, ~40 µs per event less than a task per read) hands the
@@ -222,7 +222,7 @@ class AgentHost:
 
     def hub(self) -> Any:
         if self._hub is None:
-            from .providers.hub import ProviderHub  # httpx loads on the first model call, not at start
+            from .providers.hub import ProviderHub  # the HTTP client loads on the first model call, not at start
 
             self._hub = ProviderHub()
         return self._hub

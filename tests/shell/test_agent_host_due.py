@@ -1,7 +1,7 @@
 """The host answers ``due`` when a run's held text is due before the next upstream event, and the
 read it was waiting for goes on: nothing is lost, nothing read twice (Trio's virtual clock).
 
-The model stream here is an async generator, as the real ones are (httpx, SSE): a cancelled
+The model stream here is an async generator, as a real one may be: a cancelled
 ``__anext__`` would end it, so a host that cancelled its read at the deadline would lose the rest.
 """
 

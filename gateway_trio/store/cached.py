@@ -162,7 +162,7 @@ class _Writer(threading.Thread):
 
     def _run(self, ops: list[_Op]) -> None:
         try:
-            with self.store.batch() as run:
+            with self.store.batch(alone=len(ops) == 1) as run:
                 for op in ops:
                     if op.epoch is not None and op.epoch <= self._bad_epoch:
                         op.error = StoreError("not written: an earlier write of the session store failed")

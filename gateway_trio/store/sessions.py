@@ -271,12 +271,24 @@ class SqliteSessionStore:
             self._db.execute("COMMIT")
 
     @contextmanager
-    def batch(self) -> Iterator[Callable[[Callable[[SqliteSessionStore], Any]], Any]]:
+    def batch(self, *, alone: bool = False) -> Iterator[Callable[[Callable[[SqliteSessionStore], Any]], Any]]:
         """One transaction for many calls: yields ``run(fn)``, which applies ``fn(self)`` under a
         savepoint (a failing call is undone alone and its exception re-raised to the caller of
-        ``run``); the whole commits when the block ends. Used by the cached store's writer."""
+        ``run``); the whole commits when the block ends. Used by the cached store's writer.
+        ``alone``: one call only, so no savepoint (its failure rolls the transaction back: the same
+        outcome, two statements less)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
+
+            failed = False
+
+            def run_alone(fn: Callable[[SqliteSessionStore], Any]) -> Any:
+                nonlocal failed
+                try:
+                    return fn(self)
+                except BaseException:
+                    failed = True
+                    raise
 
             def run(fn: Callable[[SqliteSessionStore], Any]) -> Any:
                 self._db.execute("SAVEPOINT op")
@@ -290,10 +302,13 @@ class SqliteSessionStore:
                 return out
 
             try:
-                yield run
+                yield run_alone if alone else run
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            if failed:  # the one call failed (its caller was told): nothing of it is kept
+                self._db.execute("ROLLBACK")
+                return
             try:
                 self._db.execute("COMMIT")
             except BaseException:

@@ -9,7 +9,8 @@ canned OpenAI answers, no delay):
 
 - **direct**: requests sent straight to the upstream; the baseline "overhead" is measured against;
 - **floor**: a minimal proxy in the gateway's stack (Trio + h11 server, parse the JSON body,
-  forward it with a pooled ``httpx.AsyncClient``, stream the answer back; nothing else);
+  forward it with the gateway's own pooled client (``gateway_trio.providers.client``, h11), stream
+  the answer back; nothing else);
 - **ours**: ``python -m openclaw_cli gateway run`` on the http-openai-observed.md §0.1 config;
 - **reference**: the published gateway (``$OPENCLAW_REFERENCE_BIN``) on the same config.
 
@@ -213,30 +214,35 @@ async def serve_keepalive(stream: trio.SocketStream, answer: Callable[[Send, str
 
 
 # ---------------------------------------------------------------------------------------------
-# the floor: parse, forward with httpx (pooled as the gateway's client is), stream back
+# the floor: parse, forward with the gateway's own pooled HTTP client (h11), stream back
 
 
 async def serve_floor(port: int, upstream: str) -> None:
-    import httpx
+    """The gateway's stack and nothing else: the same h11 server loop and the same upstream client
+    (``gateway_trio.providers.client``, pooled as the gateway's is), no agent, no session."""
+    from gateway_trio.providers.client import HTTPClient
 
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=32, keepalive_expiry=60.0)
-    async with httpx.AsyncClient(limits=limits, trust_env=False, timeout=20.0) as client:
+    client = HTTPClient(max_connections=256, max_idle=32, idle_expiry_s=60.0)
+    try:
 
         async def answer(send: Send, target: str, raw: bytes) -> None:
             if target == "/healthz":
                 return await _send_whole(send, b"{}")
             content = json.dumps(json.loads(raw), separators=(",", ":")).encode()
             headers = {"authorization": f"Bearer {UPSTREAM_KEY}", "content-type": "application/json"}
-            async with client.stream("POST", upstream + "/chat/completions", content=content, headers=headers) as r:
+            async with client.request("POST", upstream + "/chat/completions", headers=headers, body=content,
+                                      idle_s=20.0) as r:
                 out = [("content-type", r.headers.get("content-type", "application/json"))]
                 if "content-length" in r.headers:
                     out.append(("content-length", r.headers["content-length"]))
-                await send(h11.Response(status_code=r.status_code, headers=out))
-                async for chunk in r.aiter_raw():
+                await send(h11.Response(status_code=r.status, headers=out))
+                async for chunk in r:
                     await send(h11.Data(data=chunk))
                 await send(h11.EndOfMessage())
 
         await trio.serve_tcp(partial(serve_keepalive, answer=answer), port, host=HOST, backlog=1024)
+    finally:
+        await client.aclose()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -878,8 +884,8 @@ NOTES = [
     "send the upstream a larger request (system prompt, tools) than the client sent; that cost is their overhead too. "
     "At 8 and 64 clients it includes queueing inside the target: what a throughput limit looks like from a client.",
     "- **first SSE byte**: request written → first byte of the response body.",
-    "- **the floor**: Trio + h11 server; parses the body (JSON), re-serializes it, forwards it with a pooled httpx "
-    "client and streams the raw answer back (chunked for SSE).",
+    "- **the floor**: Trio + h11 server; parses the body (JSON), re-serializes it, forwards it with the gateway's "
+    "own pooled HTTP client (`gateway_trio.providers.client`) and streams the raw answer back (chunked for SSE).",
     "- Requests carry no `user`: every request is a new stateless session in both gateways.",
     "- The upstream, the load client and the target share 2 cores with each other and with other work on the "
     "machine; the CPU each used per window is in the details. Figures from one short run on a shared machine move "

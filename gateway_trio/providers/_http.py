@@ -164,18 +164,30 @@ class SSEEvents:
     def ready(self, limit: int) -> list[StreamEvent]:
         """Up to ``limit`` events decoded from bytes already received: no I/O, never raises (a
         failure met is raised by the next ``__anext__``, after the events before it). The end
-        (``[DONE]``, the last event) is left to the next read, which drains the tail first."""
+        (``[DONE]``, the last event) is taken too when the rest of the body is here already (the
+        connection then goes back to the pool, and :attr:`exhausted` says so); else it is left to
+        the next read, which drains the tail first."""
         out: list[StreamEvent] = []
         pending, sse = self._pending, self._sse
         while len(out) < limit:
             if pending:
                 out.append(pending.popleft())
                 continue
-            if self._ended or self._last_seen or self._failure is not None or not sse:
+            if self._ended or self._failure is not None:
+                break
+            if self._last_seen or (sse and sse[0].data.strip() == "[DONE]"):
+                if not self._drained_now():
+                    break
+                if not self._last_seen:
+                    sse.popleft()
+                try:
+                    self._end()
+                except Exception as exc:  # noqa: BLE001 - cut short: raised by the next read
+                    self._failure = exc
+                continue
+            if not sse:
                 break
             data = sse[0].data.strip()
-            if data == "[DONE]":
-                break
             sse.popleft()
             if not data:
                 continue
@@ -187,14 +199,30 @@ class SSEEvents:
                 self._failure = exc
         return out
 
+    def _drained_now(self) -> bool:
+        """Read the rest of the body if it is all here already (no I/O): whether it was."""
+        take = getattr(self._response, "receive_nowait", None)
+        if take is None:
+            return False
+        try:
+            for _ in range(64):  # a tail is a few bytes; a long one is left to the read path
+                piece = take()
+                if piece is None:
+                    return False
+                if not piece:
+                    return True
+        except Exception:  # noqa: BLE001 - the answer is complete; a messy tail does not matter
+            return True
+        return False
+
     @property
     def exhausted(self) -> bool:
         """Ended, and every event taken (the next read ends without I/O)."""
-        return self._ended and not self._pending
+        return self._ended and not self._pending and self._failure is None
 
     async def __anext__(self) -> StreamEvent:
         while not self._pending:
-            if self._ended:
+            if self._ended and self._failure is None:
                 raise StopAsyncIteration
             try:
                 if self._failure is not None:

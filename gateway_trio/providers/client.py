@@ -229,6 +229,14 @@ class Response:
 
     async def receive(self) -> bytes:
         """The next piece of the body; ``b""`` once it has all been read."""
+        while (piece := self.receive_nowait()) is None:
+            assert self._conn is not None
+            await self._client._fill(self._conn, self._idle_s, started=True)
+        return piece
+
+    def receive_nowait(self) -> bytes | None:
+        """The next piece of the body if it is here already (no I/O): ``b""`` once it has all
+        been read, ``None`` when a read would have to wait for the socket."""
         if self._inflater is not None and (piece := self._inflater.more()):
             return piece
         conn = self._conn
@@ -245,7 +253,7 @@ class Response:
                 if data:
                     return data
             elif event is h11.NEED_DATA:
-                await self._client._fill(conn, self._idle_s, started=True)
+                return None
             elif kind is h11.EndOfMessage:
                 tail = self._inflater.flush() if self._inflater is not None else b""
                 self.complete = True

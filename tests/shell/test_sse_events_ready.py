@@ -29,6 +29,27 @@ class Body:
         return self.chunks.popleft() if self.chunks else b""
 
 
+class Buffered(Body):
+    """As :class:`Body`, and what has arrived can be taken without waiting (``receive_nowait``):
+    the chunks listed in ``here`` (by index) are already in the socket buffer."""
+
+    def __init__(self, chunks: list[bytes], here: int) -> None:
+        super().__init__(chunks)
+        self.here = here  # how many of the remaining chunks are already here
+
+    async def receive(self) -> bytes:
+        self.here = max(0, self.here - 1)
+        return await super().receive()
+
+    def receive_nowait(self) -> bytes | None:
+        if not self.chunks:
+            return b""
+        if self.here <= 0:
+            return None
+        self.here -= 1
+        return self.chunks.popleft()
+
+
 def _chunk(content: str, finish: str | None = None) -> bytes:
     import json
 
@@ -78,6 +99,49 @@ def test_a_failure_met_in_hand_comes_after_the_events_before_it() -> None:
         more = events.ready(64)
         assert [e.text for e in (first, *more) if isinstance(e, TextDelta)] == ["a", "b"]
         with pytest.raises(ProviderError):
+            await events.__anext__()
+
+    trio.run(main)
+
+
+def test_the_end_is_in_hand_too_when_the_tail_is_here_already() -> None:
+    """``[DONE]`` and the body's end arrived with the text: the closing events are in hand and
+    the stream says it is exhausted (one ModelNext answer for the whole call, no pump, no drain)."""
+
+    async def main() -> None:
+        body = Buffered([_chunk("a") + _chunk("b", "stop") + b"data: [DONE]\n\n", b"\r\n"], here=2)
+        events = _events(body)
+        first = await events.__anext__()
+        more = events.ready(64)
+        assert [e.text for e in (first, *more) if isinstance(e, TextDelta)] == ["a", "b"]
+        assert any(isinstance(e, StreamEnd) for e in more) and events.exhausted and body.reads == 1
+
+    trio.run(main)
+
+
+def test_the_end_waits_for_the_read_path_when_the_tail_is_not_here() -> None:
+    async def main() -> None:
+        body = Buffered([_chunk("a", "stop") + b"data: [DONE]\n\n", b"\r\n"], here=0)
+        events = _events(body)
+        await events.__anext__()
+        assert not [e for e in events.ready(64) if isinstance(e, StreamEnd)] and not events.exhausted
+        rest = [e async for e in events]  # the read path drains the tail, then ends
+        assert any(isinstance(e, StreamEnd) for e in rest) and events.exhausted
+
+    trio.run(main)
+
+
+def test_a_stream_cut_short_in_hand_fails_at_the_next_read_after_its_text() -> None:
+    """``[DONE]`` with no finish_reason before it, the tail here: the text comes, then the
+    cut-short failure (never lost, never raised by ``ready``)."""
+
+    async def main() -> None:
+        body = Buffered([_chunk("a") + _chunk("b") + b"data: [DONE]\n\n", b"\r\n"], here=2)
+        events = _events(body)
+        first = await events.__anext__()
+        more = events.ready(64)
+        assert [e.text for e in (first, *more) if isinstance(e, TextDelta)] == ["a", "b"] and not events.exhausted
+        with pytest.raises(ProviderError, match="finish_reason"):
             await events.__anext__()
 
     trio.run(main)

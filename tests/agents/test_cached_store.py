@@ -226,20 +226,25 @@ def test_a_failed_write_drops_the_cache_and_the_writes_made_from_it(tmp_path: Pa
     _run(tmp_path, body)
 
 
+def _fail_put_session_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next row write fails as a full or broken disk makes it fail; the ones after succeed."""
+    real = SqliteSessionStore.put_session
+    failed = {"done": False}
+
+    def failing(self: SqliteSessionStore, rec: Any) -> None:
+        if not failed["done"]:
+            failed["done"] = True
+            raise sqlite3.OperationalError("disk I/O error")
+        real(self, rec)
+
+    monkeypatch.setattr(SqliteSessionStore, "put_session", failing)
+
+
 def test_the_stale_writes_queued_behind_a_failed_one_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     async def body(store: CachedSessionStore, path: Path) -> None:
         await store.ensure("agent:main:g", "main", 1)
         await store.append_turn("agent:main:g", None, [_msg("one")], Usage(), 2)
-        real = SqliteSessionStore.put_session
-        failed = {"done": False}
-
-        def failing(self: SqliteSessionStore, rec: Any) -> None:
-            if not failed["done"]:
-                failed["done"] = True
-                raise sqlite3.OperationalError("disk I/O error")
-            real(self, rec)
-
-        monkeypatch.setattr(SqliteSessionStore, "put_session", failing)
+        _fail_put_session_once(monkeypatch)
         outcomes: list[Any] = []
 
         async def patch(label: str) -> None:
@@ -271,16 +276,7 @@ def test_a_failed_inline_write_drops_the_cache_and_the_next_starts_from_the_disk
 
     async def body(store: CachedSessionStore, path: Path) -> None:
         await store.ensure("agent:main:g", "main", 1)
-        real = SqliteSessionStore.put_session
-        failed = {"done": False}
-
-        def failing(self: SqliteSessionStore, rec: Any) -> None:
-            if not failed["done"]:
-                failed["done"] = True
-                raise sqlite3.OperationalError("disk I/O error")
-            real(self, rec)
-
-        monkeypatch.setattr(SqliteSessionStore, "put_session", failing)
+        _fail_put_session_once(monkeypatch)
         before = store.inline_writes
         with pytest.raises(sqlite3.OperationalError):
             await store.patch("agent:main:g", {"label": "a"}, 5)

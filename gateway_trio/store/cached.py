@@ -29,7 +29,9 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   :data:`CHECKPOINT_EVERY` commits (commits never checkpoint). Writes nobody waits for (a new
   session's row, a run begun) wait for the next write or the loop's next turn, and commit with it:
   off the request's path, one transaction. Under load the writer is busy and writes queue and
-  group-commit there.
+  group-commit there. A commit on the loop that took over :data:`SLOW_COMMIT_S` (a slow disk)
+  sends the writes to the thread for :data:`SLOW_BACKOFF_S`: a slow disk holds the loop for at
+  most one commit per backoff.
 
 So a chat turn waits for the thread only to read the disk: a known or minted session not at all,
 a new named one once (the miss that finds it absent). :attr:`CachedSessionStore.handoffs` counts
@@ -46,6 +48,7 @@ per watcher, set when a committed write touched the session, so a slow reader co
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections import OrderedDict
@@ -57,7 +60,7 @@ import trio
 
 from gateway_core.agents.store import MessageRecord, SessionRecord, Usage
 
-from .._runtime import LATER
+from .._runtime import LATER, now
 from .sessions import SqliteSessionStore, StoreError, appended, created, patched, was_reset
 
 #: Hot sessions kept in memory (rows, absent keys included), least recently used dropped first.
@@ -71,6 +74,11 @@ MAX_MESSAGES: Final = 32768
 MAX_BATCH: Final = 512
 #: Commits between two WAL checkpoints (run by the writer thread; commits never checkpoint).
 CHECKPOINT_EVERY: Final = 256
+#: A commit on the loop that took longer than this (seconds) sends the writes to the writer thread
+#: for :data:`SLOW_BACKOFF_S`: a slow disk (a saturated device, a network filesystem, the page
+#: cache throttled) must not stall the event loop, which the thread was there to protect.
+SLOW_COMMIT_S: Final = 0.005
+SLOW_BACKOFF_S: Final = 30.0
 
 Fn = Callable[[SqliteSessionStore], Any]
 
@@ -185,9 +193,13 @@ class CachedSessionStore:
 
     def __init__(
         self, store: SqliteSessionStore, *, max_sessions: int = MAX_SESSIONS, tail: int = TAIL,
-        max_messages: int = MAX_MESSAGES,
+        max_messages: int = MAX_MESSAGES, clock: Callable[[], float] = now,
     ) -> None:
         self.store = store
+        self._clock = clock
+        self._inline_after = -math.inf  # no commits on the loop before then (one was slow)
+        #: Commits on the loop that were slow (each sent the writes to the thread for a while).
+        self.slow_commits = 0
         self.max_sessions = max_sessions
         self.tail = tail
         self.max_messages = max_messages
@@ -223,7 +235,7 @@ class CachedSessionStore:
             raise StoreError("the session store is closed")
         if op.key is not None and op.epoch is not None:
             self._pending[op.key] = self._pending.get(op.key, 0) + 1
-        if inline and self._inflight == 0:
+        if inline and self._inflight == 0 and self._clock() >= self._inline_after:
             if op.done is None:  # nobody waits for it: with the next write, or at the loop's next turn
                 self._deferred.append(op)
                 if len(self._deferred) == 1:
@@ -244,14 +256,19 @@ class CachedSessionStore:
 
     def _run_inline(self, ops: list[_Op]) -> None:
         self.inline_writes += 1
+        started = self._clock()
         self._writer.run_ops(ops)
+        ended = self._clock()
+        if ended - started > SLOW_COMMIT_S:  # the disk is slow now: the thread takes the writes for a while
+            self.slow_commits += 1
+            self._inline_after = ended + SLOW_BACKOFF_S
         self._delivered(ops)
 
     def _commit_deferred(self) -> None:
         """The writes nobody waited for (a new session's row, a run begun), as one transaction,
         after the task that made them has gone on (off its request's path)."""
         if self._deferred:
-            if self._inflight == 0:
+            if self._inflight == 0 and self._clock() >= self._inline_after:
                 self._run_inline(self._take_deferred())
             else:
                 for op in self._take_deferred():

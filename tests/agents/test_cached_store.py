@@ -22,7 +22,7 @@ from shell_harness import TOKEN, make_gateway, serving
 
 from gateway_core.agents.store import MessageRecord, SessionQuery, Usage
 from gateway_trio.listener import GatewayRef
-from gateway_trio.store.cached import CHECKPOINT_EVERY, CachedSessionStore, _Op
+from gateway_trio.store.cached import CHECKPOINT_EVERY, SLOW_BACKOFF_S, CachedSessionStore, _Op
 from gateway_trio.store.sessions import SqliteSessionStore, StoreError
 from gateway_trio.web import WebApp
 
@@ -285,6 +285,42 @@ def test_a_failed_inline_write_drops_the_cache_and_the_next_starts_from_the_disk
         assert _disk(path, "SELECT label FROM sessions") == [("b",)]
 
     _run(tmp_path, body)
+
+
+def test_a_slow_commit_on_the_loop_sends_the_writes_to_the_thread_for_a_while(tmp_path: Path) -> None:
+    """A slow disk must not stall the event loop: once a commit on the loop took longer than
+    SLOW_COMMIT_S, the writes go through the writer thread until SLOW_BACKOFF_S has passed."""
+    slow = {"on": True}
+    t = {"now": 0.0}
+
+    def clock() -> float:  # every reading moves 1 s while the disk is "slow", 1 µs after
+        t["now"] += 1.0 if slow["on"] else 1e-6
+        return t["now"]
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await store.ensure("agent:main:s", "main", 1)
+        rec = await store.patch("agent:main:s", {"label": "a"}, 2)  # on the loop, measured slow
+        assert rec is not None and store.slow_commits == 1
+        slow["on"] = False
+        inline, handoffs = store.inline_writes, store.handoffs
+        await store.patch("agent:main:s", {"label": "b"}, 3)
+        assert store.inline_writes == inline and store.handoffs == handoffs + 1  # through the thread
+        t["now"] += SLOW_BACKOFF_S  # the backoff has passed: back on the loop
+        await store.patch("agent:main:s", {"label": "c"}, 4)
+        assert store.inline_writes == inline + 1 and store.handoffs == handoffs + 1
+        assert _disk(path, "SELECT label FROM sessions") == [("c",)]
+
+    path = tmp_path / "sessions.sqlite"
+
+    async def main() -> None:
+        store = CachedSessionStore(SqliteSessionStore(path, _ids()), clock=clock)
+        try:
+            with trio.fail_after(60):
+                await body(store, path)
+        finally:
+            await store.aclose()
+
+    trio.run(main)
 
 
 def test_writes_nobody_waits_for_commit_together_after_the_caller_went_on(tmp_path: Path) -> None:

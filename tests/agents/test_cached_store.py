@@ -427,6 +427,7 @@ def test_a_chat_request_waits_for_the_store_thread_only_to_read_the_disk(tmp_pat
             with trio.fail_after(60):
                 store = await gw.agents.ready_store()  # a fresh state dir opens it at the first need
                 assert isinstance(store, CachedSessionStore)
+                store.clock = lambda: 0.0  # commits never look slow here (a loaded machine's would)
 
                 async def ask(headers: dict[str, str], text: str) -> int:
                     before = store.handoffs

@@ -278,7 +278,7 @@ class AgentHost:
             await self._await_lane(effect.run_id)
             return None
         if isinstance(effect, ModelOpen):
-            return await self._open(effect, owner)
+            return self._open_now(effect, owner)
         if isinstance(effect, ModelNext):
             return await self._next(effect.handle, effect.flush_at)
         if isinstance(effect, ModelClose):
@@ -286,15 +286,12 @@ class AgentHost:
             return None
         raise EffectFailed("unsupported", f"{type(effect).__name__} is not an agent effect")
 
-    async def _open(self, effect: ModelOpen, owner: int) -> int:
-        return self._open_now(effect, owner)
-
     def _open_now(self, effect: ModelOpen, owner: int) -> int:
         from .providers.failover import open_failover
 
         stack = AsyncExitStack()
         stream = open_failover(self.hub(), list(effect.candidates), jitter=random.random)
-        stack.push_async_callback(stream._close)
+        stack.push_async_callback(stream.aclose)
         self._next_handle += 1
         self._streams[self._next_handle] = _Open(stack, stream, owner, effect.run_id)
         return self._next_handle

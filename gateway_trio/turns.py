@@ -75,7 +75,7 @@ class RunWatch:
         return self._buffered
 
     def full(self) -> bool:
-        return self._buffered >= BUFFER_CHARS and not (self.closed or self.settled)
+        return self.room_left() <= 0
 
     def room_left(self) -> float:
         """Characters of text it takes before it is full (unbounded once nothing is kept)."""

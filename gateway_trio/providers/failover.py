@@ -84,10 +84,10 @@ class FailoverStream:
                 assert self._events is not None
                 event = await self._events.__anext__()
             except StopAsyncIteration:
-                await self._close()
+                await self.aclose()
                 raise
             except ProviderError as err:
-                await self._close()
+                await self.aclose()
                 if self._started:
                     raise
                 decision = self._decide(err, retries, since)
@@ -133,7 +133,8 @@ class FailoverStream:
             raise
         self._stack = stack
 
-    async def _close(self) -> None:
+    async def aclose(self) -> None:
+        """Close the answering call's response (its socket, if it was not read to the end)."""
         stack, self._stack, self._events = self._stack, None, None
         if stack is not None:
             await stack.aclose()
@@ -148,7 +149,7 @@ def open_failover(
     on_attempt: Callable[[Attempt], None] | None = None,
 ) -> FailoverStream:
     """The stream over ``candidates`` (nothing is sent before its first read); its owner awaits
-    ``_close()`` when done (:func:`stream_with_failover` does it as a context manager)."""
+    ``aclose()`` when done (:func:`stream_with_failover` does it as a context manager)."""
     if not candidates:
         raise ValueError("stream_with_failover needs at least one candidate request")
     return FailoverStream(hub, candidates, policy, jitter, on_attempt)
@@ -168,4 +169,4 @@ async def stream_with_failover(
     try:
         yield stream
     finally:
-        await stream._close()
+        await stream.aclose()

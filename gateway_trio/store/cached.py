@@ -244,12 +244,14 @@ class CachedSessionStore:
                 return op
             self._run_inline([*self._take_deferred(), op])
             return op
-        for earlier in self._take_deferred():  # decided first, so they go first
-            self._inflight += 1
-            self._writer.queue.put(earlier)
-        self._inflight += 1
-        self._writer.queue.put(op)
+        self._enqueue([*self._take_deferred(), op])  # the deferred were decided first, so they go first
         return op
+
+    def _enqueue(self, ops: list[_Op]) -> None:
+        """Hand ``ops`` to the writer thread, in order (counted until delivered)."""
+        self._inflight += len(ops)
+        for op in ops:
+            self._writer.queue.put(op)
 
     def _take_deferred(self) -> list[_Op]:
         ops, self._deferred = self._deferred, []
@@ -272,9 +274,7 @@ class CachedSessionStore:
             if self._inflight == 0 and self.clock() >= self._inline_after:
                 self._run_inline(self._take_deferred())
             else:
-                for op in self._take_deferred():
-                    self._inflight += 1
-                    self._writer.queue.put(op)
+                self._enqueue(self._take_deferred())
 
     def _from_writer(self, ops: list[_Op]) -> None:
         self._inflight -= len(ops)
@@ -297,8 +297,7 @@ class CachedSessionStore:
         self._commits += 1
         if self._commits >= CHECKPOINT_EVERY and not self._closed:
             self._commits = 0
-            self._inflight += 1
-            self._writer.queue.put(_Op(lambda s: s.checkpoint(), key=None, epoch=None, wait=False, bare=True))
+            self._enqueue([_Op(lambda s: s.checkpoint(), key=None, epoch=None, wait=False, bare=True)])
         for op in ops:
             if op.key is not None and op.epoch is not None:
                 left = self._pending.get(op.key, 1) - 1
@@ -422,9 +421,8 @@ class CachedSessionStore:
             return self._ensured(self._rows.get(key), *args, **{k: v for k, v in kwargs.items() if k != "new"})
         if method == "messages" and len(args) == 1 and "limit" in kwargs:
             hit = self._tail_hit(args[0], limit=kwargs["limit"], before_seq=kwargs.get("before_seq"))
-            if hit is not None:
-                return hit
-        elif method == "begin_run":
+            return LATER if hit is None else hit
+        if method == "begin_run":
             self._begin_run(*args, **kwargs)
             return None
         return LATER

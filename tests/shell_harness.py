@@ -107,6 +107,22 @@ async def serving(gw: Gateway) -> AsyncIterator[Gateway]:
             nursery.cancel_scope.cancel()
 
 
+@asynccontextmanager
+async def asgi_http(gw: Gateway) -> AsyncIterator[Any]:
+    """``gw`` serving, and an ``httpx.AsyncClient`` on its HTTP routes in memory (its ASGI app),
+    as a client on 127.0.0.1 sees them."""
+    import httpx
+
+    from gateway_trio.listener import GatewayRef
+    from gateway_trio.web import WebApp
+
+    ref = GatewayRef()
+    ref.gateway = gw
+    transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
+    async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+        yield http
+
+
 async def until(predicate: Any, timeout: float = 60.0) -> None:
     """Wait (bounded) until ``predicate()`` holds: work that goes through worker threads (the
     session store) is not finished by ``settle`` alone."""

@@ -14,17 +14,14 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import trio
 import trio.testing
-from shell_harness import TOKEN, make_gateway, serving
+from shell_harness import TOKEN, asgi_http, make_gateway
 
 from gateway_core.agents.store import MessageRecord, SessionQuery, Usage
-from gateway_trio.listener import GatewayRef
 from gateway_trio.store.cached import CHECKPOINT_EVERY, SLOW_BACKOFF_S, CachedSessionStore, _Op
 from gateway_trio.store.sessions import SqliteSessionStore, StoreError
-from gateway_trio.web import WebApp
 
 
 def _ids() -> Callable[[], str]:
@@ -310,17 +307,7 @@ def test_a_slow_commit_on_the_loop_sends_the_writes_to_the_thread_for_a_while(tm
         assert store.inline_writes == inline + 1 and store.handoffs == handoffs + 1
         assert _disk(path, "SELECT label FROM sessions") == [("c",)]
 
-    path = tmp_path / "sessions.sqlite"
-
-    async def main() -> None:
-        store = CachedSessionStore(SqliteSessionStore(path, _ids()), clock=clock)
-        try:
-            with trio.fail_after(60):
-                await body(store, path)
-        finally:
-            await store.aclose()
-
-    trio.run(main)
+    _run(tmp_path, body, clock=clock)
 
 
 def test_writes_nobody_waits_for_commit_together_after_the_caller_went_on(tmp_path: Path) -> None:
@@ -420,10 +407,7 @@ def test_a_chat_request_waits_for_the_store_thread_only_to_read_the_disk(tmp_pat
 
     async def main() -> None:
         gw = make_gateway(tmp_path, config)
-        ref = GatewayRef()
-        ref.gateway = gw
-        transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
-        async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+        async with asgi_http(gw) as http:
             with trio.fail_after(60):
                 store = await gw.agents.ready_store()  # a fresh state dir opens it at the first need
                 assert isinstance(store, CachedSessionStore)

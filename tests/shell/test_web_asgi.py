@@ -16,10 +16,7 @@ from typing import Any
 import httpx
 import msgspec
 import trio
-from shell_harness import TOKEN, make_gateway, serving
-
-from gateway_trio.listener import GatewayRef
-from gateway_trio.web import WebApp
+from shell_harness import TOKEN, asgi_http, make_gateway
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 #: The OpenAI endpoints are off unless the config turns them on (as published).
@@ -29,10 +26,7 @@ CONFIG = {"gateway": {"http": {"endpoints": {"chatCompletions": {"enabled": True
 def _run(tmp_path: Path, body: Callable[[httpx.AsyncClient, Any], Awaitable[None]]) -> None:
     async def main() -> None:
         gw = make_gateway(tmp_path, CONFIG)
-        ref = GatewayRef()
-        ref.gateway = gw
-        transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
-        async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+        async with asgi_http(gw) as http:
             with trio.fail_after(60):
                 await body(http, gw)
 
@@ -146,10 +140,7 @@ def test_session_kill_for_an_identity_caller_with_admin(tmp_path: Path) -> None:
     async def main() -> None:
         gw = make_gateway(tmp_path, CONFIG)
         gw.app.secret = msgspec.structs.replace(gw.app.secret, mode="none")
-        ref = GatewayRef()
-        ref.gateway = gw
-        transport = httpx.ASGITransport(app=WebApp(ref), client=("127.0.0.1", 40000))
-        async with serving(gw), httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:18789") as http:
+        async with asgi_http(gw) as http:
             with trio.fail_after(60):
                 ask = {"model": "openclaw", "messages": [{"role": "user", "content": "hi"}]}
                 made = await http.post("/v1/chat/completions", json=ask, headers={"x-openclaw-session-key": "agent:main:k"})

@@ -11,11 +11,13 @@ Contract (ASGI 3.0, HTTP spec 2.4):
   ``100 Continue`` goes out only when the app first asks for the body;
 - ``send`` writes with ``await stream.send_all``: back-pressure is the socket's, and the write is
   cancellable; HEAD bodies are dropped; the last keep-alive response says ``Connection: close``;
-- disconnect: once the body is read, a watcher reads the socket (buffering a bounded pipelined
-  next request); EOF → ``http.disconnect`` and the app's cancel scope is cancelled. The watcher
-  starts when the response streams, when the app awaits ``receive()`` after the body, or when the
-  app calls the ``gateway.watch_disconnect`` extension (long non-streaming routes: a chat
-  completion is cancelled the moment its client goes away).
+- disconnect: once the body is read, the client's hang-up (FIN or reset) is watched; then
+  ``http.disconnect`` and the app's cancel scope is cancelled. On a socket the watch is an entry in
+  this run's :mod:`~gateway_trio.hangups` epoll set (no task per request; a pipelined next request
+  stays unread in the kernel); on other streams a watcher task reads the stream, buffering a bounded
+  pipelined next request. The watch starts when the response streams, when the app awaits
+  ``receive()`` after the body, or when the app calls the ``gateway.watch_disconnect`` extension
+  (long non-streaming routes: a chat completion is cancelled the moment its client goes away).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from urllib.parse import unquote
 import h11
 import trio
 
-from . import _runtime
+from . import _runtime, hangups
 
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[[dict[str, Any]], Awaitable[None]]], Awaitable[None]]
 
@@ -117,7 +119,9 @@ class Exchange:
         self.disconnected = False
         self.disconnect_event = trio.Event()
         self.cancel_scope = trio.CancelScope()
-        self._watch_scope: trio.CancelScope | None = None
+        self._watching = False
+        self._hangup_fd: int | None = None  # the watch in the run's hang-up monitor, if it took it
+        self._watch_scope: trio.CancelScope | None = None  # else the watcher task's
         self._watch_done: trio.Event | None = None
         #: The whole body must arrive by then (set when the app first asks for it).
         self._body_deadline: float | None = None
@@ -126,10 +130,18 @@ class Exchange:
 
     def watch(self) -> None:
         """Start watching for the client going away (once the body is read; idempotent)."""
-        if self._watch_scope is None and self.body_done and not self.disconnected:
-            self._watch_scope = trio.CancelScope()
-            self._watch_done = trio.Event()
-            self.nursery.start_soon(self._watch)
+        if self._watching or not self.body_done or self.disconnected:
+            return
+        self._watching = True
+        sock = getattr(self.stream, "socket", None)
+        found = hangups.monitor() if sock is not None else None
+        if found is not None:
+            self._hangup_fd = found.watch(sock, self._gone)
+            if self._hangup_fd is not None:
+                return
+        self._watch_scope = trio.CancelScope()
+        self._watch_done = trio.Event()
+        self.nursery.start_soon(self._watch)
 
     async def _watch(self) -> None:
         assert self._watch_scope is not None and self._watch_done is not None
@@ -149,7 +161,16 @@ class Exchange:
         finally:
             self._watch_done.set()
 
+    def unwatch_hangup(self) -> None:
+        """Drop the watch from the hang-up monitor (idempotent; safe on any path out)."""
+        if self._hangup_fd is not None:
+            found = hangups.monitor()
+            if found is not None:
+                found.unwatch(self._hangup_fd)
+            self._hangup_fd = None
+
     async def stop_watching(self) -> None:
+        self.unwatch_hangup()
         if self._watch_scope is not None and self._watch_done is not None:
             self._watch_scope.cancel()
             await self._watch_done.wait()  # never two readers on one socket
@@ -304,13 +325,16 @@ async def serve_request(
             ex.body_done = ex.owe_empty_body = True
     extensions = {**(extensions or {}), "gateway.watch_disconnect": ex.watch}
     error: BaseException | None = None
-    with ex.cancel_scope:
-        try:
-            await app(make_scope(request, stream, extensions, client), ex.receive, ex.send)
-        except ClientDisconnected:
-            pass
-        except Exception as exc:  # noqa: BLE001 - body limits, deadlines, app bugs: answered below
-            error = exc
+    try:
+        with ex.cancel_scope:
+            try:
+                await app(make_scope(request, stream, extensions, client), ex.receive, ex.send)
+            except ClientDisconnected:
+                pass
+            except Exception as exc:  # noqa: BLE001 - body limits, deadlines, app bugs: answered below
+                error = exc
+    finally:
+        ex.unwatch_hangup()  # a socket closed with its watch still registered would be a stale entry
     await ex.stop_watching()
     if ex.disconnected:
         return False

@@ -165,6 +165,7 @@ class Gateway(RouteHost):
         self._jobs: trio.Nursery | None = None
         #: Spawned jobs by key (run id) → the cancel scope of the effect each one waits on.
         self._keyed: dict[str, Job] = {}
+        self._claims: dict[str, Job | None] = {}
         self._waiting: dict[int, trio.CancelScope] = {}
         self._interrupted: set[int] = set()
 
@@ -298,7 +299,8 @@ class Gateway(RouteHost):
                         session.respond_error(output.request_id, output.error, payload=output.payload, final=output.final)
                 elif isinstance(output, Publish):
                     self._fan_out(output)
-                    if self.watches:
+                    if self.watches and self.watches.wants(output.event, output.payload):
+                        self._durable_before_output()
                         self.watches.published(output.event, output.payload)
                 elif isinstance(output, LogLine):
                     getattr(self.log, output.level, self.log.info)(output.subsystem, output.message)
@@ -309,7 +311,7 @@ class Gateway(RouteHost):
                 elif isinstance(output, Spawn):
                     if output.key is not None:
                         self._keyed[output.key] = output.job
-                    self._spawn(output.job)
+                    self._spawn(output.job, output.key)
                 elif isinstance(output, RunSettled):
                     self._keyed.pop(output.run_id, None)
                     self.effects.run_settled(output.run_id)
@@ -334,6 +336,7 @@ class Gateway(RouteHost):
         targets = list(self.sessions.values()) if output.to is None else [self.sessions[c] for c in output.to if c in self.sessions]
         if not targets:
             return
+        self._durable_before_output()
         ev = EncodedEvent(output.event, output.payload, state_version=output.state_version, drop_if_slow=output.drop_if_slow)
         now = _runtime.now()
         if len(targets) < PARALLEL_MIN:
@@ -349,20 +352,31 @@ class Gateway(RouteHost):
         for (session, data), n in zip(staged, sent, strict=True):
             session.written(data, n)
 
+    def _durable_before_output(self) -> None:
+        """What a client is about to see implies the writes before it are on disk: the session
+        store's deferred writes (a new session's row, a run begun) commit now if they still wait
+        (they wait for the turn's own commit otherwise, so a quick HTTP turn is one commit)."""
+        store = self.agents.store
+        if store is not None and store.deferred:
+            store.commit_deferred()
+
     def broadcast(self, event: str, payload: Any, *, state_version: Any = None, drop_if_slow: bool = False) -> None:
         self.app.publish(event, payload, state_version=state_version, drop_if_slow=drop_if_slow)
         self.flush()
 
     # ------------------------------------------------------------------ work HTTP routes start
 
-    def _spawn(self, job: Job) -> None:
+    def _spawn(self, job: Job, key: str | None = None) -> None:
         if self._jobs is None:
             job.cancel()
             return
         job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms())
         self.flush()
         if job.pending is not None:
-            self._jobs.start_soon(self._drive, job)
+            if key is not None and key in self._claims:  # the route that started it drives it
+                self._claims[key] = job
+            else:
+                self._jobs.start_soon(self._drive, job)
 
     async def _drive_request(self, session: Session, job: Job) -> None:
         if session.close_if_slow():  # its answers would only be dropped: do not even produce them

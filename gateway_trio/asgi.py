@@ -120,6 +120,7 @@ class Exchange:
         self.disconnect_event = trio.Event()
         self.cancel_scope = trio.CancelScope()
         self._watching = False
+        self._on_gone: Callable[[], None] | None = None
         self._hangup_fd: int | None = None  # the watch in the run's hang-up monitor, if it took it
         self._watch_scope: trio.CancelScope | None = None  # else the watcher task's
         self._watch_done: trio.Event | None = None
@@ -128,8 +129,12 @@ class Exchange:
 
     # ------------------------------------------------------------------ disconnect watching
 
-    def watch(self) -> None:
-        """Start watching for the client going away (once the body is read; idempotent)."""
+    def watch(self, on_gone: Callable[[], None] | None = None) -> None:
+        """Start watching for the client going away (once the body is read; idempotent). Its going
+        cancels the app's scope, or, given ``on_gone``, calls that instead (a route that drives a
+        run in its own task stops the run that way, so that the run still settles)."""
+        if on_gone is not None:
+            self._on_gone = on_gone
         if self._watching or not self.body_done or self.disconnected:
             return
         self._watching = True
@@ -178,7 +183,11 @@ class Exchange:
     def _gone(self) -> None:
         self.disconnected = True
         self.disconnect_event.set()
-        if not self.finished:
+        if self.finished:
+            return
+        if self._on_gone is not None:
+            self._on_gone()
+        else:
             self.cancel_scope.cancel()
 
     # ------------------------------------------------------------------ ASGI
@@ -198,26 +207,26 @@ class Exchange:
             await self.stream.send_all(conn.send(h11.InformationalResponse(status_code=100, headers=[], reason=b"Continue")))
         if self._body_deadline is None:
             self._body_deadline = trio.current_time() + self.body_timeout_s
-        with trio.fail_at(self._body_deadline):
-            while True:
-                event = conn.next_event()
-                if event is h11.NEED_DATA:
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                with trio.fail_at(self._body_deadline):  # a scope only where it waits: most bodies came with the head
                     data = await self.stream.receive_some(RECV_CHUNK)
-                    if not data:
-                        self._gone()
-                        return {"type": "http.disconnect"}
-                    conn.receive_data(data)
-                elif isinstance(event, h11.Data):
-                    self.body_size += len(event.data)
-                    if self.body_size > self.max_body:
-                        raise BodyTooLarge
-                    return {"type": "http.request", "body": bytes(event.data), "more_body": True}
-                elif isinstance(event, h11.EndOfMessage):
-                    self.body_done = True
-                    return {"type": "http.request", "body": b"", "more_body": False}
-                else:
+                if not data:
                     self._gone()
                     return {"type": "http.disconnect"}
+                conn.receive_data(data)
+            elif isinstance(event, h11.Data):
+                self.body_size += len(event.data)
+                if self.body_size > self.max_body:
+                    raise BodyTooLarge
+                return {"type": "http.request", "body": bytes(event.data), "more_body": True}
+            elif isinstance(event, h11.EndOfMessage):
+                self.body_done = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            else:
+                self._gone()
+                return {"type": "http.disconnect"}
 
     async def send(self, message: dict[str, Any]) -> None:
         if self.disconnected:

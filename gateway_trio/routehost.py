@@ -30,6 +30,8 @@ class RouteHost:
     app: GatewayApp
     watches: Watches
     _jobs: trio.Nursery | None
+    #: Run ids whose job the calling route drives itself (:meth:`drive_turn`): the job, once spawned.
+    _claims: dict[str, Job | None]
 
     def flush(self) -> None:  # pragma: no cover - provided by Gateway
         raise NotImplementedError
@@ -45,6 +47,24 @@ class RouteHost:
         start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
         self.flush()
         return watch
+
+    async def drive_turn(self, spec: TurnSpec, run_id: str) -> Any:
+        """Start a turn for an HTTP route and drive it in the calling task; the run's result. For a
+        route that only needs the end (a non-streaming answer): no task of its own, no watch, no
+        wake-up between them. Stop it with :meth:`abort_run` (it still settles); cancelling the
+        caller cancels the run's job as a gateway stop does."""
+        from gateway_core.app.handlers.runs import start_route_turn
+
+        self._claims[run_id] = None
+        try:
+            run = start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+            self.flush()
+            job = self._claims.get(run_id)
+        finally:
+            self._claims.pop(run_id, None)
+        if job is not None:
+            await self._drive(job)
+        return run.result
 
     def abort_run(self, run_id: str) -> None:
         """The route's client went away: stop the run now (the upstream request is closed)."""

@@ -139,6 +139,10 @@ class Watches:
         if watch is not None:
             watch.close()
 
+    def wants(self, event: str, payload: Any) -> bool:
+        """Whether a route watches this event (text of a run it follows)."""
+        return event == ROUTE_TEXT and isinstance(payload, dict) and payload.get("runId") in self._by_run
+
     def published(self, event: str, payload: Any) -> None:
         if event != ROUTE_TEXT or not self._by_run or not isinstance(payload, dict):
             return

@@ -62,6 +62,13 @@ class RunEvents:
 
     # ------------------------------------------------------------------ plumbing
 
+    @property
+    def heard(self) -> bool:
+        """Whether any connection could receive this run's events. With none connected (an HTTP
+        route's run on a gateway no client watches) they are not built, only counted: the run's
+        ``seq`` moves exactly as if they were sent."""
+        return bool(self.ctx.app.conns)
+
     def _base(self) -> dict[str, Any]:
         return {"runId": self.run.run_id, "sessionKey": self.run.session_key, "agentId": self.run.agent_id}
 
@@ -69,6 +76,8 @@ class RunEvents:
         if self._held and stream != "assistant":
             self.flush_text()
         seq = self.run.next_seq()
+        if not self.heard:
+            return seq
         payload: dict[str, Any] = {**self._base(), "stream": stream, "data": data, "seq": seq, "ts": self.ctx.wall_ms}
         if with_session and self.session_id is not None:
             payload["sessionId"] = self.session_id
@@ -81,6 +90,8 @@ class RunEvents:
     def _chat(self, state: str, **fields: Any) -> None:
         if self._held and state != "delta":
             self.flush_text()
+        if not self.heard:
+            return
         self.ctx.publish("chat", {**self._base(), "seq": self.run.seq, "state": state, **fields}, drop_if_slow=state == "delta")
 
     def _message(self, text: str) -> dict[str, Any]:
@@ -121,9 +132,13 @@ class RunEvents:
         """Send the held deltas as one ``assistant``/``chat`` delta pair (the text so far in both)."""
         if not self._held:
             return
+        self._sent_at = self.ctx.now
+        if not self.heard:
+            self._held.clear()
+            self.run.next_seq()
+            return
         delta = "".join(self._held)
         self._held.clear()
-        self._sent_at = self.ctx.now
         text = self.text
         self._agent("assistant", {"text": text, "delta": delta, "itemId": f"{self.run.run_id}:{self.item}"})
         self._chat("delta", deltaText=delta, message=self._message(text))
@@ -135,12 +150,20 @@ class RunEvents:
         self._agent("usage", {"outputTokens": usage.output})
 
     def finishing(self, stop_reason: str) -> None:
+        if not self.heard:
+            self.flush_text()
+            self.run.next_seq()
+            return
         self.lifecycle(
             {"phase": "finishing", "stopReason": stop_reason, "aborted": False, "livenessState": "working",
              "endedAt": self.ctx.wall_ms}
         )
 
     def end(self, result: Any) -> None:
+        if not self.heard:
+            self.flush_text()
+            self.run.next_seq()
+            return
         disposition = "silent" if result.silent else "visible"
         self.lifecycle(
             {

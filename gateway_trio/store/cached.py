@@ -27,8 +27,10 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   request's latency. On WAL with ``synchronous=NORMAL`` a commit writes into the page cache; the
   checkpoints, which write and sync the database file, run in the writer thread every
   :data:`CHECKPOINT_EVERY` commits (commits never checkpoint). Writes nobody waits for (a new
-  session's row, a run begun) wait for the next write or the loop's next turn, and commit with it:
-  off the request's path, one transaction. Under load the writer is busy and writes queue and
+  session's row, a run begun) wait for the next write, and commit in its transaction, or for
+  :data:`DEFER_S` at most (a system task commits them then), or until a client is about to see an
+  event (the gateway commits them first: nothing seen implies a write not on disk). A quick HTTP
+  turn is thus one commit, not two, and a long one has its row and its run on disk 20 ms in. Under load the writer is busy and writes queue and
   group-commit there. A commit on the loop that took over :data:`SLOW_COMMIT_S` (a slow disk)
   sends the writes to the thread for :data:`SLOW_BACKOFF_S`: a slow disk holds the loop for at
   most one commit per backoff.
@@ -79,6 +81,8 @@ CHECKPOINT_EVERY: Final = 256
 #: cache throttled) must not stall the event loop, which the thread was there to protect.
 SLOW_COMMIT_S: Final = 0.005
 SLOW_BACKOFF_S: Final = 30.0
+#: How long a write nobody waits for waits for the next write to share its commit (seconds).
+DEFER_S: Final = 0.02
 
 Fn = Callable[[SqliteSessionStore], Any]
 
@@ -168,14 +172,37 @@ class _Writer(threading.Thread):
             except Exception as exc:  # noqa: BLE001 - a failed checkpoint is retried at the next one
                 op.error = exc
 
+    def _whole(self, ops: list[_Op]) -> tuple[int, Exception] | None:
+        """The operations as one transaction with no savepoint each (two statements per operation
+        less). ``None`` when all of them succeeded and it committed; else nothing of it was kept
+        and the failure is returned: ``(index, exception)`` of the operation that failed (``-1``
+        for BEGIN or COMMIT), for :meth:`_run` to run the batch again with savepoints."""
+        results: list[Any] = []
+        try:
+            with self.store.batch(alone=True) as run:
+                for op in ops:
+                    results.append(run(op.fn))
+        except Exception as exc:  # noqa: BLE001 - rolled back; retried with a savepoint per operation
+            return (len(results) if len(results) < len(ops) else -1), exc
+        for op, result in zip(ops, results, strict=True):
+            op.result, op.error = result, None
+        return None
+
     def _run(self, ops: list[_Op]) -> None:
+        failed: tuple[int, Exception] | None = None
+        if len(ops) > 1 and not any(op.epoch is not None and op.epoch <= self._bad_epoch for op in ops):
+            failed = self._whole(ops)
+            if failed is None:
+                return
         try:
             with self.store.batch(alone=len(ops) == 1) as run:
-                for op in ops:
+                for n, op in enumerate(ops):
                     if op.epoch is not None and op.epoch <= self._bad_epoch:
                         op.error = StoreError("not written: an earlier write of the session store failed")
                         continue
                     try:
+                        if failed is not None and n == failed[0]:  # it failed in the first pass: its outcome stands
+                            raise failed[1]
                         op.result = run(op.fn)
                     except Exception as exc:  # noqa: BLE001 - handed to the caller of this operation
                         op.error = exc
@@ -209,6 +236,9 @@ class CachedSessionStore:
         self.inline_writes = 0
         self._inflight = 0  # operations handed to the writer and not delivered yet (0: it is idle)
         self._deferred: list[_Op] = []  # inline writes nobody waits for: committed together, soon
+        self._deferred_at: float | None = None  # trio time the oldest of them was made
+        self._later_wake: trio.Event | None = None  # the committer task waits for deferred writes
+        self._later_started = False
         self._token = trio.lowlevel.current_trio_token()
         self._commits = 0  # since the last checkpoint
         self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
@@ -237,10 +267,11 @@ class CachedSessionStore:
         if op.key is not None and op.epoch is not None:
             self._pending[op.key] = self._pending.get(op.key, 0) + 1
         if inline and self._inflight == 0 and self.clock() >= self._inline_after:
-            if op.done is None:  # nobody waits for it: with the next write, or at the loop's next turn
+            if op.done is None:  # nobody waits for it: with the next write, or DEFER_S from now
                 self._deferred.append(op)
                 if len(self._deferred) == 1:
-                    self._token.run_sync_soon(self._commit_deferred)
+                    self._deferred_at = trio.current_time()
+                    self._commit_later()
                 return op
             self._run_inline([*self._take_deferred(), op])
             return op
@@ -255,7 +286,33 @@ class CachedSessionStore:
 
     def _take_deferred(self) -> list[_Op]:
         ops, self._deferred = self._deferred, []
+        self._deferred_at = None
         return ops
+
+    def _commit_later(self) -> None:
+        """Make sure the deferred writes commit within :data:`DEFER_S` (one system task per store,
+        started on first need, woken only when it was idle)."""
+        if not self._later_started:
+            self._later_started = True
+            trio.lowlevel.spawn_system_task(self._committer, name="session store: deferred commits")
+        elif self._later_wake is not None:
+            self._later_wake.set()
+
+    async def _committer(self) -> None:
+        while not self._closed:
+            if self._deferred_at is None:
+                self._later_wake = trio.Event()
+                await self._later_wake.wait()
+                self._later_wake = None
+                continue
+            due = self._deferred_at + DEFER_S
+            if trio.current_time() < due:
+                await trio.sleep_until(due)
+                continue
+            try:
+                self._commit_deferred()
+            except Exception:  # noqa: BLE001 - outcomes are on the ops; a bug here must not end the run
+                self._deferred_at = None
 
     def _run_inline(self, ops: list[_Op]) -> None:
         self.inline_writes += 1
@@ -267,9 +324,18 @@ class CachedSessionStore:
             self._inline_after = ended + SLOW_BACKOFF_S
         self._delivered(ops)
 
+    @property
+    def deferred(self) -> bool:
+        """Writes nobody waited for are still waiting to commit."""
+        return bool(self._deferred)
+
+    def commit_deferred(self) -> None:
+        """Commit the writes nobody waited for now (before a client sees what they imply)."""
+        self._commit_deferred()
+
     def _commit_deferred(self) -> None:
-        """The writes nobody waited for (a new session's row, a run begun), as one transaction,
-        after the task that made them has gone on (off its request's path)."""
+        """The writes nobody waited for (a new session's row, a run begun) that no write took
+        along within :data:`DEFER_S`, as one transaction (off every request's path)."""
         if self._deferred:
             if self._inflight == 0 and self.clock() >= self._inline_after:
                 self._run_inline(self._take_deferred())
@@ -573,6 +639,8 @@ class CachedSessionStore:
             return
         self._commit_deferred()
         self._closed = True
+        if self._later_wake is not None:
+            self._later_wake.set()  # the committer task ends
         self._writer.queue.put(None)
         await trio.to_thread.run_sync(self._writer.join)
         await trio.to_thread.run_sync(self.store.close)
@@ -583,4 +651,4 @@ _OWN: Final[dict[str, Callable[..., Any]]] = {
     for name in ("get", "ensure", "messages", "begin_run", "append_turn", "patch", "reset", "delete")
 }
 
-__all__ = ["MAX_SESSIONS", "TAIL", "CachedSessionStore", "SessionWatch"]
+__all__ = ["DEFER_S", "MAX_SESSIONS", "TAIL", "CachedSessionStore", "SessionWatch"]

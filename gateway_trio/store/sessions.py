@@ -275,8 +275,9 @@ class SqliteSessionStore:
         """One transaction for many calls: yields ``run(fn)``, which applies ``fn(self)`` under a
         savepoint (a failing call is undone alone and its exception re-raised to the caller of
         ``run``); the whole commits when the block ends. Used by the cached store's writer.
-        ``alone``: one call only, so no savepoint (its failure rolls the transaction back: the same
-        outcome, two statements less)."""
+        ``alone``: no savepoints (two statements less per call): a failing call rolls the whole
+        transaction back. For one call that is the same outcome; the cached store's writer also
+        runs a batch this way first and, only when a call failed, again with savepoints."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
 

@@ -119,15 +119,11 @@ def _agent(gw: Gateway, agent_id: str) -> R.Agent:
     return agent
 
 
-async def _await_result(req: Request, gw: Gateway, watch: RunWatch) -> Any:
-    """Wait for the run; the client going away cancels us, and the run with us."""
-    req.watch_disconnect()
-    try:
-        return await watch.wait()
-    finally:
-        if not watch.settled:
-            gw.abort_run(watch.run_id)
-            gw.watches.drop(watch.run_id)
+async def _run_here(req: Request, gw: Gateway, spec: Any, run_id: str) -> Any:
+    """Drive the run in this task and return its result; the client going away aborts it (the
+    upstream request is closed at once) and the aborted run still settles."""
+    req.watch_disconnect(on_gone=lambda: gw.abort_run(run_id))
+    return await gw.drive_turn(spec, run_id)
 
 
 async def _stream(req: Request, gw: Gateway, renderer: ChatStream | ResponsesStream, watch_start: Any, run_id: str) -> Any:
@@ -202,7 +198,7 @@ async def chat_route(req: Request, gw: Gateway, found: Match, caller: Caller | N
         result = await _stream(req, gw, renderer := ChatStream(plan), lambda: gw.start_turn(spec, plan.run_id), plan.run_id)
         await req.end(renderer.finish(result) if result is not None else renderer.fail())
     else:
-        result = await _await_result(req, gw, gw.start_turn(spec, plan.run_id))
+        result = await _run_here(req, gw, spec, plan.run_id)
         await req.answer(chat_completion(plan, result) if result is not None else wire.internal_error())
     derived = plan.conversation
     if derived is not None and derived.source == "first" and result is not None and result.status == "ok":
@@ -242,7 +238,7 @@ async def responses_route(req: Request, gw: Gateway, found: Match, caller: Calle
         ids = _call_ids(result)
         await req.end(renderer.finish(result, ids) if result is not None else renderer.fail())
     else:
-        result = await _await_result(req, gw, gw.start_turn(spec, run_id))
+        result = await _run_here(req, gw, spec, run_id)
         await req.answer(response_answer(plan, result, _call_ids(result)) if result is not None else wire.internal_error())
     if result is None:
         return

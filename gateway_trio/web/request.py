@@ -45,7 +45,7 @@ class Request:
         self.ingress: Ingress | None = ext.get("gateway.ingress")
         self.peer: PeerInfo = ext.get("gateway.peer") or PeerInfo(client_ip=(scope.get("client") or ("127.0.0.1", 0))[0])
         self.socket_ip: str = ext.get("gateway.socket_ip") or self.peer.client_ip
-        self._watch: Callable[[], None] | None = ext.get("gateway.watch_disconnect")
+        self._watch: Callable[..., None] | None = ext.get("gateway.watch_disconnect")
         self.extra_headers: Headers = []
         self.started = False
 
@@ -70,10 +70,14 @@ class Request:
         except ValueError:
             return None
 
-    def watch_disconnect(self) -> None:
-        """Cancel this request's task the moment its client goes away (long non-streaming routes)."""
+    def watch_disconnect(self, on_gone: Callable[[], None] | None = None) -> None:
+        """Cancel this request's task the moment its client goes away (long non-streaming routes),
+        or call ``on_gone`` instead (a route driving a run in its own task aborts the run)."""
         if self._watch is not None:
-            self._watch()
+            if on_gone is None:
+                self._watch()
+            else:
+                self._watch(on_gone)
 
     # ------------------------------------------------------------------ body
 

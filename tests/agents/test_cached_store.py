@@ -20,7 +20,7 @@ import trio.testing
 from shell_harness import TOKEN, asgi_http, make_gateway
 
 from gateway_core.agents.store import MessageRecord, SessionQuery, Usage
-from gateway_trio.store.cached import CHECKPOINT_EVERY, SLOW_BACKOFF_S, CachedSessionStore, _Op
+from gateway_trio.store.cached import CHECKPOINT_EVERY, DEFER_S, SLOW_BACKOFF_S, CachedSessionStore, _Op
 from gateway_trio.store.sessions import SqliteSessionStore, StoreError
 
 
@@ -310,18 +310,29 @@ def test_a_slow_commit_on_the_loop_sends_the_writes_to_the_thread_for_a_while(tm
     _run(tmp_path, body, clock=clock)
 
 
-def test_writes_nobody_waits_for_commit_together_after_the_caller_went_on(tmp_path: Path) -> None:
-    """A new session's row and its run begun are one transaction, committed once the task that
-    made them has gone on (off its request's path); a read queued before then still sees them."""
+def test_writes_nobody_waits_for_ride_with_the_next_write_or_commit_within_defer_s(tmp_path: Path) -> None:
+    """A new session's row and its run begun wait for the turn's own write and commit in its
+    transaction (a quick turn is one commit); with no write coming they commit by themselves
+    within DEFER_S. A read queued before then still sees them."""
 
     async def body(store: CachedSessionStore, path: Path) -> None:
         rec = store.call_now("ensure", ("agent:main:openai:x", "main", 1), {"new": True})
         store.call_now("begin_run", ("run-x", rec.key, "hi", 1), {})
-        assert _disk(path, "SELECT key FROM sessions") == []  # not yet: the caller goes on first
         commits = store._commits
         await trio.testing.wait_all_tasks_blocked()
-        assert _disk(path, "SELECT key FROM sessions") == [("agent:main:openai:x",)]
-        assert _disk(path, "SELECT status FROM runs") == [("running",)] and store._commits == commits + 1
+        assert _disk(path, "SELECT key FROM sessions") == []  # not yet: waiting for the turn's write
+        await store.append_turn(rec.key, "run-x", [_msg("q"), _msg("a", "assistant")], Usage(), 2)
+        assert store._commits == commits + 1  # row, run and turn: one transaction
+        assert _disk(path, "SELECT key, message_count FROM sessions") == [("agent:main:openai:x", 2)]
+        assert _disk(path, "SELECT status FROM runs") == [("ok",)]
+
+        lone = store.call_now("ensure", ("agent:main:openai:z", "main", 1), {"new": True})
+        store.call_now("begin_run", ("run-z", lone.key, "hi", 1), {})
+        with trio.fail_after(5):
+            while _disk(path, "SELECT count(*) FROM sessions WHERE key = ?", lone.key) != [(1,)]:
+                await trio.sleep(DEFER_S / 4)
+        assert store._commits == commits + 2 and _disk(path, "SELECT status FROM runs WHERE run_id = 'run-z'") == [("running",)]
+
         rec2 = store.call_now("ensure", ("agent:main:openai:y", "main", 1), {"new": True})
         got = await store.get("agent:main:openai:unknown")  # a read through the thread, queued behind the insert
         assert got is None and _disk(path, "SELECT count(*) FROM sessions WHERE key = ?", rec2.key) == [(1,)]
@@ -432,5 +443,44 @@ def test_a_chat_request_waits_for_the_store_thread_only_to_read_the_disk(tmp_pat
                 assert store.handoffs - streamed_before == 0
                 page = (await http.get("/sessions/agent:main:hot/history", headers=auth)).json()
                 assert [m["role"] for m in page["items"]] == ["user", "assistant"] * 6
+
+    trio.run(main)
+
+
+def test_a_batch_commits_without_savepoints_unless_one_of_its_writes_fails(tmp_path: Path) -> None:
+    """The writer runs a batch as one plain transaction; only when one write in it fails is the
+    batch run again with a savepoint per write, so that the failing one is undone alone and the
+    others land (with their results, each told its own outcome)."""
+    from gateway_trio.store.cached import _Writer
+
+    path = tmp_path / "sessions.sqlite"
+
+    async def main() -> None:
+        store = SqliteSessionStore(path, _ids())
+        statements: list[str] = []
+        store._db.set_trace_callback(statements.append)
+        writer = _Writer(store, lambda ops: None)  # not started: run_ops is called here
+
+        def op(fn: Any) -> _Op:
+            return _Op(fn, key=None, epoch=None, wait=True)
+
+        good = [op(lambda s, k=k: s.ensure(k, "main", 1).key) for k in ("agent:main:a", "agent:main:b")]
+        writer.run_ops(good)
+        assert [o.result for o in good] == ["agent:main:a", "agent:main:b"] and all(o.error is None for o in good)
+        assert not any("SAVEPOINT" in q for q in statements) and statements.count("COMMIT") == 1
+
+        def boom(s: SqliteSessionStore) -> None:
+            s.ensure("agent:main:half", "main", 1)
+            raise StoreError("refused")
+
+        statements.clear()
+        mixed = [op(lambda s: s.ensure("agent:main:c", "main", 1).key), op(boom), op(lambda s: s.ensure("agent:main:d", "main", 1).key)]
+        writer.run_ops(mixed)
+        assert [o.result for o in mixed] == ["agent:main:c", None, "agent:main:d"]
+        assert isinstance(mixed[1].error, StoreError) and mixed[0].error is None and mixed[2].error is None
+        assert any("SAVEPOINT" in q for q in statements)  # the second pass
+        keys = {k for (k,) in _disk(path, "SELECT key FROM sessions")}
+        assert keys == {"agent:main:a", "agent:main:b", "agent:main:c", "agent:main:d"}  # not the failed one's half
+        store.close()
 
     trio.run(main)

@@ -19,22 +19,29 @@ from gateway_core.agents.effects import AwaitLane, ModelClose, ModelNext, ModelO
 from gateway_core.agents.events import ROUTE_TEXT, TEXT_PACE_S
 from gateway_core.agents.loop import TurnSpec
 from gateway_core.app.effects import Publish, Spawn
+from gateway_core.app.gateway import ConnView
 from gateway_core.app.handlers.runs import start_route_turn
 from gateway_core.providers.types import StreamEnd, TextDelta, UsageReport
 
 RUN = "run-pacing-1"
 #: When (the run's clock) each Publish of the last ``drive`` was made, by ``id()``.
 sent_at: dict[int, float] = {}
+#: The run's ``seq`` when the last ``drive`` ended.
+final_seq: list[int] = []
 
 
 def drive(
-    deltas: list[str], step_s: float, surface: str = "http", *, at: list[float] | None = None, flush: bool = False
+    deltas: list[str], step_s: float, surface: str = "http", *, at: list[float] | None = None, flush: bool = False,
+    heard: bool = True,
 ) -> list[Publish]:
     """Run one turn whose model streams ``deltas`` (``step_s`` apart, or at the times ``at``); every
     ``Publish`` it made. With ``flush``, the host honours ``ModelNext.flush_at`` as the Trio one
-    does: when the held text is due before the next event arrives, it answers ``due`` then."""
+    does: when the held text is due before the next event arrives, it answers ``due`` then. With
+    ``heard`` a client is connected (events are built only when someone could receive them)."""
     host = SimHost("token", "T", "P")
     app = host.app
+    if heard:
+        app.conns["listener"] = ConnView("listener", None, None)  # type: ignore[arg-type]
     agent = app.roster.get("main")
     assert agent is not None
     spec = TurnSpec(agent=agent, session_key="agent:main:main", message="say a lot", surface=surface)
@@ -85,6 +92,7 @@ def drive(
         job.step(value, now=now, wall_ms=WALL0 + int(now * 1000))
         take(now)
     assert job.pending is None, "the turn did not end"
+    final_seq[:] = [app.runs.get(RUN).seq]  # type: ignore[union-attr]
     return published
 
 
@@ -172,3 +180,16 @@ def test_chat_deltas_may_be_dropped_for_a_slow_client_and_nothing_else() -> None
     assert all(p.drop_if_slow == (p.payload["state"] == "delta") for p in chats)
     assert [p for p in chats if p.payload["state"] == "delta"]
     assert not [p for p in published if p.event == "agent" and p.drop_if_slow]
+
+
+def test_with_nobody_connected_only_the_route_text_is_built_and_the_seq_moves_the_same() -> None:
+    """An HTTP route's run on a gateway no client watches: no ``agent``/``chat`` payloads are built
+    (they would reach nobody), the route still gets every delta, and the run's ``seq`` ends where
+    it would have had every event been sent (a client connecting later sees no step back)."""
+    deltas = [f"w{i} " for i in range(50)]
+    heard = drive(deltas, 0.01)
+    seq_heard = final_seq[0]
+    alone = drive(deltas, 0.01, heard=False)
+    assert {p.event for p in alone} == {ROUTE_TEXT}
+    assert [p.payload["delta"] for p in alone] == deltas == [p.payload["delta"] for p in heard if p.event == ROUTE_TEXT]
+    assert final_seq[0] == seq_heard and seq_heard > 2

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from gateway_core.app import GatewayApp
 
+    from .agent_host import AgentHost
     from .turns import RunWatch, Watches
 
 
@@ -32,6 +33,7 @@ class RouteHost:
     _jobs: trio.Nursery | None
     #: Run ids whose job the calling route drives itself (:meth:`drive_turn`): the job, once spawned.
     _claims: dict[str, Job | None]
+    agents: AgentHost
 
     def flush(self) -> None:  # pragma: no cover - provided by Gateway
         raise NotImplementedError
@@ -56,14 +58,19 @@ class RouteHost:
         from gateway_core.app.handlers.runs import start_route_turn
 
         self._claims[run_id] = None
+        store = self.agents.store
+        if store is not None:  # its row and its run begun go with the turn's own commit
+            store.fold_deferred = True
         try:
             run = start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
             self.flush()
             job = self._claims.get(run_id)
+            if job is not None:
+                await self._drive(job)
         finally:
             self._claims.pop(run_id, None)
-        if job is not None:
-            await self._drive(job)
+            if store is not None:
+                store.fold_deferred = False
         return run.result
 
     def abort_run(self, run_id: str) -> None:

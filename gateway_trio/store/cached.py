@@ -27,10 +27,12 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   request's latency. On WAL with ``synchronous=NORMAL`` a commit writes into the page cache; the
   checkpoints, which write and sync the database file, run in the writer thread every
   :data:`CHECKPOINT_EVERY` commits (commits never checkpoint). Writes nobody waits for (a new
-  session's row, a run begun) wait for the next write, and commit in its transaction, or for
-  :data:`DEFER_S` at most (a system task commits them then), or until a client is about to see an
-  event (the gateway commits them first: nothing seen implies a write not on disk). A quick HTTP
-  turn is thus one commit, not two, and a long one has its row and its run on disk 20 ms in. Under load the writer is busy and writes queue and
+  session's row, a run begun) commit at the loop's next turn, while their run waits for its
+  model (off the request's path). A route that drives a quick turn itself (a non-streaming
+  answer) sets :attr:`CachedSessionStore.fold_deferred` until it first waits: its writes then wait
+  for the turn's own write and commit in its transaction, or for :data:`DEFER_S` at most (a
+  system task commits them then), or until a client is about to see an event (the gateway commits
+  them first: nothing seen implies a write not on disk). Such a turn is one commit, not two. Under load the writer is busy and writes queue and
   group-commit there. A commit on the loop that took over :data:`SLOW_COMMIT_S` (a slow disk)
   sends the writes to the thread for :data:`SLOW_BACKOFF_S`: a slow disk holds the loop for at
   most one commit per backoff.
@@ -239,6 +241,10 @@ class CachedSessionStore:
         self._deferred_at: float | None = None  # trio time the oldest of them was made
         self._later_wake: trio.Event | None = None  # the committer task waits for deferred writes
         self._later_started = False
+        #: Set by a caller whose next write comes soon on its own path (a route driving a quick
+        #: turn): writes nobody waits for made meanwhile wait for it (at most DEFER_S) and share its
+        #: commit. Otherwise they commit at the loop's next turn, while the caller waits for I/O.
+        self.fold_deferred = False
         self._token = trio.lowlevel.current_trio_token()
         self._commits = 0  # since the last checkpoint
         self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
@@ -271,7 +277,10 @@ class CachedSessionStore:
                 self._deferred.append(op)
                 if len(self._deferred) == 1:
                     self._deferred_at = trio.current_time()
-                    self._commit_later()
+                    if self.fold_deferred:
+                        self._commit_later()
+                    else:
+                        self._token.run_sync_soon(self._commit_deferred)
                 return op
             self._run_inline([*self._take_deferred(), op])
             return op

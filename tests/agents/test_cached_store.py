@@ -310,12 +310,30 @@ def test_a_slow_commit_on_the_loop_sends_the_writes_to_the_thread_for_a_while(tm
     _run(tmp_path, body, clock=clock)
 
 
-def test_writes_nobody_waits_for_ride_with_the_next_write_or_commit_within_defer_s(tmp_path: Path) -> None:
-    """A new session's row and its run begun wait for the turn's own write and commit in its
-    transaction (a quick turn is one commit); with no write coming they commit by themselves
-    within DEFER_S. A read queued before then still sees them."""
+def test_writes_nobody_waits_for_commit_together_after_the_caller_went_on(tmp_path: Path) -> None:
+    """By default a new session's row and its run begun are one transaction, committed once the
+    task that made them has gone on (off its request's path)."""
 
     async def body(store: CachedSessionStore, path: Path) -> None:
+        rec = store.call_now("ensure", ("agent:main:openai:w", "main", 1), {"new": True})
+        store.call_now("begin_run", ("run-w", rec.key, "hi", 1), {})
+        assert _disk(path, "SELECT key FROM sessions") == []  # not yet: the caller goes on first
+        commits = store._commits
+        await trio.testing.wait_all_tasks_blocked()
+        assert _disk(path, "SELECT key FROM sessions") == [("agent:main:openai:w",)]
+        assert _disk(path, "SELECT status FROM runs") == [("running",)] and store._commits == commits + 1
+
+    _run(tmp_path, body)
+
+
+def test_folded_writes_ride_with_the_next_write_or_commit_within_defer_s(tmp_path: Path) -> None:
+    """With ``fold_deferred`` (a route driving a quick turn) a new session's row and its run begun
+    wait for the turn's own write and commit in its transaction (a quick turn is one commit); with
+    no write coming they commit by themselves within DEFER_S. A read queued before then still sees
+    them."""
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        store.fold_deferred = True
         rec = store.call_now("ensure", ("agent:main:openai:x", "main", 1), {"new": True})
         store.call_now("begin_run", ("run-x", rec.key, "hi", 1), {})
         commits = store._commits

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import msgspec
 import trio
+import trio.testing
 from shell_harness import TOKEN, asgi_http, make_gateway
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -154,3 +155,24 @@ def test_session_kill_for_an_identity_caller_with_admin(tmp_path: Path) -> None:
                 assert missing.status_code == 404
 
     trio.run(main)
+
+
+def test_a_stateless_chat_turn_is_one_commit_and_its_run_is_settled(tmp_path: Path) -> None:
+    """A non-streaming chat request is driven in the route's own task: its new session's row and
+    its run begun share the turn's commit (one transaction per request), and the run is settled."""
+
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        ask = {"model": "openclaw", "messages": [{"role": "user", "content": "one commit"}]}
+        first = await http.post("/v1/chat/completions", headers=AUTH, json=ask)  # opens the store
+        assert first.status_code == 200, first.text
+        store = gw.agents.store
+        for n in range(3):
+            before = store._commits
+            got = await http.post("/v1/chat/completions", headers=AUTH, json=ask)
+            assert got.status_code == 200 and "one commit" in got.json()["choices"][0]["message"]["content"]
+            await trio.testing.wait_all_tasks_blocked()
+            assert store._commits == before + 1, n
+            assert not store.deferred
+        assert gw.app.runs.active_runs() == []
+
+    _run(tmp_path, body)

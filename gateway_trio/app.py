@@ -406,9 +406,6 @@ class Gateway(RouteHost):
                         continue
                     value = None
                 self.flush()  # what the steps answered at once queued goes out before any wait
-                store = self.agents.store
-                if store is not None:  # a write coming after a wait is not "soon" (see drive_turn)
-                    store.fold_deferred = False
                 until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
                 with trio.CancelScope(deadline=until if until is not None else float("inf")) as scope:
                     self._waiting[owner] = scope

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 
+import trio
+
 from gateway_core.agents.loop import TurnSpec
 from gateway_core.app import Ctx, Job
 
 from . import _runtime
 
 if TYPE_CHECKING:
-    import trio
 
     from gateway_core.app import GatewayApp
 
@@ -59,8 +60,9 @@ class RouteHost:
 
         self._claims[run_id] = None
         store = self.agents.store
+        task = trio.lowlevel.current_task()
         if store is not None:  # its row and its run begun go with the turn's own commit
-            store.fold_deferred = True
+            store.fold_tasks.add(task)
         try:
             run = start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
             self.flush()
@@ -70,7 +72,7 @@ class RouteHost:
         finally:
             self._claims.pop(run_id, None)
             if store is not None:
-                store.fold_deferred = False
+                store.fold_tasks.discard(task)
         return run.result
 
     def abort_run(self, run_id: str) -> None:

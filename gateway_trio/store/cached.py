@@ -29,7 +29,7 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   :data:`CHECKPOINT_EVERY` commits (commits never checkpoint). Writes nobody waits for (a new
   session's row, a run begun) commit at the loop's next turn, while their run waits for its
   model (off the request's path). A route that drives a quick turn itself (a non-streaming
-  answer) sets :attr:`CachedSessionStore.fold_deferred` until it first waits: its writes then wait
+  answer) puts its task in :attr:`CachedSessionStore.fold_tasks`: the writes it makes then wait
   for the turn's own write and commit in its transaction, or for :data:`DEFER_S` at most (a
   system task commits them then), or until a client is about to see an event (the gateway commits
   them first: nothing seen implies a write not on disk). Such a turn is one commit, not two. Under load the writer is busy and writes queue and
@@ -241,10 +241,10 @@ class CachedSessionStore:
         self._deferred_at: float | None = None  # trio time the oldest of them was made
         self._later_wake: trio.Event | None = None  # the committer task waits for deferred writes
         self._later_started = False
-        #: Set by a caller whose next write comes soon on its own path (a route driving a quick
-        #: turn): writes nobody waits for made meanwhile wait for it (at most DEFER_S) and share its
-        #: commit. Otherwise they commit at the loop's next turn, while the caller waits for I/O.
-        self.fold_deferred = False
+        #: Tasks whose own next write comes soon on their path (a route driving a quick turn
+        #: itself): the writes nobody waits for that they make wait for it (at most DEFER_S) and
+        #: share its commit. Other tasks' commit at the loop's next turn, while they wait for I/O.
+        self.fold_tasks: set[trio.lowlevel.Task] = set()
         self._token = trio.lowlevel.current_trio_token()
         self._commits = 0  # since the last checkpoint
         self._rows: OrderedDict[str, SessionRecord | None] = OrderedDict()
@@ -277,7 +277,7 @@ class CachedSessionStore:
                 self._deferred.append(op)
                 if len(self._deferred) == 1:
                     self._deferred_at = trio.current_time()
-                    if self.fold_deferred:
+                    if self.fold_tasks and trio.lowlevel.current_task() in self.fold_tasks:
                         self._commit_later()
                     else:
                         self._token.run_sync_soon(self._commit_deferred)

@@ -327,13 +327,13 @@ def test_writes_nobody_waits_for_commit_together_after_the_caller_went_on(tmp_pa
 
 
 def test_folded_writes_ride_with_the_next_write_or_commit_within_defer_s(tmp_path: Path) -> None:
-    """With ``fold_deferred`` (a route driving a quick turn) a new session's row and its run begun
+    """For a task in ``fold_tasks`` (a route driving a quick turn) a new session's row and its run begun
     wait for the turn's own write and commit in its transaction (a quick turn is one commit); with
     no write coming they commit by themselves within DEFER_S. A read queued before then still sees
     them."""
 
     async def body(store: CachedSessionStore, path: Path) -> None:
-        store.fold_deferred = True
+        store.fold_tasks.add(trio.lowlevel.current_task())
         rec = store.call_now("ensure", ("agent:main:openai:x", "main", 1), {"new": True})
         store.call_now("begin_run", ("run-x", rec.key, "hi", 1), {})
         commits = store._commits

@@ -121,7 +121,7 @@ class Exchange:
         self.cancel_scope = trio.CancelScope()
         self._watching = False
         self._on_gone: Callable[[], None] | None = None
-        self._hangup_fd: int | None = None  # the watch in the run's hang-up monitor, if it took it
+        self._hangup: tuple[hangups.HangupMonitor, int] | None = None  # the monitor's watch, if it took it
         self._watch_scope: trio.CancelScope | None = None  # else the watcher task's
         self._watch_done: trio.Event | None = None
         #: The whole body must arrive by then (set when the app first asks for it).
@@ -141,8 +141,9 @@ class Exchange:
         sock = getattr(self.stream, "socket", None)
         found = hangups.monitor() if sock is not None else None
         if found is not None:
-            self._hangup_fd = found.watch(sock, self._gone)
-            if self._hangup_fd is not None:
+            fd = found.watch(sock, self._hung_up)
+            if fd is not None:
+                self._hangup = (found, fd)
                 return
         self._watch_scope = trio.CancelScope()
         self._watch_done = trio.Event()
@@ -168,17 +169,21 @@ class Exchange:
 
     def unwatch_hangup(self) -> None:
         """Drop the watch from the hang-up monitor (idempotent; safe on any path out)."""
-        if self._hangup_fd is not None:
-            found = hangups.monitor()
-            if found is not None:
-                found.unwatch(self._hangup_fd)
-            self._hangup_fd = None
+        if self._hangup is not None:
+            found, fd = self._hangup
+            self._hangup = None
+            found.unwatch(fd)
 
     async def stop_watching(self) -> None:
         self.unwatch_hangup()
         if self._watch_scope is not None and self._watch_done is not None:
             self._watch_scope.cancel()
             await self._watch_done.wait()  # never two readers on one socket
+
+    def _hung_up(self) -> None:
+        """From the hang-up monitor, which dropped its watch as it reported."""
+        self._hangup = None
+        self._gone()
 
     def _gone(self) -> None:
         self.disconnected = True

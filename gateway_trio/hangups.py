@@ -43,8 +43,6 @@ class HangupMonitor:
             return None
         if fd < 0:
             return None
-        if fd in self._calls:  # a stale entry: its socket was closed without an unwatch
-            self.unwatch(fd)
         try:
             self._ep.register(fd, _EVENTS)
         except (OSError, ValueError):  # ValueError: the run is ending and the set is closed

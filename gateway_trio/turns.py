@@ -144,11 +144,8 @@ class Watches:
         return event == ROUTE_TEXT and isinstance(payload, dict) and payload.get("runId") in self._by_run
 
     def published(self, event: str, payload: Any) -> None:
-        if event != ROUTE_TEXT or not self._by_run or not isinstance(payload, dict):
-            return
-        watch = self._by_run.get(payload.get("runId"))  # type: ignore[arg-type]
-        if watch is not None:
-            watch.feed(payload["delta"])
+        """Text of a watched run to its watch (the caller checked :meth:`wants`)."""
+        self._by_run[payload["runId"]].feed(payload["delta"])
 
     def room_chars(self, run_id: str) -> float:
         """How much more text the route watching ``run_id`` (if any) takes now."""

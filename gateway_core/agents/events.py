@@ -150,19 +150,23 @@ class RunEvents:
         self._agent("usage", {"outputTokens": usage.output})
 
     def finishing(self, stop_reason: str) -> None:
-        if not self.heard:
-            self.flush_text()
-            self.run.next_seq()
+        if self._counted_only():
             return
         self.lifecycle(
             {"phase": "finishing", "stopReason": stop_reason, "aborted": False, "livenessState": "working",
              "endedAt": self.ctx.wall_ms}
         )
 
+    def _counted_only(self) -> bool:
+        """Nobody could hear a lifecycle event: count it (and the held text) instead of building it."""
+        if self.heard:
+            return False
+        self.flush_text()
+        self.run.next_seq()
+        return True
+
     def end(self, result: Any) -> None:
-        if not self.heard:
-            self.flush_text()
-            self.run.next_seq()
+        if self._counted_only():
             return
         disposition = "silent" if result.silent else "visible"
         self.lifecycle(

@@ -32,7 +32,8 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   answer) puts its task in :attr:`CachedSessionStore.fold_tasks`: the writes it makes then wait
   for the turn's own write and commit in its transaction, or for :data:`DEFER_S` at most (a
   system task commits them then), or until a client is about to see an event (the gateway commits
-  them first: nothing seen implies a write not on disk). Such a turn is one commit, not two. Under load the writer is busy and writes queue and
+  them first: nothing seen implies a write not on disk). Such a turn is one commit, not two.
+  Under load the writer is busy and writes queue and
   group-commit there. A commit on the loop that took over :data:`SLOW_COMMIT_S` (a slow disk)
   sends the writes to the thread for :data:`SLOW_BACKOFF_S`: a slow disk holds the loop for at
   most one commit per backoff.
@@ -280,7 +281,7 @@ class CachedSessionStore:
                     if self.fold_tasks and trio.lowlevel.current_task() in self.fold_tasks:
                         self._commit_later()
                     else:
-                        self._token.run_sync_soon(self._commit_deferred)
+                        self._token.run_sync_soon(self.commit_deferred)
                 return op
             self._run_inline([*self._take_deferred(), op])
             return op
@@ -319,7 +320,7 @@ class CachedSessionStore:
                 await trio.sleep_until(due)
                 continue
             try:
-                self._commit_deferred()
+                self.commit_deferred()
             except Exception:  # noqa: BLE001 - outcomes are on the ops; a bug here must not end the run
                 self._deferred_at = None
 
@@ -339,12 +340,9 @@ class CachedSessionStore:
         return bool(self._deferred)
 
     def commit_deferred(self) -> None:
-        """Commit the writes nobody waited for now (before a client sees what they imply)."""
-        self._commit_deferred()
-
-    def _commit_deferred(self) -> None:
-        """The writes nobody waited for (a new session's row, a run begun) that no write took
-        along within :data:`DEFER_S`, as one transaction (off every request's path)."""
+        """The writes nobody waited for (a new session's row, a run begun) that no write took along,
+        as one transaction now: at the loop's next turn, after DEFER_S, or before a client sees
+        an event."""
         if self._deferred:
             if self._inflight == 0 and self.clock() >= self._inline_after:
                 self._run_inline(self._take_deferred())
@@ -646,7 +644,7 @@ class CachedSessionStore:
         """Write what is queued, stop the thread, close the file."""
         if self._closed:
             return
-        self._commit_deferred()
+        self.commit_deferred()
         self._closed = True
         if self._later_wake is not None:
             self._later_wake.set()  # the committer task ends

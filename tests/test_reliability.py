@@ -92,11 +92,15 @@ class _Stuck:
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.sock.sendall(self.ws.send(Request(host=f"127.0.0.1:{port}", target="/")))
         deadline = time.monotonic() + 10
+        text = ""  # wsproto hands a message over in pieces as they arrive (a 4 KB receive buffer)
         while time.monotonic() < deadline:
             self.ws.receive_data(self.sock.recv(65536))
             for ev in self.ws.events():
                 if isinstance(ev, TextMessage):
-                    frame = json.loads(ev.data)
+                    text += ev.data
+                    if not ev.message_finished:
+                        continue
+                    frame, text = json.loads(text), ""
                     if frame.get("event") == "connect.challenge":
                         self.send(connect_frame(TOKEN, scopes=scopes))
                     elif frame.get("id") == "c1":

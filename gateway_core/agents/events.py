@@ -48,9 +48,9 @@ class RunEvents:
     @property
     def text_due_at(self) -> float | None:
         """When the held text must go out (the run's clock), or ``None`` when none is held."""
-        if not self._held or self._sent_at is None:
-            return None
-        return self._sent_at + TEXT_PACE_S
+        if not self._held or self._sent_at is None or not self.heard:
+            return None  # unheard: no deadline to wait for (the host would read with a timer for it);
+        return self._sent_at + TEXT_PACE_S  # the flush it would make is counted late (assistant)
 
     @property
     def text(self) -> str:
@@ -120,11 +120,17 @@ class RunEvents:
         """The model said ``delta`` more: to the watching route now, to the connections paced."""
         if not delta:
             return
+        now = self.ctx.now
+        sent_at = self._sent_at
+        if self._held and sent_at is not None and now - sent_at >= TEXT_PACE_S and not self.heard:
+            # Nobody heard the held text, so no deadline sent it (text_due_at): count the flush
+            # it would have made then, as of then; seq moves as if it had.
+            self.flush_text()
+            self._sent_at = sent_at + TEXT_PACE_S
         self._parts.append(delta)
         self._held.append(delta)
         if self.surface == "http":
             self.ctx.publish(ROUTE_TEXT, {"runId": self.run.run_id, "delta": delta}, to=_NOBODY)
-        now = self.ctx.now
         if self._sent_at is None or now - self._sent_at >= TEXT_PACE_S:
             self.flush_text()
 

@@ -93,7 +93,7 @@ Fn = Callable[[SqliteSessionStore], Any]
 class _Op:
     """One queued operation and, once the writer has run it, its outcome."""
 
-    __slots__ = ("bare", "done", "epoch", "error", "fn", "key", "landed", "notify", "result")
+    __slots__ = ("bare", "done", "epoch", "error", "fn", "key", "landed", "merge", "notify", "result")
 
     def __init__(
         self, fn: Fn, *, key: str | None, epoch: int | None, wait: bool, notify: str | None = None,
@@ -108,6 +108,10 @@ class _Op:
         self.done: trio.Event | None = trio.Event() if wait else None
         self.result: Any = None
         self.error: BaseException | None = None
+        #: What a later write may fold in while this one still waits to commit (``_absorb``):
+        #: ``("session", key)`` for a new session's insert, ``("run", run_id, key, input, started)``
+        #: for a run begun.
+        self.merge: tuple[Any, ...] | None = None
 
 
 class SessionWatch:
@@ -372,12 +376,7 @@ class CachedSessionStore:
             self._commits = 0
             self._enqueue([_Op(lambda s: s.checkpoint(), key=None, epoch=None, wait=False, bare=True)])
         for op in ops:
-            if op.key is not None and op.epoch is not None:
-                left = self._pending.get(op.key, 1) - 1
-                if left > 0:
-                    self._pending[op.key] = left
-                else:
-                    self._pending.pop(op.key, None)
+            self._settled_pending(op)
             if op.error is not None and op.epoch is not None and op.epoch >= self._epoch:
                 self._invalidate()
             elif op.error is None:
@@ -387,6 +386,15 @@ class CachedSessionStore:
                     watch._hear(op.notify)
             if op.done is not None:
                 op.done.set()
+
+    def _settled_pending(self, op: _Op) -> None:
+        """``op`` no longer waits in the queue (committed, or folded into a later write)."""
+        if op.key is not None and op.epoch is not None:
+            left = self._pending.get(op.key, 1) - 1
+            if left > 0:
+                self._pending[op.key] = left
+            else:
+                self._pending.pop(op.key, None)
 
     def _invalidate(self) -> None:
         """A write failed: what is in memory may be ahead of the disk; start again from the disk."""
@@ -521,7 +529,7 @@ class CachedSessionStore:
             self._keep(rec, key)
             self._set_tail(rec.session_id, [])
             new = rec
-            self._write(key, lambda s: s.insert_session(new), wait=False)
+            self._write(key, lambda s: s.insert_session(new), wait=False).merge = ("session", key)
         out = self._copy(rec)
         assert out is not None
         return out
@@ -567,8 +575,32 @@ class CachedSessionStore:
         self._begin_run(run_id, key, input_text, now_ms)
 
     def _begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
-        self._submit(_Op(lambda s: s.begin_run(run_id, key, input_text, now_ms), key=None, epoch=None, wait=False),
-                     inline=True)
+        op = _Op(lambda s: s.begin_run(run_id, key, input_text, now_ms), key=None, epoch=None, wait=False)
+        op.merge = ("run", run_id, key, input_text, now_ms)
+        self._submit(op, inline=True)
+
+    def _absorb(self, key: str, run_id: str | None) -> tuple[bool, tuple[str, str, int] | None]:
+        """Take this session's insert and this run's begin out of the writes still waiting to
+        commit (a quick turn's own, ``fold_tasks``): the turn's write makes those rows as they end
+        instead, in the same transaction. (Whether the row was inserted, the run's (key, input,
+        started_at)) for :meth:`SqliteSessionStore.write_turn`."""
+        insert_row, begun = False, None
+        if not self._deferred:
+            return insert_row, begun
+        keep: list[_Op] = []
+        for op in self._deferred:
+            tag = op.merge
+            if tag is not None and tag[0] == "session" and tag[1] == key and op.epoch == self._epoch and not insert_row:
+                insert_row = True
+                self._settled_pending(op)
+            elif tag is not None and tag[0] == "run" and run_id is not None and tag[1] == run_id and begun is None:
+                begun = (tag[2], tag[3], tag[4])
+            else:
+                keep.append(op)
+        self._deferred = keep
+        if not keep:
+            self._deferred_at = None
+        return insert_row, begun
 
     async def append_turn(
         self,
@@ -590,8 +622,12 @@ class CachedSessionStore:
         new, numbered = appended(rec, messages, usage, now_ms, model=model, provider=provider, route=route, extra=extra)
         self._keep(new, key)
         self._extend_tail(new, numbered)
-        await self._wait(self._write(key, lambda s: s.write_turn(new, numbered, run_id, status, now_ms), wait=True,
-                                     notify="message"))
+        insert_row, begun = self._absorb(key, run_id)
+
+        def write(s: SqliteSessionStore) -> None:
+            s.write_turn(new, numbered, run_id, status, now_ms, insert_row=insert_row, begun=begun)
+
+        await self._wait(self._write(key, write, wait=True, notify="message"))
         out = self._copy(new)
         assert out is not None
         return out

@@ -352,13 +352,35 @@ class SqliteSessionStore:
             guard = " AND status = 'running'" if only_running else ""
             self._db.execute(f"UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?{guard}", (status, now_ms, run_id))
 
-    def write_turn(self, new: SessionRecord, numbered: list[MessageRecord], run_id: str | None, status: str, now_ms: int) -> None:
-        """A computed turn (:func:`appended`): its messages, the row, the run settled."""
+    def write_turn(
+        self, new: SessionRecord, numbered: list[MessageRecord], run_id: str | None, status: str, now_ms: int,
+        *, insert_row: bool = False, begun: tuple[str, str, int] | None = None,
+    ) -> None:
+        """A computed turn (:func:`appended`): its messages, the row, the run settled.
+
+        ``insert_row``: the session's row is not on disk yet (its insert was still waiting to
+        commit and is folded in here): inserted as it ends, not inserted and then updated.
+        ``begun``: likewise the run's own row, ``(session key, input, started_at)``: written
+        settled at once. Same rows in the end, two statements and their index changes less."""
         with self._tx():
-            self.insert_messages(new.session_id, numbered)
-            self.put_session(new)
-            if run_id is not None:
-                self.settle_run(run_id, status, now_ms, only_running=False)
+            db = self._db
+            db.executemany(
+                _INSERT_MESSAGE,
+                [(new.session_id, m.seq, m.role, json.dumps(m.content), m.ts, m.run_id, json.dumps(m.meta)) for m in numbered],
+            )
+            values = _values(new)
+            if insert_row:
+                db.execute(_INSERT_SESSION, values)
+            elif db.execute(_UPDATE_SESSION, (*values[1:], values[0])).rowcount != 1:
+                raise StoreError(f"session {new.key!r} is not in the store")
+            if run_id is not None and begun is not None:
+                db.execute(
+                    "INSERT OR REPLACE INTO runs (run_id, session_key, status, started_at, ended_at, input) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (run_id, begun[0], status, begun[2], now_ms, begun[1]),
+                )
+            elif run_id is not None:
+                db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, now_ms, run_id))
 
     def write_reset(self, new: SessionRecord, messages: list[MessageRecord]) -> None:
         """A computed reset (:func:`was_reset`)."""

@@ -424,6 +424,56 @@ def test_call_now_answers_from_memory_or_says_later(tmp_path: Path) -> None:
     _run(tmp_path, body, tail=5)
 
 
+def test_a_quick_turn_folds_its_new_row_and_run_into_its_own_write(tmp_path: Path) -> None:
+    """A task in ``fold_tasks`` (a route driving a quick turn): the new session's insert and the
+    run begun wait for the turn's write, which makes both rows as they end (one commit, the same
+    rows as the unfolded path writes, checked against a turn outside ``fold_tasks``). A minted key
+    that is on disk after all fails the turn's write: nothing of the turn is kept."""
+
+    async def turn(store: CachedSessionStore, key: str, run_id: str) -> None:
+        store.call_now("ensure", (key, "main", 5, {"a": 1}), {"new": True})
+        store.call_now("begin_run", (run_id, key, "hi", 5), {})
+        await store.append_turn(key, run_id, [_msg("q"), _msg("a", "assistant")], Usage(input=2, output=3, total=5), 7)
+
+    def rows(path: Path, key: str, run_id: str) -> tuple[Any, ...]:
+        session = _disk(path, "SELECT agent_id, created_at, updated_at, message_count, usage_total, extra FROM sessions "
+                              "WHERE key = ?", key)  # fmt: skip
+        run = _disk(path, "SELECT session_key, status, started_at, ended_at, input FROM runs WHERE run_id = ?", run_id)
+        (sid,) = _disk(path, "SELECT session_id FROM sessions WHERE key = ?", key)[0]
+        messages = _disk(path, "SELECT seq, role, content, run_id, meta FROM messages WHERE session_id = ? ORDER BY seq", sid)
+        return session, run, messages
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await turn(store, "agent:main:openai:plain", "run-plain")
+        await trio.testing.wait_all_tasks_blocked()
+        store.fold_tasks.add(trio.lowlevel.current_task())
+        before = store.inline_writes
+        statements: list[str] = []
+        store.store._db.set_trace_callback(statements.append)
+        await turn(store, "agent:main:openai:fold", "run-fold")
+        store.store._db.set_trace_callback(None)
+        assert store.inline_writes - before == 1 and not store.deferred  # one commit: the turn's
+        # each row written once, as it ends: no insert then update
+        assert [q.split()[0] for q in statements] == ["BEGIN", "INSERT", "INSERT", "INSERT", "INSERT", "COMMIT"], statements
+        plain = rows(path, "agent:main:openai:plain", "run-plain")
+        folded = rows(path, "agent:main:openai:fold", "run-fold")
+        assert folded[0] == plain[0] and folded[2] == plain[2]
+        assert folded[1] == [("agent:main:openai:fold", "ok", 5, 7, "hi")] and plain[1] == [("agent:main:openai:plain", "ok", 5, 7, "hi")]
+        # A "minted" key that is on disk after all (written behind the cache's back): the turn's
+        # write fails, nothing of it lands.
+        other = sqlite3.connect(path)
+        with other:
+            other.execute("INSERT INTO sessions (key, session_id, agent_id, created_at, updated_at) "
+                          "VALUES ('agent:main:openai:clash', 'sid-clash', 'main', 1, 1)")  # fmt: skip
+        other.close()
+        with pytest.raises(Exception, match="UNIQUE"):
+            await turn(store, "agent:main:openai:clash", "run-clash")
+        assert _disk(path, "SELECT message_count FROM sessions WHERE key = 'agent:main:openai:clash'") == [(0,)]
+        assert _disk(path, "SELECT count(*) FROM runs WHERE run_id = 'run-clash'") == [(0,)]
+
+    _run(tmp_path, body)
+
+
 # --------------------------------------------------------------------------- hand-offs per request
 
 

@@ -28,6 +28,8 @@ RUN = "run-pacing-1"
 sent_at: dict[int, float] = {}
 #: The run's ``seq`` when the last ``drive`` ended.
 final_seq: list[int] = []
+#: Every ``ModelNext.flush_at`` the last ``drive`` was asked.
+flush_ats: list[float | None] = []
 
 
 def drive(
@@ -40,6 +42,7 @@ def drive(
     ``heard`` a client is connected (events are built only when someone could receive them)."""
     host = SimHost("token", "T", "P")
     app = host.app
+    flush_ats.clear()
     if heard:
         app.conns["listener"] = ConnView("listener", None, None)  # type: ignore[arg-type]
     agent = app.roster.get("main")
@@ -76,6 +79,7 @@ def drive(
             assert effect.run_id == RUN  # the host can hold this run's stream for its route
             value = 1
         elif isinstance(effect, ModelNext):
+            flush_ats.append(effect.flush_at)
             arrives = (times.pop(0) if times else now) if at is not None else now + step_s
             if flush and effect.flush_at is not None and effect.flush_at < arrives:
                 now = effect.flush_at
@@ -193,3 +197,18 @@ def test_with_nobody_connected_only_the_route_text_is_built_and_the_seq_moves_th
     assert {p.event for p in alone} == {ROUTE_TEXT}
     assert [p.payload["delta"] for p in alone] == deltas == [p.payload["delta"] for p in heard if p.event == ROUTE_TEXT]
     assert final_seq[0] == seq_heard and seq_heard > 2
+
+
+def test_with_nobody_connected_no_read_waits_for_a_flush_and_the_seq_moves_the_same() -> None:
+    """Unheard, the held text has no deadline (the host reads without a timer: no task of its own
+    per stream): the flush a deadline would have made is counted at the next delta, as of its due
+    time, so the ``seq`` ends where the paced, heard run's does, pauses longer than the pace and
+    several paces at once included."""
+    at = [0.0, 0.01, 0.02, 0.2, 0.21, 0.5, 0.9, 0.91, 0.92, 1.5, 1.52, 1.53, 1.9]
+    deltas = [f"d{i} " for i in range(len(at))]
+    drive(deltas, 0, at=list(at), flush=True)
+    seq_heard, heard_flush_ats = final_seq[0], list(flush_ats)
+    alone = drive(deltas, 0, at=list(at), flush=True, heard=False)
+    assert [p.payload["delta"] for p in alone] == deltas
+    assert any(f is not None for f in heard_flush_ats) and all(f is None for f in flush_ats)
+    assert final_seq[0] == seq_heard

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
+import threading
 import time
-import uuid
 
 import trio
 
@@ -33,9 +34,30 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+_POOL = bytearray()  # random bytes drawn ahead from the OS (one getrandom per 256 uuids)
+_POOL_LOCK = threading.Lock()
+
+
+def _drop_pool() -> None:
+    _POOL.clear()  # a forked child must not hand out its parent's next ids
+
+
+os.register_at_fork(after_in_child=_drop_pool)
+
+
 def new_uuid() -> str:
-    """A random UUID v4 string (challenge nonces, connection ids, boot id)."""
-    return str(uuid.uuid4())
+    """A random UUID v4 string (challenge nonces, connection ids, boot id, run ids): 16 bytes of
+    ``os.urandom``, as :func:`uuid.uuid4`, drawn 4 KiB at a time and formatted here (a quarter of
+    the cost of ``str(uuid.uuid4())``, twice per chat request)."""
+    with _POOL_LOCK:  # the store's writer thread draws ids too
+        if len(_POOL) < 16:
+            _POOL[:] = os.urandom(4096)
+        b = _POOL[-16:]
+        del _POOL[-16:]
+    b[6] = (b[6] & 0x0F) | 0x40  # version 4
+    b[8] = (b[8] & 0x3F) | 0x80  # RFC 4122 variant
+    h = b.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def new_token(nbytes: int = 32) -> str:

@@ -41,7 +41,7 @@ from ..providers.types import (
 from . import prompt as P
 from .effects import AwaitLane, ModelFailed, ModelNext, ModelOpen, RunAborted, RunDeadline, StoreCall, Streamed
 from .events import RunEvents
-from .roster import Agent, ModelTarget, model_chain
+from .roster import Agent, ModelTarget
 from .store import MessageRecord, SessionRecord, Usage
 from .tools import BUILTIN, run_tool
 
@@ -191,7 +191,7 @@ def _turn(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, started_ms: int) ->
     if session.message_count == 0 and session.created_at == ctx.wall_ms:
         app.session_stats["count"] = app.session_stats.get("count", 0) + 1
     override = spec.model_override or session.model_override
-    targets: list[ModelTarget] = model_chain(spec.agent, app.config, app.provider_keys, override=override)
+    targets: list[ModelTarget] = app.model_chain(spec.agent, override)
     yield StoreCall("begin_run", (run.run_id, spec.session_key, spec.message, ctx.wall_ms))
     user_record = MessageRecord(
         role="user",

@@ -191,6 +191,8 @@ class GatewayApp:
         #: Providers' API keys as the host resolved them (env substitutions, SecretRefs).
         self.provider_keys: dict[str, str | None] = {}
         self.roster = R.roster(self.config)
+        self._chains: dict[tuple[Any, str | None], tuple[Any, ...]] = {}
+        self._chains_of: tuple[Any, Any] = (None, None)
         self.lanes = Lanes(R.max_concurrent(self.config, facts.cpus))
         #: Inputs of runs a crash interrupted, by session key: the next turn carries them as context.
         self.interrupted_inputs: dict[str, list[str]] = {}
@@ -277,6 +279,20 @@ class GatewayApp:
                 self.outbox.append(CloseConnection(view.conn_id, 4001, "gateway auth changed"))
                 closed += 1
         return closed
+
+    def model_chain(self, agent: Any, override: str | None = None) -> list[Any]:
+        """:func:`roster.model_chain` for this config and these keys, kept until either changes
+        (both are replaced whole, never edited): a turn does not resolve its models again."""
+        if self._chains_of[0] is not self.config or self._chains_of[1] is not self.provider_keys:
+            self._chains_of = (self.config, self.provider_keys)
+            self._chains.clear()
+        key = (agent, override)
+        found = self._chains.get(key)
+        if found is None:
+            if len(self._chains) >= 256:  # overrides come from requests: bounded
+                self._chains.clear()
+            found = self._chains[key] = tuple(R.model_chain(agent, self.config, self.provider_keys, override=override))
+        return list(found)
 
     def apply_config(
         self, config: dict[str, Any] | None, paths: set[str], provider_keys: dict[str, str | None] | None = None

@@ -20,6 +20,7 @@ a JSON form to persist when ``gateway.http.endpoints.responses.previousResponse.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import OrderedDict
 from typing import Any, Final
@@ -72,12 +73,17 @@ def authorize_session(key: str, sender_is_owner: bool) -> None:
         raise Refused(forbidden("missing scope: operator.admin"))
 
 
+@functools.lru_cache(maxsize=64)
+def _bearer_subject(bearer: str) -> str:
+    return "bearer:" + hashlib.sha256(bearer.encode()).hexdigest()
+
+
 def auth_subject(mode: str, bearer: str | None = None, proxy_user: str | None = None) -> str:
     """Who asked, for scoping links: ``trusted-proxy:<user>``, ``bearer:<sha256>``, ``gateway-auth:<mode>``."""
     if mode == "trusted-proxy" and proxy_user is not None:
         return f"trusted-proxy:{proxy_user}"
     if bearer:
-        return "bearer:" + hashlib.sha256(bearer.encode()).hexdigest()
+        return _bearer_subject(bearer)
     return f"gateway-auth:{mode}"
 
 

@@ -207,3 +207,28 @@ def test_app_is_constructible_without_a_host() -> None:
     assert app.next_deadline() == 30.0
     app.handle_timer(30.0, 1)
     assert [o.event for o in app.take_outbox()] == ["tick", "health"]
+
+
+def test_model_chain_is_kept_until_the_config_or_the_keys_change() -> None:
+    """A turn's models are resolved once per config (and provider keys), not per turn: the same
+    answer while neither changes, the new one after a reload or new keys."""
+    from conformance.core_driver import SimHost
+
+    app = SimHost("token", "T", "P").app
+
+    def cfg(primary: str, key: str = "sk-a") -> dict:
+        return {"agents": {"defaults": {"model": {"primary": primary}}},
+                "models": {"providers": {"up": {"baseUrl": "http://127.0.0.1:9/v1", "apiKey": key,
+                                                "models": [{"id": "m1"}, {"id": "m2"}]}}}}  # fmt: skip
+
+    app.apply_config(cfg("up/m1"), {"models"})
+    agent = app.roster.get("main")
+    first = app.model_chain(agent)
+    assert [t.ref for t in first] == ["up/m1"] and app.model_chain(agent) == first
+    assert [t.ref for t in app.model_chain(agent, "up/m2")] == ["up/m2"]
+    app.apply_config(cfg("up/m2"), {"models"})
+    assert [t.ref for t in app.model_chain(app.roster.get("main"))] == ["up/m2"]
+    app.apply_config(cfg("up/m2", key="sk-b"), {"models"})
+    assert app.model_chain(app.roster.get("main"))[0].api_key == "sk-b"
+    app.apply_config(app.config, set(), provider_keys={"up": "sk-from-env"})
+    assert app.model_chain(app.roster.get("main"))[0].api_key == "sk-from-env"

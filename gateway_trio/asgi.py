@@ -286,16 +286,26 @@ def _has_body(request: h11.Request) -> bool:
     return (_declared_length(request) or 0) > 0
 
 
-def make_scope(request: h11.Request, stream: Any, extensions: dict[str, Any], client: tuple[str, int] | None = None) -> dict[str, Any]:
-    path, _, query = request.target.partition(b"?")
-    server: tuple[str, int] | None = None
+def socket_names(stream: Any) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+    """(server, client) addresses of ``stream``'s socket (``None`` where unknown): once per
+    connection, not per request (two system calls)."""
     sock = getattr(stream, "socket", None)
     try:
         if sock is not None:
-            server = tuple(sock.getsockname()[:2])  # type: ignore[assignment]
-            client = client or tuple(sock.getpeername()[:2])  # type: ignore[assignment]
+            return tuple(sock.getsockname()[:2]), tuple(sock.getpeername()[:2])  # type: ignore[return-value]
     except OSError:
         pass
+    return None, None
+
+
+def make_scope(
+    request: h11.Request, stream: Any, extensions: dict[str, Any], client: tuple[str, int] | None = None,
+    server: tuple[str, int] | None = None,
+) -> dict[str, Any]:
+    path, _, query = request.target.partition(b"?")
+    if server is None or client is None:
+        found_server, found_client = socket_names(stream)
+        server, client = server or found_server, client or found_client
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.4"},
@@ -326,8 +336,10 @@ async def serve_request(
     on_error: Callable[[BaseException], None] | None = None,
     extensions: dict[str, Any] | None = None,
     client: tuple[str, int] | None = None,
+    server: tuple[str, int] | None = None,
 ) -> bool:
-    """Run ``app`` for one request; True when the connection can take another."""
+    """Run ``app`` for one request; True when the connection can take another (``client`` and
+    ``server``: the socket's addresses when the caller already knows them)."""
     declared = _declared_length(request)
     if declared is not None and declared > max_body:
         await stream.send_all(simple_response(conn, 413, b"Payload Too Large", close=True))
@@ -342,7 +354,7 @@ async def serve_request(
     try:
         with ex.cancel_scope:
             try:
-                await app(make_scope(request, stream, extensions, client), ex.receive, ex.send)
+                await app(make_scope(request, stream, extensions, client, server), ex.receive, ex.send)
             except ClientDisconnected:
                 pass
             except Exception as exc:  # noqa: BLE001 - body limits, deadlines, app bugs: answered below

@@ -354,6 +354,7 @@ async def _serve_requests(
     ref: GatewayRef, stream: Any, slot: SocketSlot, web: asgi.ASGIApp | None, watchers: trio.Nursery
 ) -> tuple[bytes, PeerInfo] | None:
     conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD_BYTES)
+    server = asgi.socket_names(stream)[0]
     try:
         for n in range(MAX_KEEPALIVE_REQUESTS):
             request = await _read_head(conn, stream, slot)
@@ -382,7 +383,8 @@ async def _serve_requests(
             extensions = {"gateway.ingress": ingress, "gateway.peer": peer_info(ingress, headers), "gateway.socket_ip": slot.socket_ip}
             again = await asgi.serve_request(
                 web or ref.web, conn, stream, request, last=n == MAX_KEEPALIVE_REQUESTS - 1, nursery=watchers,
-                max_body=MAX_BODY_BYTES, extensions=extensions, client=(slot.socket_ip, 0), on_error=partial_log(ref),
+                max_body=MAX_BODY_BYTES, extensions=extensions, client=(slot.socket_ip, 0), server=server,
+                on_error=partial_log(ref),
             )
             if not again:
                 if conn.their_state is h11.SEND_BODY:

@@ -35,8 +35,11 @@ the gateway's CPU on ``/v1/chat/completions``. Here:
   them first: nothing seen implies a write not on disk). Such a turn is one commit, not two.
   Under load the writer is busy and writes queue and
   group-commit there. A commit on the loop that took over :data:`SLOW_COMMIT_S` (a slow disk)
-  sends the writes to the thread for :data:`SLOW_BACKOFF_S`: a slow disk holds the loop for at
-  most one commit per backoff.
+  sends the writes to the thread for a while: :data:`SLOW_BACKOFF_MIN_S` after one slow commit,
+  twice as long after each slow one that follows it, up to :data:`SLOW_BACKOFF_S`, and half as
+  long again after each fast one. A slow disk holds the loop for at most one commit per backoff
+  (30 s once it stays slow); a one-off stall (the machine paused, a write waited behind a
+  checkpoint's sync) costs half a second of hand-offs, not thirty.
 
 So a chat turn waits for the thread only to read the disk: a known or minted session not at all,
 a new named one once (the miss that finds it absent). :attr:`CachedSessionStore.handoffs` counts
@@ -83,6 +86,7 @@ CHECKPOINT_EVERY: Final = 256
 #: for :data:`SLOW_BACKOFF_S`: a slow disk (a saturated device, a network filesystem, the page
 #: cache throttled) must not stall the event loop, which the thread was there to protect.
 SLOW_COMMIT_S: Final = 0.005
+SLOW_BACKOFF_MIN_S: Final = 0.5
 SLOW_BACKOFF_S: Final = 30.0
 #: How long a write nobody waits for waits for the next write to share its commit (seconds).
 DEFER_S: Final = 0.02
@@ -233,6 +237,7 @@ class CachedSessionStore:
         #: What commits on the loop are timed with (seconds; tests pass their own).
         self.clock = clock
         self._inline_after = -math.inf  # no commits on the loop before then (one was slow)
+        self._backoff = SLOW_BACKOFF_MIN_S  # how long the next slow commit sends the writes away
         #: Commits on the loop that were slow (each sent the writes to the thread for a while).
         self.slow_commits = 0
         self.max_sessions = max_sessions
@@ -335,7 +340,10 @@ class CachedSessionStore:
         ended = self.clock()
         if ended - started > SLOW_COMMIT_S:  # the disk is slow now: the thread takes the writes for a while
             self.slow_commits += 1
-            self._inline_after = ended + SLOW_BACKOFF_S
+            self._inline_after = ended + self._backoff
+            self._backoff = min(SLOW_BACKOFF_S, self._backoff * 2)
+        elif self._backoff > SLOW_BACKOFF_MIN_S:
+            self._backoff = max(SLOW_BACKOFF_MIN_S, self._backoff / 2)
         self._delivered(ops)
 
     @property

@@ -20,7 +20,14 @@ import trio.testing
 from shell_harness import TOKEN, asgi_http, make_gateway
 
 from gateway_core.agents.store import MessageRecord, SessionQuery, Usage
-from gateway_trio.store.cached import CHECKPOINT_EVERY, DEFER_S, SLOW_BACKOFF_S, CachedSessionStore, _Op
+from gateway_trio.store.cached import (
+    CHECKPOINT_EVERY,
+    DEFER_S,
+    SLOW_BACKOFF_MIN_S,
+    SLOW_BACKOFF_S,
+    CachedSessionStore,
+    _Op,
+)
 from gateway_trio.store.sessions import SqliteSessionStore, StoreError
 
 
@@ -306,6 +313,38 @@ def test_a_slow_commit_on_the_loop_sends_the_writes_to_the_thread_for_a_while(tm
         await store.patch("agent:main:s", {"label": "c"}, 4)
         assert store.inline_writes == inline + 1 and store.handoffs == handoffs + 1
         assert _disk(path, "SELECT label FROM sessions") == [("c",)]
+
+    _run(tmp_path, body, clock=clock)
+
+
+def test_the_backoff_doubles_while_commits_stay_slow_and_halves_after_fast_ones(tmp_path: Path) -> None:
+    """One slow commit sends the writes to the thread for SLOW_BACKOFF_MIN_S only (a one-off stall
+    must not cost thirty seconds of hand-offs); each slow commit after it doubles that, up to
+    SLOW_BACKOFF_S, and each fast one halves it again."""
+    slow = {"on": True}
+    t = {"now": 0.0}
+
+    def clock() -> float:  # a commit on the loop reads the clock twice: 1 s apart while "slow"
+        t["now"] += 1.0 if slow["on"] else 1e-6
+        return t["now"]
+
+    async def body(store: CachedSessionStore, path: Path) -> None:
+        await store.ensure("agent:main:b", "main", 1)
+        waits = []
+        for n in range(10):  # the disk stays slow: every commit on the loop is slow
+            await store.patch("agent:main:b", {"label": f"s{n}"}, 2 + n)
+            waits.append(store._inline_after - t["now"])
+            t["now"] = store._inline_after  # the backoff passes: the next write is on the loop
+        assert store.slow_commits == 10
+        assert waits[:3] == [SLOW_BACKOFF_MIN_S, 2 * SLOW_BACKOFF_MIN_S, 4 * SLOW_BACKOFF_MIN_S]
+        assert max(waits) == SLOW_BACKOFF_S == waits[-1]
+        slow["on"] = False
+        for n in range(12):  # fast again: each commit on the loop halves the next backoff
+            await store.patch("agent:main:b", {"label": f"f{n}"}, 20 + n)
+        slow["on"] = True
+        await store.patch("agent:main:b", {"label": "blip"}, 40)  # a one-off stall
+        assert store._inline_after - t["now"] == SLOW_BACKOFF_MIN_S
+        assert _disk(path, "SELECT label FROM sessions") == [("blip",)]
 
     _run(tmp_path, body, clock=clock)
 

@@ -25,7 +25,7 @@ import trio
 
 from gateway_core import Admission, RequestReceived, ServerPolicy, SharedSecret
 from gateway_core import errors as E
-from gateway_core.agents.effects import ModelNext, ModelOpen, RunAborted, RunDeadline
+from gateway_core.agents.effects import ModelNext, ModelOpen, RunAborted, RunDeadline, StoreCall
 from gateway_core.app import (
     CloseConnection,
     EffectFailed,
@@ -166,6 +166,9 @@ class Gateway(RouteHost):
         #: Spawned jobs by key (run id) → the cancel scope of the effect each one waits on.
         self._keyed: dict[str, Job] = {}
         self._claims: dict[str, Job | None] = {}
+        #: Runs a route streams whose job, when spawned, folds its quick store writes into the
+        #: turn's commit (``_drive_folding``).
+        self._folding: set[str] = set()
         self._waiting: dict[int, trio.CancelScope] = {}
         self._interrupted: set[int] = set()
 
@@ -375,8 +378,25 @@ class Gateway(RouteHost):
         if job.pending is not None:
             if key is not None and key in self._claims:  # the route that started it drives it
                 self._claims[key] = job
+            elif key is not None and key in self._folding:
+                self._folding.discard(key)
+                self._jobs.start_soon(self._drive_folding, job)
             else:
                 self._jobs.start_soon(self._drive, job)
+
+    async def _drive_folding(self, job: Job) -> None:
+        """:meth:`_drive` with this task in the store's ``fold_tasks``: the run's new session row
+        and run begun wait for the turn's own commit (or DEFER_S, or the first output a client is
+        about to see) instead of a commit of their own (a streamed answer: one commit, not two)."""
+        store = self.agents.store
+        task = trio.lowlevel.current_task()
+        if store is not None:
+            store.fold_tasks.add(task)
+        try:
+            await self._drive(job)
+        finally:
+            if store is not None:
+                store.fold_tasks.discard(task)
 
     async def _drive_request(self, session: Session, job: Job) -> None:
         if session.close_if_slow():  # its answers would only be dropped: do not even produce them
@@ -405,7 +425,8 @@ class Gateway(RouteHost):
                         job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
                         continue
                     value = None
-                self.flush()  # what the steps answered at once queued goes out before any wait
+                if not self._commit_first(effect):
+                    self.flush()  # what the steps answered at once queued goes out before any wait
                 until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
                 with trio.CancelScope(deadline=until if until is not None else float("inf")) as scope:
                     self._waiting[owner] = scope
@@ -421,13 +442,24 @@ class Gateway(RouteHost):
                     self._interrupted.discard(owner)
                     await self.agents.close_owned(owner)  # the upstream sees its request closed now
                 job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
-                self.flush()
+                if not self._commit_first(job.pending):
+                    self.flush()
             self.flush()
         finally:
             self._waiting.pop(owner, None)
             self._interrupted.discard(owner)
             job.cancel()
             await self.agents.close_owned(owner)
+
+    def _commit_first(self, effect: Any) -> bool:
+        """The turn's own write, when it commits on the loop at once: it goes before what the
+        steps queued (the text a quick stream read in one go), which then needs no commit of
+        its own first (``_durable_before_output``): one commit per turn, not two, and nothing
+        of it is seen earlier either way (no wait comes between)."""
+        if not isinstance(effect, StoreCall) or effect.method != "append_turn":
+            return False
+        store = self.agents.store
+        return store is not None and store.deferred and store.inline_now
 
     # ------------------------------------------------------------------ schedule and lifecycle
 

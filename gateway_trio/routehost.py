@@ -34,6 +34,7 @@ class RouteHost:
     _jobs: trio.Nursery | None
     #: Run ids whose job the calling route drives itself (:meth:`drive_turn`): the job, once spawned.
     _claims: dict[str, Job | None]
+    _folding: set[str]
     agents: AgentHost
 
     def flush(self) -> None:  # pragma: no cover - provided by Gateway
@@ -47,8 +48,12 @@ class RouteHost:
         from gateway_core.app.handlers.runs import start_route_turn
 
         watch = self.watches.add(run_id)
-        start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
-        self.flush()
+        self._folding.add(run_id)  # its job folds the quick writes into the turn's commit
+        try:
+            start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+            self.flush()
+        finally:
+            self._folding.discard(run_id)
         return watch
 
     async def drive_turn(self, spec: TurnSpec, run_id: str) -> Any:

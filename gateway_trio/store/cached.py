@@ -347,6 +347,11 @@ class CachedSessionStore:
         self._delivered(ops)
 
     @property
+    def inline_now(self) -> bool:
+        """A write made now commits on the loop at once (the writer is idle, no slow-disk backoff)."""
+        return self._inflight == 0 and self.clock() >= self._inline_after
+
+    @property
     def deferred(self) -> bool:
         """Writes nobody waited for are still waiting to commit."""
         return bool(self._deferred)

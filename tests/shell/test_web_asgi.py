@@ -158,17 +158,21 @@ def test_session_kill_for_an_identity_caller_with_admin(tmp_path: Path) -> None:
     trio.run(main)
 
 
-def test_a_stateless_chat_turn_is_one_commit_and_its_run_is_settled(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_stateless_chat_turn_is_one_commit_and_its_run_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stream: bool
+) -> None:
     """A non-streaming chat request is driven in the route's own task: its new session's row and
     its run begun share the turn's commit (one transaction per request), and the run is settled.
-    (DEFER_S is lengthened and the loop let go idle first: on a loaded machine the 20 ms bound, or
-    a callback still due, would commit them apart.)"""
+    A streamed one too: its run's task folds them in, and the text it read in one go is sent after
+    that commit instead of after one of its own. (DEFER_S is lengthened and the loop let go idle
+    first: on a loaded machine the 20 ms bound, or a callback still due, would commit them apart.)"""
     from gateway_trio.store import cached
 
     monkeypatch.setattr(cached, "DEFER_S", 60.0)
 
     async def body(http: httpx.AsyncClient, gw: Any) -> None:
-        ask = {"model": "openclaw", "messages": [{"role": "user", "content": "one commit"}]}
+        ask = {"model": "openclaw", "messages": [{"role": "user", "content": "one commit"}], "stream": stream}
         first = await http.post("/v1/chat/completions", headers=AUTH, json=ask)  # opens the store
         assert first.status_code == 200, first.text
         await trio.testing.wait_all_tasks_blocked()  # its own deferred commit, scheduled before the store was known
@@ -179,7 +183,11 @@ def test_a_stateless_chat_turn_is_one_commit_and_its_run_is_settled(tmp_path: Pa
                     await trio.sleep(0.01)
             before = store._commits
             got = await http.post("/v1/chat/completions", headers=AUTH, json=ask)
-            assert got.status_code == 200 and "one commit" in got.json()["choices"][0]["message"]["content"]
+            if stream:
+                assert got.status_code == 200 and got.text.endswith("data: [DONE]\n\n"), got.text
+                assert "one" in got.text and "commit" in got.text
+            else:
+                assert got.status_code == 200 and "one commit" in got.json()["choices"][0]["message"]["content"]
             await trio.testing.wait_all_tasks_blocked()
             assert store._commits == before + 1, (n, store._commits - before)
             assert not store.deferred

@@ -126,19 +126,25 @@ async def _run_here(req: Request, gw: Gateway, spec: Any, run_id: str) -> Any:
     return await gw.drive_turn(spec, run_id)
 
 
-async def _stream(req: Request, gw: Gateway, renderer: ChatStream | ResponsesStream, watch_start: Any, run_id: str) -> Any:
-    """Write the stream: head and opening frames now, then a frame per delta of the run's text,
-    then the end. The deltas that queued while a write was waiting for the socket go out in one
-    write (still a frame each); the watch holds the run's upstream while this is behind."""
+async def _stream(
+    req: Request, gw: Gateway, renderer: ChatStream | ResponsesStream, watch_start: Any, run_id: str
+) -> tuple[Any, bytes]:
+    """Write the stream: head and opening frames now, then a frame per delta of the run's text;
+    the run's result and the frames still to write with the end. The deltas that queued while a
+    write was waiting for the socket go out in one write (still a frame each); the watch holds the
+    run's upstream while this is behind. Deltas taken once the run has settled go out with the
+    end, in one write (a quick answer: two writes in all, the opening and the rest)."""
     await req.open_stream(200, wire.SSE_HEADERS)
     await req.write(renderer.open())
     watch: RunWatch = watch_start()
     try:
         while (deltas := await watch.take()) is not None:
             frames = b"".join(renderer.assistant(delta=d) for d in deltas)
+            if watch.settled and not watch.buffered:  # nothing more comes: these go with the end
+                return watch.result, frames
             if frames:
                 await req.write(frames)
-        return watch.result
+        return watch.result, b""
     finally:
         if not watch.settled:
             gw.abort_run(run_id)
@@ -195,8 +201,8 @@ async def chat_route(req: Request, gw: Gateway, found: Match, caller: Caller | N
     plan = plan_chat(body, ctx, conversation=(settings, state.conversations))
     spec = _spec(gw, plan)
     if plan.stream:
-        result = await _stream(req, gw, renderer := ChatStream(plan), lambda: gw.start_turn(spec, plan.run_id), plan.run_id)
-        await req.end(renderer.finish(result) if result is not None else renderer.fail())
+        result, tail = await _stream(req, gw, renderer := ChatStream(plan), lambda: gw.start_turn(spec, plan.run_id), plan.run_id)
+        await req.end(tail + (renderer.finish(result) if result is not None else renderer.fail()))
     else:
         result = await _run_here(req, gw, spec, plan.run_id)
         await req.answer(chat_completion(plan, result) if result is not None else wire.internal_error())
@@ -234,9 +240,9 @@ async def responses_route(req: Request, gw: Gateway, found: Match, caller: Calle
     run_id = plan.response_id
     if plan.stream:
         renderer = ResponsesStream(plan)
-        result = await _stream(req, gw, renderer, lambda: gw.start_turn(spec, run_id), run_id)
+        result, tail = await _stream(req, gw, renderer, lambda: gw.start_turn(spec, run_id), run_id)
         ids = _call_ids(result)
-        await req.end(renderer.finish(result, ids) if result is not None else renderer.fail())
+        await req.end(tail + (renderer.finish(result, ids) if result is not None else renderer.fail()))
     else:
         result = await _run_here(req, gw, spec, run_id)
         await req.answer(response_answer(plan, result, _call_ids(result)) if result is not None else wire.internal_error())

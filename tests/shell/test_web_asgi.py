@@ -194,3 +194,37 @@ def test_a_stateless_chat_turn_is_one_commit_and_its_run_is_settled(
         assert gw.app.runs.active_runs() == []
 
     _run(tmp_path, body)
+
+
+def test_a_quick_streamed_answer_is_two_writes_the_opening_and_the_rest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deltas a route takes once the run has settled go out with the end, in one write: a
+    quick streamed answer is the opening write (head and role frame, before the model answers)
+    and one more; the bytes are the same frames in the same order."""
+    from gateway_trio.web.request import Request
+
+    writes: list[tuple[str, bytes]] = []
+    real_write, real_end = Request.write, Request.end
+
+    async def write(self: Request, data: bytes) -> None:
+        writes.append(("write", data))
+        await real_write(self, data)
+
+    async def end(self: Request, data: bytes = b"") -> None:
+        writes.append(("end", data))
+        await real_end(self, data)
+
+    monkeypatch.setattr(Request, "write", write)
+    monkeypatch.setattr(Request, "end", end)
+
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        ask = {"model": "openclaw", "messages": [{"role": "user", "content": "two writes"}], "stream": True}
+        for _ in range(3):
+            writes.clear()
+            got = await http.post("/v1/chat/completions", headers=AUTH, json=ask)
+            assert got.status_code == 200
+            kinds = [k for k, _ in writes]
+            assert kinds == ["write", "end"], kinds
+            assert b'"role":"assistant"' in writes[0][1] and b"two" in writes[1][1] and writes[1][1].endswith(b"data: [DONE]\n\n")
+            assert got.content == b"".join(d for _, d in writes)
+
+    _run(tmp_path, body)

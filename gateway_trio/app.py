@@ -388,15 +388,8 @@ class Gateway(RouteHost):
         """:meth:`_drive` with this task in the store's ``fold_tasks``: the run's new session row
         and run begun wait for the turn's own commit (or DEFER_S, or the first output a client is
         about to see) instead of a commit of their own (a streamed answer: one commit, not two)."""
-        store = self.agents.store
-        task = trio.lowlevel.current_task()
-        if store is not None:
-            store.fold_tasks.add(task)
-        try:
+        with self.folding_writes():
             await self._drive(job)
-        finally:
-            if store is not None:
-                store.fold_tasks.discard(task)
 
     async def _drive_request(self, session: Session, job: Job) -> None:
         if session.close_if_slow():  # its answers would only be dropped: do not even produce them

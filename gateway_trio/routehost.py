@@ -8,7 +8,8 @@ the gateway's ``_drive``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -64,21 +65,30 @@ class RouteHost:
         from gateway_core.app.handlers.runs import start_route_turn
 
         self._claims[run_id] = None
-        store = self.agents.store
-        task = trio.lowlevel.current_task()
-        if store is not None:  # its row and its run begun go with the turn's own commit
-            store.fold_tasks.add(task)
         try:
-            run = start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
-            self.flush()
-            job = self._claims.get(run_id)
-            if job is not None:
-                await self._drive(job)
+            with self.folding_writes():  # its row and its run begun go with the turn's own commit
+                run = start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
+                self.flush()
+                job = self._claims.get(run_id)
+                if job is not None:
+                    await self._drive(job)
         finally:
             self._claims.pop(run_id, None)
+        return run.result
+
+    @contextmanager
+    def folding_writes(self) -> Iterator[None]:
+        """While inside, the store writes nobody waits for that this task makes (a new session's
+        row, a run begun) wait for its turn's own commit (``CachedSessionStore.fold_tasks``)."""
+        store = self.agents.store
+        task = trio.lowlevel.current_task()
+        if store is not None:
+            store.fold_tasks.add(task)
+        try:
+            yield
+        finally:
             if store is not None:
                 store.fold_tasks.discard(task)
-        return run.result
 
     def abort_run(self, run_id: str) -> None:
         """The route's client went away: stop the run now (the upstream request is closed)."""

@@ -49,8 +49,8 @@ class RunEvents:
     def text_due_at(self) -> float | None:
         """When the held text must go out (the run's clock), or ``None`` when none is held."""
         if not self._held or self._sent_at is None or not self.heard:
-            return None  # unheard: no deadline to wait for (the host would read with a timer for it);
-        return self._sent_at + TEXT_PACE_S  # the flush it would make is counted late (assistant)
+            return None  # unheard: no deadline (the host would need a timer per read); see assistant
+        return self._sent_at + TEXT_PACE_S
 
     @property
     def text(self) -> str:

@@ -113,9 +113,9 @@ class _Op:
         self.result: Any = None
         self.error: BaseException | None = None
         #: What a later write may fold in while this one still waits to commit (``_absorb``):
-        #: ``("session", key)`` for a new session's insert, ``("run", run_id, key, input, started)``
-        #: for a run begun.
-        self.merge: tuple[Any, ...] | None = None
+        #: ``("session", key, None)`` for a new session's insert, ``("run", run_id, (key, input,
+        #: started_at))`` for a run begun.
+        self.merge: tuple[str, str, tuple[str, str, int] | None] | None = None
 
 
 class SessionWatch:
@@ -542,7 +542,7 @@ class CachedSessionStore:
             self._keep(rec, key)
             self._set_tail(rec.session_id, [])
             new = rec
-            self._write(key, lambda s: s.insert_session(new), wait=False).merge = ("session", key)
+            self._write(key, lambda s: s.insert_session(new), wait=False).merge = ("session", key, None)
         out = self._copy(rec)
         assert out is not None
         return out
@@ -589,7 +589,7 @@ class CachedSessionStore:
 
     def _begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
         op = _Op(lambda s: s.begin_run(run_id, key, input_text, now_ms), key=None, epoch=None, wait=False)
-        op.merge = ("run", run_id, key, input_text, now_ms)
+        op.merge = ("run", run_id, (key, input_text, now_ms))
         self._submit(op, inline=True)
 
     def _absorb(self, key: str, run_id: str | None) -> tuple[bool, tuple[str, str, int] | None]:
@@ -602,12 +602,12 @@ class CachedSessionStore:
             return insert_row, begun
         keep: list[_Op] = []
         for op in self._deferred:
-            tag = op.merge
-            if tag is not None and tag[0] == "session" and tag[1] == key and op.epoch == self._epoch and not insert_row:
+            kind, which, row = op.merge or ("", "", None)
+            if kind == "session" and which == key and op.epoch == self._epoch and not insert_row:
                 insert_row = True
                 self._settled_pending(op)
-            elif tag is not None and tag[0] == "run" and run_id is not None and tag[1] == run_id and begun is None:
-                begun = (tag[2], tag[3], tag[4])
+            elif kind == "run" and which == run_id and begun is None:
+                begun = row
             else:
                 keep.append(op)
         self._deferred = keep

@@ -363,24 +363,15 @@ class SqliteSessionStore:
         ``begun``: likewise the run's own row, ``(session key, input, started_at)``: written
         settled at once. Same rows in the end, two statements and their index changes less."""
         with self._tx():
-            db = self._db
-            db.executemany(
-                _INSERT_MESSAGE,
-                [(new.session_id, m.seq, m.role, json.dumps(m.content), m.ts, m.run_id, json.dumps(m.meta)) for m in numbered],
-            )
-            values = _values(new)
+            self.insert_messages(new.session_id, numbered)
             if insert_row:
-                db.execute(_INSERT_SESSION, values)
-            elif db.execute(_UPDATE_SESSION, (*values[1:], values[0])).rowcount != 1:
-                raise StoreError(f"session {new.key!r} is not in the store")
+                self.insert_session(new)
+            else:
+                self.put_session(new)
             if run_id is not None and begun is not None:
-                db.execute(
-                    "INSERT OR REPLACE INTO runs (run_id, session_key, status, started_at, ended_at, input) "
-                    "VALUES (?, ?, ?, ?, ?, ?)",
-                    (run_id, begun[0], status, begun[2], now_ms, begun[1]),
-                )
+                self.begin_run(run_id, *begun, status=status, ended_ms=now_ms)
             elif run_id is not None:
-                db.execute("UPDATE runs SET status = ?, ended_at = ? WHERE run_id = ?", (status, now_ms, run_id))
+                self.settle_run(run_id, status, now_ms, only_running=False)
 
     def write_reset(self, new: SessionRecord, messages: list[MessageRecord]) -> None:
         """A computed reset (:func:`was_reset`)."""
@@ -425,11 +416,14 @@ class SqliteSessionStore:
             for s, role, c, ts, run, meta in reversed(rows)
         ]
 
-    def begin_run(self, run_id: str, key: str, input_text: str, now_ms: int) -> None:
+    def begin_run(
+        self, run_id: str, key: str, input_text: str, now_ms: int, *, status: str = "running", ended_ms: int | None = None
+    ) -> None:
+        """The run's row (``status``/``ended_ms``: one that is already over, written settled)."""
         with self._tx():
             self._db.execute(
-                "INSERT OR REPLACE INTO runs (run_id, session_key, status, started_at, input) VALUES (?, ?, 'running', ?, ?)",
-                (run_id, key, now_ms, input_text),
+                "INSERT OR REPLACE INTO runs (run_id, session_key, status, started_at, ended_at, input) VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, key, status, now_ms, ended_ms, input_text),
             )
 
     def append_turn(

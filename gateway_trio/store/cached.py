@@ -5,7 +5,7 @@ Why: every store call used to be its own ``trio.to_thread`` hand-off and transac
 per chat request (load the session, open the run, read the history, write the turn), a fifth of
 the gateway's CPU on ``/v1/chat/completions``. Here:
 
-* **One writer thread** owns the SQLite connection. Calls become operations on one FIFO queue;
+* **One writer thread** (:mod:`gateway_trio.store.writer`) owns the SQLite connection. Calls become operations on one FIFO queue;
   the thread takes every operation pending at that moment and runs them as one transaction, each
   under its own savepoint (group commit; a failing operation is undone alone). The order of the
   queue is the order of the writes, so a session's writes land in the order they were made, and a
@@ -57,8 +57,6 @@ per watcher, set when a committed write touched the session, so a slow reader co
 from __future__ import annotations
 
 import math
-import queue
-import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Final
@@ -70,6 +68,7 @@ from gateway_core.agents.store import MessageRecord, SessionRecord, Usage
 
 from .._runtime import LATER, now
 from .sessions import SqliteSessionStore, StoreError, appended, created, patched, was_reset
+from .writer import Fn, _Op, _Writer
 
 #: Hot sessions kept in memory (rows, absent keys included), least recently used dropped first.
 MAX_SESSIONS: Final = 4096
@@ -78,8 +77,6 @@ TAIL: Final = 256
 #: Messages kept in memory in all (the tails used least recently are dropped first; a dropped tail
 #: only means the next read of that history goes to the disk).
 MAX_MESSAGES: Final = 32768
-#: Operations one transaction takes at most.
-MAX_BATCH: Final = 512
 #: Commits between two WAL checkpoints (run by the writer thread; commits never checkpoint).
 CHECKPOINT_EVERY: Final = 256
 #: A commit on the loop that took longer than this (seconds) sends the writes to the writer thread
@@ -90,33 +87,6 @@ SLOW_BACKOFF_MIN_S: Final = 0.5
 SLOW_BACKOFF_S: Final = 30.0
 #: How long a write nobody waits for waits for the next write to share its commit (seconds).
 DEFER_S: Final = 0.02
-
-Fn = Callable[[SqliteSessionStore], Any]
-
-
-class _Op:
-    """One queued operation and, once the writer has run it, its outcome."""
-
-    __slots__ = ("bare", "done", "epoch", "error", "fn", "key", "landed", "merge", "notify", "result")
-
-    def __init__(
-        self, fn: Fn, *, key: str | None, epoch: int | None, wait: bool, notify: str | None = None,
-        landed: Callable[[Any], None] | None = None, bare: bool = False,
-    ) -> None:
-        self.fn = fn
-        self.bare = bare  # run outside any transaction (the checkpoint)
-        self.landed = landed  # run in the event loop when the result arrives (before the caller resumes)
-        self.key = key  # a session row this write was computed from (kept from eviction until done)
-        self.epoch = epoch  # the cache epoch a derived write was computed in; None: not derived
-        self.notify = notify  # what watchers of ``key`` hear once it committed
-        self.done: trio.Event | None = trio.Event() if wait else None
-        self.result: Any = None
-        self.error: BaseException | None = None
-        #: What a later write may fold in while this one still waits to commit (``_absorb``):
-        #: ``("session", key, None)`` for a new session's insert, ``("run", run_id, (key, input,
-        #: started_at))`` for a run begun.
-        self.merge: tuple[str, str, tuple[str, str, int] | None] | None = None
-
 
 class SessionWatch:
     """A reader following one session: :meth:`wait` returns once a committed write touched it."""
@@ -135,95 +105,6 @@ class SessionWatch:
         await self._event.wait()
         kinds, self.kinds, self._event = self.kinds, set(), trio.Event()
         return kinds
-
-
-class _Writer(threading.Thread):
-    """The thread that owns the connection: batches of queued operations, one transaction each."""
-
-    def __init__(self, store: SqliteSessionStore, deliver: Callable[[list[_Op]], None]) -> None:
-        super().__init__(name="session-store-writer", daemon=True)
-        self.store = store
-        self.queue: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()
-        self._token = trio.lowlevel.current_trio_token()
-        self._deliver = deliver
-        self._bad_epoch = -1  # derived writes of this epoch or older are refused (the cache was stale)
-
-    def run(self) -> None:
-        stop = False
-        while not stop:
-            first = self.queue.get()
-            if first is None:
-                break
-            ops = [first]
-            while len(ops) < MAX_BATCH:
-                try:
-                    nxt = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    stop = True
-                    break
-                ops.append(nxt)
-            self.run_ops(ops)
-            try:
-                self._token.run_sync_soon(self._deliver, ops)
-            except trio.RunFinishedError:
-                return
-
-    def run_ops(self, ops: list[_Op]) -> None:
-        """The operations as one transaction (bare ones after it, each alone)."""
-        bare = [op for op in ops if op.bare]
-        if bare:
-            ops = [op for op in ops if not op.bare]
-        if ops:
-            self._run(ops)
-        for op in bare:
-            try:
-                op.result = op.fn(self.store)
-            except Exception as exc:  # noqa: BLE001 - a failed checkpoint is retried at the next one
-                op.error = exc
-
-    def _whole(self, ops: list[_Op]) -> tuple[int, Exception] | None:
-        """The operations as one transaction with no savepoint each (two statements per operation
-        less). ``None`` when all of them succeeded and it committed; else nothing of it was kept
-        and the failure is returned: ``(index, exception)`` of the operation that failed (``-1``
-        for BEGIN or COMMIT), for :meth:`_run` to run the batch again with savepoints."""
-        results: list[Any] = []
-        try:
-            with self.store.batch(alone=True) as run:
-                for op in ops:
-                    results.append(run(op.fn))
-        except Exception as exc:  # noqa: BLE001 - rolled back; retried with a savepoint per operation
-            return (len(results) if len(results) < len(ops) else -1), exc
-        for op, result in zip(ops, results, strict=True):
-            op.result, op.error = result, None
-        return None
-
-    def _run(self, ops: list[_Op]) -> None:
-        failed: tuple[int, Exception] | None = None
-        if len(ops) > 1 and not any(op.epoch is not None and op.epoch <= self._bad_epoch for op in ops):
-            failed = self._whole(ops)
-            if failed is None:
-                return
-        try:
-            with self.store.batch(alone=len(ops) == 1) as run:
-                for n, op in enumerate(ops):
-                    if op.epoch is not None and op.epoch <= self._bad_epoch:
-                        op.error = StoreError("not written: an earlier write of the session store failed")
-                        continue
-                    try:
-                        if failed is not None and n == failed[0]:  # it failed in the first pass: its outcome stands
-                            raise failed[1]
-                        op.result = run(op.fn)
-                    except Exception as exc:  # noqa: BLE001 - handed to the caller of this operation
-                        op.error = exc
-                        if op.epoch is not None:
-                            self._bad_epoch = max(self._bad_epoch, op.epoch)
-        except Exception as exc:  # noqa: BLE001 - BEGIN or COMMIT failed: nothing of the batch is written
-            for op in ops:
-                if op.error is None:
-                    op.error, op.result = exc, None
-            self._bad_epoch = max([self._bad_epoch, *(op.epoch for op in ops if op.epoch is not None)])
 
 
 class CachedSessionStore:

@@ -18,7 +18,6 @@ import os
 import random
 import re
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,10 +137,9 @@ class _Pump:
 
 @dataclass
 class _Open:
-    """An open model stream: its exit stack, the stream, the job owning it, its run, and the read
+    """An open model stream (closed with its ``aclose``), the job owning it, its run, and the read
     in progress that a due flush left running (if any)."""
 
-    stack: AsyncExitStack
     stream: Any
     owner: int
     run_id: str | None
@@ -289,11 +287,9 @@ class AgentHost:
     def _open_now(self, effect: ModelOpen, owner: int) -> int:
         from .providers.failover import open_failover
 
-        stack = AsyncExitStack()
         stream = open_failover(self.hub(), list(effect.candidates), jitter=random.random)
-        stack.push_async_callback(stream.aclose)
         self._next_handle += 1
-        self._streams[self._next_handle] = _Open(stack, stream, owner, effect.run_id)
+        self._streams[self._next_handle] = _Open(stream, owner, effect.run_id)
         return self._next_handle
 
     async def _next(self, handle: int, flush_at: float | None = None) -> Streamed:
@@ -431,7 +427,7 @@ class AgentHost:
             if entry.pump is not None:
                 await entry.pump.cancel()
             with trio.CancelScope(shield=True):
-                await entry.stack.aclose()
+                await entry.stream.aclose()
 
     async def close_owned(self, owner: int) -> None:
         """Close every stream job ``owner`` left open (it finished, failed or was cancelled)."""

@@ -15,6 +15,7 @@ with the host path kept for the log only; a job never takes the gateway down.
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import socket
@@ -406,37 +407,47 @@ class Gateway(RouteHost):
         owner = id(job)
         try:
             while job.pending is not None:
-                effect = job.pending
-                value: Any = None
-                exc: BaseException | None = None
-                if owner not in self._interrupted:  # answered at once when no waiting is needed
-                    try:
-                        value = self.effects.now(effect, owner)
-                    except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
-                        value, exc = None, failure
-                    if value is not _runtime.LATER:
-                        job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
-                        continue
-                    value = None
-                if not self._commit_first(effect):
-                    self.flush()  # what the steps answered at once queued goes out before any wait
-                until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
-                with trio.CancelScope(deadline=until if until is not None else float("inf")) as scope:
+                # One cancel scope for the effects up to the next interrupt or deadline (entering a
+                # scope per awaited effect is a good part of a quick turn's cost); its deadline is
+                # the waiting effect's ``until``, moved only when that changes.
+                with trio.CancelScope() as scope:
                     self._waiting[owner] = scope
-                    if owner in self._interrupted:
-                        scope.cancel()
-                    try:
-                        value = await self.effects.perform(effect, owner)
-                    except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
-                        exc = failure
+                    while job.pending is not None:
+                        effect = job.pending
+                        value: Any = None
+                        exc: BaseException | None = None
+                        if owner not in self._interrupted:  # answered at once when no waiting is needed
+                            try:
+                                value = self.effects.now(effect, owner)
+                            except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
+                                value, exc = None, failure
+                            if value is not _runtime.LATER:
+                                job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
+                                continue
+                            value = None
+                        else:
+                            scope.cancel()
+                        if not self._commit_first(effect):
+                            self.flush()  # what the steps answered at once queued goes out before any wait
+                        until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
+                        deadline = until if until is not None else math.inf
+                        if scope.deadline != deadline:
+                            scope.deadline = deadline
+                        try:
+                            value = await self.effects.perform(effect, owner)
+                        except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
+                            exc = failure
+                        job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
+                        if not self._commit_first(job.pending):
+                            self.flush()
                 self._waiting.pop(owner, None)
                 if scope.cancelled_caught:
-                    exc = RunAborted() if owner in self._interrupted else RunDeadline()
+                    stop = RunAborted() if owner in self._interrupted else RunDeadline()
                     self._interrupted.discard(owner)
                     await self.agents.close_owned(owner)  # the upstream sees its request closed now
-                job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
-                if not self._commit_first(job.pending):
-                    self.flush()
+                    job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=stop)
+                    if not self._commit_first(job.pending):
+                        self.flush()
             self.flush()
         finally:
             self._waiting.pop(owner, None)

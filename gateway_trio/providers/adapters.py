@@ -14,7 +14,7 @@ per provider configuration (:class:`~gateway_trio.providers.hub.ProviderHub` doe
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 from gateway_core.providers import anthropic_messages as am
@@ -81,8 +81,7 @@ class HttpAdapter(Adapter):
         if client is not None:
             await client.aclose()
 
-    @asynccontextmanager
-    async def _post_events(
+    def _post_events(
         self,
         request: ModelRequest,
         url: str,
@@ -91,31 +90,9 @@ class HttpAdapter(Adapter):
         *,
         whole: Callable[[Any], list[StreamEvent]],
         sse: Callable[[Response], _http.SSEEvents],
-    ) -> AsyncIterator[AsyncIterator[StreamEvent]]:
-        """POST ``body``; yield the events of a streamed (SSE) or whole (JSON) answer.
-
-        Failures while connecting and reading the status become labelled :class:`ProviderError` s;
-        exceptions raised by the consumer inside the ``async with`` pass through untouched.
-        """
-        label = _labeller(request.provider, request.model)
-        content = _http.encode_json(body)
-        async with AsyncExitStack() as stack:
-            try:
-                response = await stack.enter_async_context(self.http().request(
-                    "POST", url, body=content, headers=headers, idle_s=request.idle_timeout_s
-                ))
-                await _http.raise_for_status(response)
-                events: _http.SSEEvents | _http.ListEvents
-                if _http.is_json(response):
-                    events = _http.ListEvents(whole(await _http.read_json(response)))
-                else:
-                    events = sse(response)
-            except ProviderError as err:
-                raise label(err) from None
-            except (HTTPError, ValueError) as exc:
-                raise label(_http.map_exception(exc, request.idle_timeout_s, url)) from exc
-            stack.push_async_callback(events.aclose)
-            yield events
+    ) -> _PostEvents:
+        """``async with``: POST ``body``; the events of a streamed (SSE) or whole (JSON) answer."""
+        return _PostEvents(self.http(), request, url, headers, body, whole, sse)
 
     async def _post_json(self, url: str, headers: dict[str, str], body: dict[str, Any], idle_s: float) -> Any:
         try:
@@ -125,6 +102,59 @@ class HttpAdapter(Adapter):
                 return await _http.read_json(response)
         except (HTTPError, ValueError) as exc:
             raise _http.map_exception(exc, idle_s, url) from exc
+
+
+class _PostEvents:
+    """One streamed POST as an async context manager (a class, not a generator: it is on every
+    model call's path). Entering sends the request and reads the status: failures while connecting
+    and reading it become labelled :class:`ProviderError` s. Exceptions the consumer raises inside
+    the ``async with`` pass through untouched; leaving closes the events, then the response."""
+
+    __slots__ = ("_args", "_events", "_exchange")
+
+    def __init__(
+        self, client: HTTPClient, request: ModelRequest, url: str, headers: dict[str, str], body: dict[str, Any],
+        whole: Callable[[Any], list[StreamEvent]], sse: Callable[[Response], _http.SSEEvents],
+    ) -> None:
+        self._args = (client, request, url, headers, body, whole, sse)
+        self._exchange: Any = None
+        self._events: _http.SSEEvents | _http.ListEvents | None = None
+
+    async def __aenter__(self) -> _http.SSEEvents | _http.ListEvents:
+        client, request, url, headers, body, whole, sse = self._args
+        exchange = client.request("POST", url, body=_http.encode_json(body), headers=headers,
+                                  idle_s=request.idle_timeout_s)
+        try:
+            response = await exchange.__aenter__()
+        except ProviderError as err:
+            raise err.with_model(request.provider, request.model) from None
+        except (HTTPError, ValueError) as exc:
+            raise _http.map_exception(exc, request.idle_timeout_s, url).with_model(request.provider, request.model) from exc
+        try:
+            await _http.raise_for_status(response)
+            if _http.is_json(response):
+                events: _http.SSEEvents | _http.ListEvents = _http.ListEvents(whole(await _http.read_json(response)))
+            else:
+                events = sse(response)
+        except BaseException as exc:
+            await exchange.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, ProviderError):
+                raise exc.with_model(request.provider, request.model) from None
+            if isinstance(exc, HTTPError | ValueError):
+                raise _http.map_exception(exc, request.idle_timeout_s, url).with_model(
+                    request.provider, request.model) from exc
+            raise
+        self._exchange, self._events = exchange, events
+        return events
+
+    async def __aexit__(self, *exc: object) -> None:
+        events, exchange, self._events, self._exchange = self._events, self._exchange, None, None
+        try:
+            if events is not None:
+                await events.aclose()
+        finally:
+            if exchange is not None:
+                await exchange.__aexit__(*exc)
 
 
 class OpenAICompletionsAdapter(HttpAdapter):

@@ -13,8 +13,9 @@ Cancellation (a Trio cancel scope) stops everything, sleeps between retries incl
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import trio
 
@@ -51,7 +52,7 @@ class FailoverStream:
     on_attempt: Callable[[Attempt], None] | None = None
     attempts: list[Attempt] = field(default_factory=list)
     index: int = 0
-    _stack: AsyncExitStack | None = None
+    _call: Any = None  # the answering call's async context manager, entered
     _events: AsyncIterator[StreamEvent] | None = None
     _started: bool = False
 
@@ -125,19 +126,15 @@ class FailoverStream:
         resting = self.hub.cooldowns.check(req.provider, now())
         if resting is not None:
             raise resting.with_model(req.provider, req.model)
-        stack = AsyncExitStack()
-        try:
-            self._events = await stack.enter_async_context(self.hub.stream(req))
-        except BaseException:
-            await stack.aclose()
-            raise
-        self._stack = stack
+        call = self.hub.stream(req)
+        self._events = await call.__aenter__()  # a failure here leaves nothing open
+        self._call = call
 
     async def aclose(self) -> None:
         """Close the answering call's response (its socket, if it was not read to the end)."""
-        stack, self._stack, self._events = self._stack, None, None
-        if stack is not None:
-            await stack.aclose()
+        call, self._call, self._events = self._call, None, None
+        if call is not None:
+            await call.__aexit__(None, None, None)
 
 
 def open_failover(

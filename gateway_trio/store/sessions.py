@@ -130,14 +130,26 @@ def _row(r: tuple[Any, ...]) -> SessionRecord:
     )
 
 
+_encoder = msgspec.json.Encoder()
+
+
+def _dumps(value: Any) -> str:
+    """A column's JSON text: msgspec (compact, UTF-8); the stdlib's escaped form for what msgspec
+    refuses (lone surrogates, odd types), which reads back the same."""
+    try:
+        return _encoder.encode(value).decode()
+    except (TypeError, UnicodeEncodeError):
+        return json.dumps(value)
+
+
 def _values(rec: SessionRecord) -> tuple[Any, ...]:
     """A record as the ``sessions`` columns, in :data:`_COLUMNS` order."""
     u = rec.usage
     return (
         rec.key, rec.session_id, rec.agent_id, rec.created_at, rec.updated_at, rec.label, rec.model_override,
         rec.thinking, u.input, u.output, u.cache_read, u.cache_write, u.total, rec.message_count, rec.last_model,
-        rec.last_provider, json.dumps(rec.last_route) if rec.last_route is not None else None, rec.last_text,
-        json.dumps(rec.extra),
+        rec.last_provider, _dumps(rec.last_route) if rec.last_route is not None else None, rec.last_text,
+        _dumps(rec.extra),
     )
 
 
@@ -255,20 +267,9 @@ class SqliteSessionStore:
                         self._db.execute(statement)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
 
-    @contextmanager
-    def _tx(self) -> Iterator[None]:
+    def _tx(self) -> _Tx:
         """One transaction holding the lock, or nothing new inside the one already open."""
-        with self._lock:
-            if self._db.in_transaction:
-                yield
-                return
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        return _Tx(self._db, self._lock)
 
     @contextmanager
     def batch(self, *, alone: bool = False) -> Iterator[Callable[[Callable[[SqliteSessionStore], Any]], Any]]:
@@ -334,7 +335,7 @@ class SqliteSessionStore:
         with self._tx():
             self._db.executemany(
                 _INSERT_MESSAGE,
-                [(session_id, m.seq, m.role, json.dumps(m.content), m.ts, m.run_id, json.dumps(m.meta)) for m in messages],
+                [(session_id, m.seq, m.role, _dumps(m.content), m.ts, m.run_id, _dumps(m.meta)) for m in messages],
             )
 
     def clear_messages(self, session_id: str) -> None:
@@ -541,25 +542,33 @@ class SqliteSessionStore:
 
 
 class _Tx:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error), holding the store's lock."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error), holding the store's lock; inside a
+    transaction already open (the writer's batch), only the lock. A class, not a generator: every
+    row write goes through one."""
+
+    __slots__ = ("began", "db", "lock")
 
     def __init__(self, db: sqlite3.Connection, lock: threading.Lock | threading.RLock) -> None:
         self.db, self.lock = db, lock
+        self.began = False
 
     def __enter__(self) -> None:
         self.lock.acquire()
+        if self.db.in_transaction:
+            return
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except BaseException:
             self.lock.release()
             raise
+        self.began = True
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
-            self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+            if self.began:
+                self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
         finally:
             self.lock.release()
-
 
 
 class AsyncSessionStore:

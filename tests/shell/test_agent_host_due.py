@@ -8,7 +8,6 @@ The model stream here is an async generator, as a real one may be: a cancelled
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +39,16 @@ class PausingStream:
         finally:
             self.closed = True
 
+    async def aclose(self) -> None:
+        """What the host calls when it is done with the stream."""
+
     async def __anext__(self) -> TextDelta:
         return await self._gen.__anext__()
 
 
 def _host(tmp_path: Path, stream: PausingStream) -> AgentHost:
     host = AgentHost(tmp_path)
-    host._streams[1] = _Open(AsyncExitStack(), stream, owner=7, run_id=None)
+    host._streams[1] = _Open(stream, owner=7, run_id=None)
     return host
 
 
@@ -93,7 +95,7 @@ def test_text_comes_due_while_the_route_holds_the_run(tmp_path: Path) -> None:
     async def main() -> None:
         stream = PausingStream()
         host = AgentHost(tmp_path)
-        host._streams[1] = _Open(AsyncExitStack(), stream, owner=7, run_id="run-1")
+        host._streams[1] = _Open(stream, owner=7, run_id="run-1")
         room = trio.Event()
         gated: list[str] = []
 

@@ -6,7 +6,6 @@ failure after events in hand is raised after them (Trio's virtual clock)."""
 from __future__ import annotations
 
 from collections import deque
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,9 @@ class ChunkedStream:
     def exhausted(self) -> bool:
         return not self._pending and not self._chunks and not self._fail_after
 
+    async def aclose(self) -> None:
+        """What the host calls when it is done with the stream."""
+
     async def __anext__(self) -> Any:
         while not self._pending:
             if not self._chunks:
@@ -60,7 +62,7 @@ class ChunkedStream:
 
 def _host(tmp_path: Path, stream: Any) -> AgentHost:
     host = AgentHost(tmp_path)
-    host._streams[1] = _Open(AsyncExitStack(), stream, owner=7, run_id=None)
+    host._streams[1] = _Open(stream, owner=7, run_id=None)
     return host
 
 
@@ -149,7 +151,7 @@ def test_events_in_hand_stop_at_the_watching_routes_room(tmp_path: Path) -> None
     async def main() -> None:
         stream = ChunkedStream([_deltas("aa", "bb", "cc", "dd", "ee")])
         host = AgentHost(tmp_path)
-        host._streams[1] = _Open(AsyncExitStack(), stream, owner=7, run_id="run-1")
+        host._streams[1] = _Open(stream, owner=7, run_id="run-1")
         host.room_chars = lambda run_id: 5 if run_id == "run-1" else 0
 
         async def gate(run_id: str) -> None:

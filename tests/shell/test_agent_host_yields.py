@@ -7,7 +7,6 @@ another task counts how often it is scheduled while the run pulls its events.
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,9 @@ class EagerStream:
     def __init__(self) -> None:
         self.left = EVENTS
 
+    async def aclose(self) -> None:
+        """What the host calls when it is done with the stream."""
+
     async def __anext__(self) -> TextDelta:
         if not self.left:
             raise StopAsyncIteration
@@ -41,7 +43,7 @@ class EagerStream:
 def test_pulling_a_fast_stream_yields_to_other_tasks(tmp_path: Path) -> None:
     async def main() -> None:
         host = AgentHost(tmp_path)
-        host._streams[1] = _Open(AsyncExitStack(), EagerStream(), owner=7, run_id=None)
+        host._streams[1] = _Open(EagerStream(), owner=7, run_id=None)
         ran = [0]
         pulled = [0]
 

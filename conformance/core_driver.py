@@ -43,6 +43,7 @@ from gateway_core.agents.effects import (
     RunAborted,
     StoreCall,
     Streamed,
+    TurnWritten,
 )
 from gateway_core.agents.store import MemorySessionStore
 from gateway_core.app import (
@@ -359,6 +360,8 @@ class SimHost:
                 resume(Streamed(None, ref))
         elif isinstance(effect, ModelClose):
             self._streams.pop(effect.handle, None)
+            resume(None)
+        elif isinstance(effect, TurnWritten):  # nobody answers early here
             resume(None)
         elif isinstance(effect, WaitRun):
             fired = [False]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from gateway_core import SharedSecret
+from gateway_core.agents.effects import TurnWritten
 from gateway_core.app import EffectFailed, KeepDecisions, ReadFile, ResolveSecrets, Sleep, TailLog, WaitRun, WriteFile
 from gateway_core.services import StorageError
 
@@ -65,12 +66,19 @@ class Effects:
     def now(self, effect: Any, owner: int) -> Any:
         """The effect's answer when it needs no waiting, else ``_runtime.LATER`` (then :meth:`perform`)."""
         agents = self.gw.agents
-        return agents.now(effect, owner) if agents.handles(effect) else _runtime.LATER
+        if agents.handles(effect):
+            return agents.now(effect, owner)
+        if type(effect) is TurnWritten:  # answered at once unless the run's route answers now
+            return _runtime.LATER if effect.run_id in self.gw._early else None
+        return _runtime.LATER
 
     async def perform(self, effect: Any, owner: int) -> Any:
         gw = self.gw
         if gw.agents.handles(effect):
             return await gw.agents.perform(effect, owner)
+        if type(effect) is TurnWritten:
+            await gw.answer_early(effect)
+            return None
         if gw.channels.handles(effect):
             return await gw.channels.perform(effect)
         if isinstance(effect, Sleep):

@@ -65,6 +65,16 @@ class AwaitLane(Effect, frozen=True):
     run_id: str
 
 
+class TurnWritten(Effect, frozen=True):
+    """The turn is on disk (its commit has returned) and ``result`` is how it ended. A host whose
+    caller waits for the run's end (a non-streaming HTTP route) may answer it now, before the
+    run's final events are built; any other host answers ``None`` at once. A stop thrown here is
+    ignored: the turn is written, and the run settles as it ended."""
+
+    run_id: str
+    result: Any
+
+
 class ModelFailed(Exception):
     """The model call failed for good: ``error`` says why, ``message`` is the text for the user."""
 
@@ -98,4 +108,4 @@ class Streamed(Struct, frozen=True):
     ended: bool = False
 
 
-__all__ = ["AwaitLane", "ModelClose", "ModelFailed", "ModelNext", "ModelOpen", "RunAborted", "RunDeadline", "StoreCall", "Streamed"]
+__all__ = ["AwaitLane", "ModelClose", "ModelFailed", "ModelNext", "ModelOpen", "RunAborted", "RunDeadline", "StoreCall", "Streamed", "TurnWritten"]

@@ -39,7 +39,17 @@ from ..providers.types import (
     UsageReport,
 )
 from . import prompt as P
-from .effects import AwaitLane, ModelFailed, ModelNext, ModelOpen, RunAborted, RunDeadline, StoreCall, Streamed
+from .effects import (
+    AwaitLane,
+    ModelFailed,
+    ModelNext,
+    ModelOpen,
+    RunAborted,
+    RunDeadline,
+    StoreCall,
+    Streamed,
+    TurnWritten,
+)
 from .events import RunEvents
 from .roster import Agent, ModelTarget
 from .store import MessageRecord, SessionRecord, Usage
@@ -394,6 +404,10 @@ def _finish(
         {"model": result.model, "provider": result.provider, "status": status, "route": spec.route, "extra": extra},
     )
     ctx.app.session_changed(saved, "message")
+    try:
+        yield TurnWritten(run.run_id, result)  # the caller may have its answer before the final events
+    except (RunAborted, RunDeadline):
+        pass  # too late to stop: the turn is written and settles as it ended
     _settle(ctx, run, spec, ev, result)
     return result
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from conformance.core_driver import WALL0, SimHost
-from gateway_core.agents.effects import AwaitLane, ModelClose, ModelNext, ModelOpen, StoreCall, Streamed
+from gateway_core.agents.effects import AwaitLane, ModelClose, ModelNext, ModelOpen, StoreCall, Streamed, TurnWritten
 from gateway_core.agents.events import ROUTE_TEXT, TEXT_PACE_S
 from gateway_core.agents.loop import TurnSpec
 from gateway_core.app.effects import Publish, Spawn
@@ -89,7 +89,7 @@ def drive(
             else:
                 now = max(now, arrives)
                 value = Streamed(events.pop(0) if events else None, "offline/echo")
-        elif isinstance(effect, AwaitLane | ModelClose):
+        elif isinstance(effect, AwaitLane | ModelClose | TurnWritten):
             value = None
         else:
             raise AssertionError(f"unexpected effect {effect!r}")

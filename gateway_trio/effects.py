@@ -69,7 +69,8 @@ class Effects:
         if agents.handles(effect):
             return agents.now(effect, owner)
         if type(effect) is TurnWritten:  # answered at once unless the run's route answers now
-            return _runtime.LATER if effect.run_id in self.gw._early else None
+            gw = self.gw
+            return _runtime.LATER if effect.run_id in gw._early or effect.run_id in gw.watches else None
         return _runtime.LATER
 
     async def perform(self, effect: Any, owner: int) -> Any:

@@ -92,9 +92,16 @@ class RouteHost:
         return run.result
 
     async def answer_early(self, effect: TurnWritten) -> None:
-        """Perform ``TurnWritten``: the route's answer, if it asked for one (once)."""
+        """Perform ``TurnWritten``: the route's answer, if it asked for one (once); a streaming
+        route's watch gets the result now and the route has its turn before the run settles."""
         answer = self._early.pop(effect.run_id, None)
         if answer is None:
+            if effect.run_id in self.watches:
+                self.watches.settled(effect.run_id, effect.result)
+                # Two checkpoints: whatever order the scheduler runs the next batch in, the route
+                # (woken by its watch) writes its end before this run's final events are built.
+                await trio.lowlevel.checkpoint()
+                await trio.lowlevel.checkpoint()
             return
         try:
             await answer(effect.result)

@@ -126,6 +126,9 @@ class Watches:
     def __len__(self) -> int:
         return len(self._by_run)
 
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._by_run
+
     def add(self, run_id: str) -> RunWatch:
         watch = self._by_run[run_id] = RunWatch(run_id)
         return watch

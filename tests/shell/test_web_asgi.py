@@ -288,3 +288,36 @@ def test_an_early_answer_that_fails_is_raised_to_the_route_after_the_run_settled
         assert [r.status for r in settled] == ["ok"] and "gone early" in settled[0].text
 
     _run(tmp_path, body)
+
+
+def test_a_streamed_answer_ends_once_the_turn_is_written_before_the_run_settles(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At ``TurnWritten`` a streaming route's watch gets the result and the route writes its end
+    (text, finish frame, ``[DONE]``) before the run's final events are built; then it settles."""
+    from gateway_trio.web.request import Request
+
+    seen: list[int] = []
+    real_end = Request.end
+    the: dict[str, Any] = {}
+
+    async def end(self: Request, data: bytes = b"") -> None:
+        seen.append(len(the["gw"].app.runs.active_runs()))
+        await real_end(self, data)
+
+    monkeypatch.setattr(Request, "end", end)
+
+    async def body(http: httpx.AsyncClient, gw: Any) -> None:
+        the["gw"] = gw
+        for route, ask in (
+            ("/v1/chat/completions", {"model": "openclaw", "messages": [{"role": "user", "content": "ends early"}], "stream": True}),
+            ("/v1/responses", {"model": "openclaw", "input": "ends early", "stream": True}),
+        ):
+            for _ in range(3):
+                got = await http.post(route, headers=AUTH, json=ask)
+                assert got.status_code == 200 and "early" in got.text, got.text
+                assert seen[-1] == 1, seen  # the run not settled when the end was written
+                await trio.testing.wait_all_tasks_blocked()
+                assert gw.app.runs.active_runs() == []
+
+    _run(tmp_path, body)

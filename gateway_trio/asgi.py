@@ -270,8 +270,8 @@ class Exchange:
                 raise ClientDisconnected("client disconnected") from exc
 
 
-def _declared_length(request: h11.Request) -> int | None:
-    for k, v in request.headers:
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    for k, v in headers:
         if k == b"content-length":
             try:
                 return int(v)
@@ -280,10 +280,10 @@ def _declared_length(request: h11.Request) -> int | None:
     return None
 
 
-def _has_body(request: h11.Request) -> bool:
-    if any(k == b"transfer-encoding" for k, _ in request.headers):
+def _has_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    if any(k == b"transfer-encoding" for k, _ in headers):
         return True
-    return (_declared_length(request) or 0) > 0
+    return (_declared_length(headers) or 0) > 0
 
 
 def socket_names(stream: Any) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
@@ -300,7 +300,7 @@ def socket_names(stream: Any) -> tuple[tuple[str, int] | None, tuple[str, int] |
 
 def make_scope(
     request: h11.Request, stream: Any, extensions: dict[str, Any], client: tuple[str, int] | None = None,
-    server: tuple[str, int] | None = None,
+    server: tuple[str, int] | None = None, headers: list[tuple[bytes, bytes]] | None = None,
 ) -> dict[str, Any]:
     path, _, query = request.target.partition(b"?")
     if server is None or client is None:
@@ -316,7 +316,7 @@ def make_scope(
         "raw_path": path,
         "query_string": query,
         "root_path": "",
-        "headers": list(request.headers),  # h11 lower-cases names
+        "headers": list(request.headers) if headers is None else headers,  # h11 lower-cases names
         "client": client,
         "server": server,
         "extensions": extensions,
@@ -337,15 +337,19 @@ async def serve_request(
     extensions: dict[str, Any] | None = None,
     client: tuple[str, int] | None = None,
     server: tuple[str, int] | None = None,
+    headers: list[tuple[bytes, bytes]] | None = None,
 ) -> bool:
     """Run ``app`` for one request; True when the connection can take another (``client`` and
-    ``server``: the socket's addresses when the caller already knows them)."""
-    declared = _declared_length(request)
+    ``server``: the socket's addresses when the caller already knows them; ``headers``: the
+    request's, listed once by the caller: h11 iterates them item by item)."""
+    if headers is None:
+        headers = list(request.headers)
+    declared = _declared_length(headers)
     if declared is not None and declared > max_body:
         await stream.send_all(simple_response(conn, 413, b"Payload Too Large", close=True))
         return False
     ex = Exchange(conn, stream, request, last=last, nursery=nursery, max_body=max_body, body_timeout_s=body_timeout_s)
-    if not _has_body(request):
+    if not _has_body(headers):
         event = conn.next_event()
         if isinstance(event, h11.EndOfMessage):
             ex.body_done = ex.owe_empty_body = True
@@ -354,7 +358,7 @@ async def serve_request(
     try:
         with ex.cancel_scope:
             try:
-                await app(make_scope(request, stream, extensions, client, server), ex.receive, ex.send)
+                await app(make_scope(request, stream, extensions, client, server, headers), ex.receive, ex.send)
             except ClientDisconnected:
                 pass
             except Exception as exc:  # noqa: BLE001 - body limits, deadlines, app bugs: answered below

@@ -384,7 +384,7 @@ async def _serve_requests(
             again = await asgi.serve_request(
                 web or ref.web, conn, stream, request, last=n == MAX_KEEPALIVE_REQUESTS - 1, nursery=watchers,
                 max_body=MAX_BODY_BYTES, extensions=extensions, client=(slot.socket_ip, 0), server=server,
-                on_error=partial_log(ref),
+                on_error=partial_log(ref), headers=headers,
             )
             if not again:
                 if conn.their_state is h11.SEND_BODY:

@@ -313,7 +313,7 @@ class AgentHost:
             raise ModelFailed(err, message) from None
         more, ended = self._in_hand(entry, event)
         ref = stream.request.ref
-        if ended:
+        if ended and entry.pump is not None:  # else it is closed with its job (close_owned), after the answer
             await self._close(handle)
         if self.raw_stream is not None:
             for one in (event, *more):

@@ -35,10 +35,12 @@ _NOBODY: frozenset[str] = frozenset()
 
 
 class RunEvents:
-    def __init__(self, ctx: Any, run: Run, *, surface: str) -> None:
+    def __init__(self, ctx: Any, run: Run, *, surface: str, route_text: bool = True) -> None:
         self.ctx = ctx
         self.run = run
         self.surface = surface
+        #: An ``http`` run's deltas go to a route as :data:`ROUTE_TEXT` (not when it needs only the end).
+        self.route_text = route_text and surface == "http"
         self.session_id: str | None = None
         self.item = 1
         self._parts: list[str] = []  # the assistant text so far, joined lazily (see text)
@@ -129,7 +131,7 @@ class RunEvents:
             self._sent_at = sent_at + TEXT_PACE_S
         self._parts.append(delta)
         self._held.append(delta)
-        if self.surface == "http":
+        if self.route_text:
             self.ctx.publish(ROUTE_TEXT, {"runId": self.run.run_id, "delta": delta}, to=_NOBODY)
         if self._sent_at is None or now - self._sent_at >= TEXT_PACE_S:
             self.flush_text()

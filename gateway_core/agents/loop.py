@@ -89,6 +89,9 @@ class TurnSpec(Struct, frozen=True, kw_only=True):
     #: The session key was minted for this run from a fresh uuid4 (a stateless HTTP request): no
     #: such session exists, and the store need not look (``SessionStore.ensure(new=True)``).
     new_session: bool = False
+    #: An ``http`` run's text deltas are published to the route following it (:data:`ROUTE_TEXT`);
+    #: ``False`` for a route that needs only the end (a non-streaming answer).
+    route_text: bool = True
 
 
 class TurnResult(Struct, kw_only=True):
@@ -164,7 +167,7 @@ def _current_message(spec: TurnSpec) -> ChatMessage:
 def run_turn(ctx: Any, run: Run, spec: TurnSpec) -> Generator[Effect, Any, TurnResult]:
     """One turn. ``ctx`` is the run's :class:`gateway_core.app.Ctx` (its ``now``/``wall_ms`` move)."""
     app = ctx.app
-    ev = RunEvents(ctx, run, surface=spec.surface)
+    ev = RunEvents(ctx, run, surface=spec.surface, route_text=spec.route_text)
     started_ms = ctx.wall_ms
     if not app.lanes.request(run.run_id, spec.session_key):
         try:

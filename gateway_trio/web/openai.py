@@ -204,7 +204,8 @@ async def embeddings_route(req: Request, gw: Gateway, found: Match, caller: Call
 
 
 def _spec(gw: Gateway, plan: ChatPlan | ResponsesPlan) -> Any:
-    return plan.turn_spec(_agent(gw, plan.agent_id), timeout_s=R.run_timeout_s(gw.app.config))
+    # A non-streaming answer needs only the end: the run's deltas are not published for it.
+    return plan.turn_spec(_agent(gw, plan.agent_id), timeout_s=R.run_timeout_s(gw.app.config), route_text=plan.stream)
 
 
 async def chat_route(req: Request, gw: Gateway, found: Match, caller: Caller | None) -> None:

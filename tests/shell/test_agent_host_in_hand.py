@@ -76,7 +76,9 @@ def test_a_whole_answer_in_one_read_is_one_answer_that_ends_the_stream(tmp_path:
         host = _host(tmp_path, stream)
         got = await host.perform(ModelNext(1), owner=7)
         assert (got.event, got.more, got.ended) == (TextDelta("a"), tuple(_deltas("b", "c", "d")), True)
-        assert 1 not in host._streams  # closed by the host at once
+        assert 1 in host._streams  # ended and released: closed with its job (after the answer), not now
+        await host.close_owned(7)
+        assert 1 not in host._streams
         assert (await host.perform(ModelNext(1), owner=7)).event is None
 
     trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))

@@ -139,20 +139,22 @@ async def _run_here(req: Request, gw: Gateway, spec: Any, run_id: str, render: C
 async def _stream(
     req: Request, gw: Gateway, renderer: ChatStream | ResponsesStream, watch_start: Any, run_id: str
 ) -> tuple[Any, bytes]:
-    """Write the stream: head and opening frames once the run has sent its upstream request (one
-    scheduling pass: its task goes first, so the opening write overlaps the upstream's work
-    instead of delaying its request; both still precede the model's answer), then a frame per
-    delta of the run's text; the run's result and the frames still to write with the end. The
-    deltas that queued while a write was waiting for the socket go out in one write (still a frame
-    each); the watch holds the run's upstream while this is behind. Deltas taken once the run has
-    settled go out with the end, in one write (a quick answer: two writes in all, the opening and
-    the rest)."""
+    """Write the stream: head and opening frames, then a frame per delta of the run's text; the
+    run's result and the frames still to write with the end. On an otherwise idle gateway the
+    run's task sends its upstream request first (one scheduling pass), so the opening write
+    overlaps the upstream's work instead of delaying its request; with other work queued the
+    opening goes out at once (a pass would put it behind all of that work). Either way it
+    precedes the model's answer. The deltas that queued while a write was waiting for the socket
+    go out in one write (still a frame each); the watch holds the run's upstream while this is
+    behind. Deltas taken once the run has settled go out with the end, in one write (a quick
+    answer: two writes in all, the opening and the rest)."""
     watch: RunWatch = watch_start()
     try:
-        # Two checkpoints: whichever order the scheduler runs this batch in, the run's task has
-        # had its turn (up to its first wait, the upstream's answer) before the opening write.
-        await trio.lowlevel.checkpoint()
-        await trio.lowlevel.checkpoint()
+        if trio.lowlevel.current_statistics().tasks_runnable <= 1:  # only the run's task, just started
+            # Two checkpoints: whichever order the scheduler runs this batch in, the run's task has
+            # had its turn (up to its first wait, the upstream's answer) before the opening write.
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
         await req.open_stream(200, wire.SSE_HEADERS)
         await req.write(renderer.open())
         while (deltas := await watch.take()) is not None:

@@ -66,6 +66,12 @@ from .wslog import WsLog
 VERSION = "2026.9.6-py.0.1.0"
 
 
+def _deadline(effect: Any) -> float:
+    """The deadline an awaited effect runs under: a model call's ``until`` (the run's), else none."""
+    until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
+    return until if until is not None else math.inf
+
+
 class Gateway(RouteHost):
     """One server run: the app, its sessions, and the shell around them."""
 
@@ -405,38 +411,42 @@ class Gateway(RouteHost):
     async def _drive(self, job: Job) -> None:
         """Perform ``job``'s effects one by one until it is done (or cancelled with its scope).
 
-        Each effect runs in its own cancel scope: an :class:`Interrupt` (``chat.abort``) cancels it
-        and throws ``RunAborted`` into the job; a run deadline (``until``) throws ``RunDeadline``.
+        Awaited effects run in a cancel scope (one per run of effects with the same deadline): an
+        :class:`Interrupt` (``chat.abort``) cancels it and throws ``RunAborted`` into the job; a run
+        deadline (``until``) throws ``RunDeadline``.
         """
         owner = id(job)
+        later = False  # the pending effect was offered to ``effects.now`` already: it must be awaited
         try:
             while job.pending is not None:
-                # One cancel scope for the effects up to the next interrupt or deadline (entering a
-                # scope per awaited effect is a good part of a quick turn's cost); its deadline is
-                # the waiting effect's ``until``, moved only when that changes.
-                with trio.CancelScope() as scope:
+                # One cancel scope for the awaited effects up to the next interrupt or change of
+                # deadline (a scope per awaited effect was a good part of a quick turn's cost). A
+                # new deadline gets a new scope: one that fired after the last wait had ended must
+                # not cancel an effect it does not bound (the turn's own write).
+                with trio.CancelScope(deadline=_deadline(job.pending)) as scope:
                     self._waiting[owner] = scope
                     while job.pending is not None:
                         effect = job.pending
                         value: Any = None
                         exc: BaseException | None = None
-                        if owner not in self._interrupted:  # answered at once when no waiting is needed
-                            try:
-                                value = self.effects.now(effect, owner)
-                            except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
-                                value, exc = None, failure
-                            if value is not _runtime.LATER:
-                                job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
-                                continue
-                            value = None
-                        else:
+                        if not later:
+                            if owner not in self._interrupted:  # answered at once when no waiting is needed
+                                try:
+                                    value = self.effects.now(effect, owner)
+                                except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
+                                    value, exc = None, failure
+                                if value is not _runtime.LATER:
+                                    job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
+                                    continue
+                            later = True
+                        if _deadline(effect) != scope.deadline:
+                            break
+                        later = False
+                        if owner in self._interrupted:
                             scope.cancel()
                         if not self._commit_first(effect):
                             self.flush()  # what the steps answered at once queued goes out before any wait
-                        until = getattr(effect, "until", None) if isinstance(effect, ModelOpen | ModelNext) else None
-                        deadline = until if until is not None else math.inf
-                        if scope.deadline != deadline:
-                            scope.deadline = deadline
+                        value = None
                         try:
                             value = await self.effects.perform(effect, owner)
                         except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
@@ -448,6 +458,7 @@ class Gateway(RouteHost):
                 if scope.cancelled_caught:
                     stop = RunAborted() if owner in self._interrupted else RunDeadline()
                     self._interrupted.discard(owner)
+                    later = False
                     await self.agents.close_owned(owner)  # the upstream sees its request closed now
                     job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=stop)
                     if not self._commit_first(job.pending):

@@ -313,8 +313,8 @@ class AgentHost:
             raise ModelFailed(err, message) from None
         more, ended = self._in_hand(entry, event)
         ref = stream.request.ref
-        if ended and entry.pump is not None:  # else it is closed with its job (close_owned), after the answer
-            await self._close(handle)
+        if ended and (entry.pump is not None or not getattr(stream, "released", False)):
+            await self._close(handle)  # else (its connection back in the pool) it is closed with its job, later
         if self.raw_stream is not None:
             for one in (event, *more):
                 await self._record(ref, one)

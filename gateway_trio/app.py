@@ -19,7 +19,7 @@ import math
 import os
 import platform
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import trio
@@ -173,10 +173,6 @@ class Gateway(RouteHost):
         #: Spawned jobs by key (run id) → the cancel scope of the effect each one waits on.
         self._keyed: dict[str, Job] = {}
         self._claims: dict[str, Job | None] = {}
-        #: Routes that answer once their run's turn is written (``drive_turn(answer=…)``), and
-        #: what such an answer raised (handed to the route once the run has settled).
-        self._early: dict[str, Callable[[Any], Awaitable[None]]] = {}
-        self._early_failed: dict[str, Exception] = {}
         #: Runs a route streams whose job, when spawned, folds its quick store writes into the
         #: turn's commit (``_drive_folding``).
         self._folding: set[str] = set()

@@ -68,9 +68,8 @@ class Effects:
         agents = self.gw.agents
         if agents.handles(effect):
             return agents.now(effect, owner)
-        if type(effect) is TurnWritten:  # answered at once unless the run's route answers now
-            gw = self.gw
-            return _runtime.LATER if effect.run_id in gw._early or effect.run_id in gw.watches else None
+        if type(effect) is TurnWritten:  # answered at once unless a streaming route follows the run
+            return _runtime.LATER if effect.run_id in self.gw.watches else None
         return _runtime.LATER
 
     async def perform(self, effect: Any, owner: int) -> Any:
@@ -78,7 +77,7 @@ class Effects:
         if gw.agents.handles(effect):
             return await gw.agents.perform(effect, owner)
         if type(effect) is TurnWritten:
-            await gw.answer_early(effect)
+            await gw.turn_written(effect)
             return None
         if gw.channels.handles(effect):
             return await gw.channels.perform(effect)

@@ -8,7 +8,7 @@ the gateway's ``_drive``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,6 @@ class RouteHost:
     #: Run ids whose job the calling route drives itself (:meth:`drive_turn`): the job, once spawned.
     _claims: dict[str, Job | None]
     _folding: set[str]
-    _early: dict[str, Callable[[Any], Awaitable[None]]]
-    _early_failed: dict[str, Exception]
     agents: AgentHost
 
     def flush(self) -> None:  # pragma: no cover - provided by Gateway
@@ -60,22 +58,14 @@ class RouteHost:
             self._folding.discard(run_id)
         return watch
 
-    async def drive_turn(
-        self, spec: TurnSpec, run_id: str, *, answer: Callable[[Any], Awaitable[None]] | None = None
-    ) -> Any:
+    async def drive_turn(self, spec: TurnSpec, run_id: str) -> Any:
         """Start a turn for an HTTP route and drive it in the calling task; the run's result. For a
         route that only needs the end (a non-streaming answer): no task of its own, no watch, no
         wake-up between them. Stop it with :meth:`abort_run` (it still settles); cancelling the
-        caller cancels the run's job as a gateway stop does.
-
-        ``answer(result)``: called as soon as the turn is written (``TurnWritten``), before the
-        run's final events and bookkeeping, which follow it; what it raises is raised here once
-        the run has settled. Runs that end without writing a turn never call it."""
+        caller cancels the run's job as a gateway stop does."""
         from gateway_core.app.handlers.runs import start_route_turn
 
         self._claims[run_id] = None
-        if answer is not None:
-            self._early[run_id] = answer
         try:
             with self.folding_writes():  # its row and its run begun go with the turn's own commit
                 run = start_route_turn(self.app, spec, run_id, now=_runtime.now(), wall_ms=_runtime.wall_ms())
@@ -85,28 +75,18 @@ class RouteHost:
                     await self._drive(job)
         finally:
             self._claims.pop(run_id, None)
-            self._early.pop(run_id, None)
-            failed = self._early_failed.pop(run_id, None)
-        if failed is not None:
-            raise failed
         return run.result
 
-    async def answer_early(self, effect: TurnWritten) -> None:
-        """Perform ``TurnWritten``: the route's answer, if it asked for one (once); a streaming
-        route's watch gets the result now and the route has its turn before the run settles."""
-        answer = self._early.pop(effect.run_id, None)
-        if answer is None:
-            if effect.run_id in self.watches:
-                self.watches.settled(effect.run_id, effect.result)
-                # Two checkpoints: whatever order the scheduler runs the next batch in, the route
-                # (woken by its watch) writes its end before this run's final events are built.
-                await trio.lowlevel.checkpoint()
-                await trio.lowlevel.checkpoint()
-            return
-        try:
-            await answer(effect.result)
-        except Exception as exc:  # noqa: BLE001 - the route's own failure (its client went away): raised to it later
-            self._early_failed[effect.run_id] = exc
+    async def turn_written(self, effect: TurnWritten) -> None:
+        """Perform ``TurnWritten`` for a run a streaming route follows: its watch gets the result
+        now, and the route has its turn (it writes the end) before the run's final events are
+        built. The run waits two scheduling passes for that, never for the client's socket."""
+        if effect.run_id in self.watches:
+            self.watches.settled(effect.run_id, effect.result)
+            # Two checkpoints: whatever order the scheduler runs the next batch in, the route
+            # (woken by its watch) writes its end before this run's final events are built.
+            await trio.lowlevel.checkpoint()
+            await trio.lowlevel.checkpoint()
 
     @contextmanager
     def folding_writes(self) -> Iterator[None]:

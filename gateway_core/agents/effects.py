@@ -67,7 +67,7 @@ class AwaitLane(Effect, frozen=True):
 
 class TurnWritten(Effect, frozen=True):
     """The turn is on disk (its commit has returned) and ``result`` is how it ended. A host whose
-    caller waits for the run's end (a non-streaming HTTP route) may answer it now, before the
+    caller follows the run (a streaming HTTP route) may let it finish its answer now, before the
     run's final events are built; any other host answers ``None`` at once. A stop thrown here is
     ignored: the turn is written, and the run settles as it ended."""
 

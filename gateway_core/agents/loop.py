@@ -434,15 +434,18 @@ def _settle(ctx: Any, run: Run, spec: TurnSpec, ev: RunEvents, result: TurnResul
         # As published, agent.wait reports an aborted run as an error ("aborted", stopReason rpc).
         app.runs.finish(run, "error", ctx.wall_ms, error="aborted" if spec.surface == "chat" else None, stop_reason=result.stop_reason)
     kind = "chat" if spec.surface == "chat" else "agent"
+    # The final answer is built only for a caller that gets it (an HTTP route's run has none).
+    final = agent_final(run, spec, result) if spec.origin is not None or (spec.idempotency_key and kind == "agent") else None
     if spec.idempotency_key is not None:
         if kind == "chat":
             app.ledger.finish("chat", spec.idempotency_key, Final(ok=True, payload=chat_final(run, result, ctx.wall_ms)), ctx.wall_ms)
         else:
-            app.ledger.finish("agent", spec.idempotency_key, agent_final(run, spec, result), ctx.wall_ms)
+            assert final is not None
+            app.ledger.finish("agent", spec.idempotency_key, final, ctx.wall_ms)
     run.result = result
     app.run_settled(run)
-    if spec.origin is not None:  # built only for a caller that gets it (an HTTP route's run has none)
-        final = agent_final(run, spec, result)
+    if spec.origin is not None:
+        assert final is not None
         app.outbox.append(Reply(spec.origin[0], spec.origin[1], final.ok, final.payload, final.error))
 
 

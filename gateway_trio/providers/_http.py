@@ -220,6 +220,11 @@ class SSEEvents:
         """Ended, and every event taken (the next read ends without I/O)."""
         return self._ended and not self._pending and self._failure is None
 
+    @property
+    def released(self) -> bool:
+        """The whole body was read: the connection is back in the pool (closing is bookkeeping)."""
+        return self._response.complete
+
     async def __anext__(self) -> StreamEvent:
         while not self._pending:
             if self._ended and self._failure is None:
@@ -311,6 +316,11 @@ class ListEvents:
     @property
     def exhausted(self) -> bool:
         return not self._events
+
+    @property
+    def released(self) -> bool:
+        """Nothing of a connection is held (the answer was read whole, or there was none)."""
+        return True
 
     async def aclose(self) -> None:
         self._events.clear()

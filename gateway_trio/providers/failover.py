@@ -72,6 +72,11 @@ class FailoverStream:
         """The answering call has ended and every event was taken (the next read ends, no I/O)."""
         return self._started and self._events is not None and bool(getattr(self._events, "exhausted", False))
 
+    @property
+    def released(self) -> bool:
+        """The answering call's connection is back in the pool (or it held none)."""
+        return self._started and self._events is not None and bool(getattr(self._events, "released", False))
+
     def __aiter__(self) -> FailoverStream:
         return self
 

@@ -269,7 +269,7 @@ class SqliteSessionStore:
 
     def _tx(self) -> _Tx:
         """One transaction holding the lock, or nothing new inside the one already open."""
-        return _Tx(self._db, self._lock)
+        return _Tx(self._db, self._lock, join=True)
 
     @contextmanager
     def batch(self, *, alone: bool = False) -> Iterator[Callable[[Callable[[SqliteSessionStore], Any]], Any]]:
@@ -542,19 +542,20 @@ class SqliteSessionStore:
 
 
 class _Tx:
-    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error), holding the store's lock; inside a
-    transaction already open (the writer's batch), only the lock. A class, not a generator: every
-    row write goes through one."""
+    """``BEGIN IMMEDIATE`` … ``COMMIT`` (rollback on error, and after a failed commit), holding
+    the store's lock. ``join``: inside a transaction already open (the session store's writer
+    batch), only the lock; without it an open transaction is an error, as ``BEGIN`` says. A
+    class, not a generator: every row write goes through one."""
 
-    __slots__ = ("began", "db", "lock")
+    __slots__ = ("began", "db", "join", "lock")
 
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock | threading.RLock) -> None:
-        self.db, self.lock = db, lock
+    def __init__(self, db: sqlite3.Connection, lock: threading.Lock | threading.RLock, *, join: bool = False) -> None:
+        self.db, self.lock, self.join = db, lock, join
         self.began = False
 
     def __enter__(self) -> None:
         self.lock.acquire()
-        if self.db.in_transaction:
+        if self.join and self.db.in_transaction:
             return
         try:
             self.db.execute("BEGIN IMMEDIATE")
@@ -566,7 +567,12 @@ class _Tx:
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
         try:
             if self.began:
-                self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                try:
+                    self.db.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                except BaseException:
+                    if self.db.in_transaction:  # a failed COMMIT leaves it open: nothing later may join it
+                        self.db.execute("ROLLBACK")
+                    raise
         finally:
             self.lock.release()
 

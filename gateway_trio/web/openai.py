@@ -13,7 +13,6 @@ are also written to the session store and loaded back after a restart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
@@ -120,20 +119,12 @@ def _agent(gw: Gateway, agent_id: str) -> R.Agent:
     return agent
 
 
-async def _run_here(req: Request, gw: Gateway, spec: Any, run_id: str, render: Callable[[Any], wire.Answer]) -> Any:
-    """Drive the run in this task, answer ``render(result)`` and return the result. The answer goes
-    out as soon as the turn is written, before the run's final events (which follow it); a run
-    that ends without a turn written is answered once it has settled. The client going away
-    aborts the run (the upstream request is closed at once) and the aborted run still settles."""
+async def _run_here(req: Request, gw: Gateway, spec: Any, run_id: str) -> Any:
+    """Drive the run in this task and return its result; the client going away aborts it (the
+    upstream request is closed at once) and the aborted run still settles. The answer is written
+    after that: a client slow to read it holds no run (nor its lane or slot) meanwhile."""
     req.watch_disconnect(on_gone=lambda: gw.abort_run(run_id))
-
-    async def answer(result: Any) -> None:
-        await req.answer(render(result))
-
-    result = await gw.drive_turn(spec, run_id, answer=answer)
-    if not req.started:
-        await req.answer(render(result) if result is not None else wire.internal_error())
-    return result
+    return await gw.drive_turn(spec, run_id)
 
 
 async def _stream(
@@ -224,7 +215,8 @@ async def chat_route(req: Request, gw: Gateway, found: Match, caller: Caller | N
         result, tail = await _stream(req, gw, renderer := ChatStream(plan), lambda: gw.start_turn(spec, plan.run_id), plan.run_id)
         await req.end(tail + (renderer.finish(result) if result is not None else renderer.fail()))
     else:
-        result = await _run_here(req, gw, spec, plan.run_id, lambda r: chat_completion(plan, r))
+        result = await _run_here(req, gw, spec, plan.run_id)
+        await req.answer(chat_completion(plan, result) if result is not None else wire.internal_error())
     derived = plan.conversation
     if derived is not None and derived.source == "first" and result is not None and result.status == "ok":
         scope = _scope(ctx, plan.agent_id)
@@ -263,7 +255,8 @@ async def responses_route(req: Request, gw: Gateway, found: Match, caller: Calle
         ids = _call_ids(result)
         await req.end(tail + (renderer.finish(result, ids) if result is not None else renderer.fail()))
     else:
-        result = await _run_here(req, gw, spec, run_id, lambda r: response_answer(plan, r, _call_ids(r)))
+        result = await _run_here(req, gw, spec, run_id)
+        await req.answer(response_answer(plan, result, _call_ids(result)) if result is not None else wire.internal_error())
     if result is None:
         return
     record = remember(state.responses, plan, _runtime.wall_ms())

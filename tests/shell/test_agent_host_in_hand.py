@@ -9,6 +9,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 import trio.testing
 
@@ -27,7 +28,8 @@ class ChunkedStream:
 
     attempts: list[Any] = []
 
-    def __init__(self, chunks: list[list[Any]], pause: float = 0.0, fail_after: bool = False) -> None:
+    def __init__(self, chunks: list[list[Any]], pause: float = 0.0, fail_after: bool = False, released: bool = True) -> None:
+        self.released = released  # its connection is back in the pool once it ended
         self._chunks = deque(chunks)
         self._pending: deque[Any] = deque()
         self._pause = pause
@@ -70,13 +72,17 @@ def _deltas(*texts: str) -> list[TextDelta]:
     return [TextDelta(t) for t in texts]
 
 
-def test_a_whole_answer_in_one_read_is_one_answer_that_ends_the_stream(tmp_path: Path) -> None:
+@pytest.mark.parametrize("released", [True, False])
+def test_a_whole_answer_in_one_read_is_one_answer_that_ends_the_stream(tmp_path: Path, released: bool) -> None:
+    """Ended with its connection back in the pool, the stream is closed with its job (after the
+    route's answer); one that still holds its socket is closed at once."""
+
     async def main() -> None:
-        stream = ChunkedStream([_deltas("a", "b", "c", "d")])
+        stream = ChunkedStream([_deltas("a", "b", "c", "d")], released=released)
         host = _host(tmp_path, stream)
         got = await host.perform(ModelNext(1), owner=7)
         assert (got.event, got.more, got.ended) == (TextDelta("a"), tuple(_deltas("b", "c", "d")), True)
-        assert 1 in host._streams  # ended and released: closed with its job (after the answer), not now
+        assert (1 in host._streams) is released
         await host.close_owned(7)
         assert 1 not in host._streams
         assert (await host.perform(ModelNext(1), owner=7)).event is None

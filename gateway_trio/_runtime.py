@@ -60,6 +60,13 @@ def new_uuid() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+async def one_pass() -> None:
+    """Let every other task that is runnable now have its turn before this one goes on: two
+    checkpoints, since Trio runs a batch of runnable tasks in random order."""
+    await trio.lowlevel.checkpoint()
+    await trio.lowlevel.checkpoint()
+
+
 def new_token(nbytes: int = 32) -> str:
     """A URL-safe secret from the CSPRNG (device tokens, runtime gateway tokens)."""
     return secrets.token_urlsafe(nbytes)

@@ -440,16 +440,14 @@ class Gateway(RouteHost):
                         later = False
                         if owner in self._interrupted:
                             scope.cancel()
-                        if not self._commit_first(effect):
-                            self.flush()  # what the steps answered at once queued goes out before any wait
+                        self._flush_unless_commit_first(effect)  # what the steps queued goes out before any wait
                         value = None
                         try:
                             value = await self.effects.perform(effect, owner)
                         except (EffectFailed, Exception) as failure:  # noqa: BLE001 - thrown back into the job
                             exc = failure
                         job.step(value, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=exc)
-                        if not self._commit_first(job.pending):
-                            self.flush()
+                        self._flush_unless_commit_first(job.pending)
                 self._waiting.pop(owner, None)
                 if scope.cancelled_caught:
                     stop = RunAborted() if owner in self._interrupted else RunDeadline()
@@ -457,8 +455,7 @@ class Gateway(RouteHost):
                     later = False
                     await self.agents.close_owned(owner)  # the upstream sees its request closed now
                     job.step(None, now=_runtime.now(), wall_ms=_runtime.wall_ms(), exc=stop)
-                    if not self._commit_first(job.pending):
-                        self.flush()
+                    self._flush_unless_commit_first(job.pending)
             self.flush()
         finally:
             self._waiting.pop(owner, None)
@@ -466,15 +463,16 @@ class Gateway(RouteHost):
             job.cancel()
             await self.agents.close_owned(owner)
 
-    def _commit_first(self, effect: Any) -> bool:
-        """The turn's own write, when it commits on the loop at once: it goes before what the
-        steps queued (the text a quick stream read in one go), which then needs no commit of
-        its own first (``_durable_before_output``): one commit per turn, not two, and nothing
-        of it is seen earlier either way (no wait comes between)."""
-        if not isinstance(effect, StoreCall) or effect.method != "append_turn":
-            return False
-        store = self.agents.store
-        return store is not None and store.deferred and store.inline_now
+    def _flush_unless_commit_first(self, effect: Any) -> None:
+        """Carry out what the steps queued, unless ``effect`` is the turn's own write and it
+        commits on the loop at once: then it goes first, and what was queued (the text a quick
+        stream read in one go) needs no commit of its own before it (``_durable_before_output``):
+        one commit per turn, not two, and nothing of it is seen earlier either way."""
+        if isinstance(effect, StoreCall) and effect.method == "append_turn":
+            store = self.agents.store
+            if store is not None and store.deferred and store.inline_now:
+                return
+        self.flush()
 
     # ------------------------------------------------------------------ schedule and lifecycle
 

@@ -83,10 +83,7 @@ class RouteHost:
         built. The run waits two scheduling passes for that, never for the client's socket."""
         if effect.run_id in self.watches:
             self.watches.settled(effect.run_id, effect.result)
-            # Two checkpoints: whatever order the scheduler runs the next batch in, the route
-            # (woken by its watch) writes its end before this run's final events are built.
-            await trio.lowlevel.checkpoint()
-            await trio.lowlevel.checkpoint()
+            await _runtime.one_pass()  # the route, woken by its watch, writes its end first
 
     @contextmanager
     def folding_writes(self) -> Iterator[None]:

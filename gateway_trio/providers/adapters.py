@@ -124,25 +124,22 @@ class _PostEvents:
         client, request, url, headers, body, whole, sse = self._args
         exchange = client.request("POST", url, body=_http.encode_json(body), headers=headers,
                                   idle_s=request.idle_timeout_s)
+        sent = False
         try:
             response = await exchange.__aenter__()
-        except ProviderError as err:
-            raise err.with_model(request.provider, request.model) from None
-        except (HTTPError, ValueError) as exc:
-            raise _http.map_exception(exc, request.idle_timeout_s, url).with_model(request.provider, request.model) from exc
-        try:
+            sent = True
             await _http.raise_for_status(response)
             if _http.is_json(response):
                 events: _http.SSEEvents | _http.ListEvents = _http.ListEvents(whole(await _http.read_json(response)))
             else:
                 events = sse(response)
         except BaseException as exc:
-            await exchange.__aexit__(type(exc), exc, exc.__traceback__)
+            if sent:  # the answer's head came: its response is closed before the failure goes up
+                await exchange.__aexit__(type(exc), exc, exc.__traceback__)
             if isinstance(exc, ProviderError):
                 raise exc.with_model(request.provider, request.model) from None
             if isinstance(exc, HTTPError | ValueError):
-                raise _http.map_exception(exc, request.idle_timeout_s, url).with_model(
-                    request.provider, request.model) from exc
+                raise _http.map_exception(exc, request.idle_timeout_s, url).with_model(request.provider, request.model) from exc
             raise
         self._exchange, self._events = exchange, events
         return events

@@ -142,10 +142,7 @@ async def _stream(
     watch: RunWatch = watch_start()
     try:
         if trio.lowlevel.current_statistics().tasks_runnable <= 1:  # only the run's task, just started
-            # Two checkpoints: whichever order the scheduler runs this batch in, the run's task has
-            # had its turn (up to its first wait, the upstream's answer) before the opening write.
-            await trio.lowlevel.checkpoint()
-            await trio.lowlevel.checkpoint()
+            await _runtime.one_pass()  # it runs up to its first wait (the upstream's answer) first
         await req.open_stream(200, wire.SSE_HEADERS)
         await req.write(renderer.open())
         while (deltas := await watch.take()) is not None:

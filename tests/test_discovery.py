@@ -187,10 +187,21 @@ for _ in range(200):
 EOF
 # Give the responder its probe/announce time, then browse as a client would.
 for i in 1 2 3 4 5 6 7 8 9 10; do grep -q "bonjour: advertised" "$OUT/gw.log" 2>/dev/null && break; sleep 0.3; done
-"$PY" -m openclaw_cli gateway discover --json --timeout 1500 > "$OUT/discover1.json"
-"$PY" -m openclaw_cli gateway discover --timeout 1500 > "$OUT/discover1.txt"
-"$PY" -m openclaw_cli gateway probe --json > "$OUT/probe.json"
-# --ssh-auto browses for 1.2 s; on a loaded machine the answer can miss that window: up to 3 tries.
+# Every browse waits a fixed window for the answers (1.5 s here, 1.2 s for probe); on a loaded
+# machine the responder's answer can miss it: each browse that must find the beacon has up to 3
+# tries (a gateway that never answers still fails all of them).
+for i in 1 2 3; do
+  "$PY" -m openclaw_cli gateway discover --json --timeout 1500 > "$OUT/discover1.json"
+  grep -q '"count": 1' "$OUT/discover1.json" && break
+done
+for i in 1 2 3; do
+  "$PY" -m openclaw_cli gateway discover --timeout 1500 > "$OUT/discover1.txt"
+  grep -q "Found 1 gateway" "$OUT/discover1.txt" && break
+done
+for i in 1 2 3; do
+  "$PY" -m openclaw_cli gateway probe --json > "$OUT/probe.json"
+  grep -q '"count": 1' "$OUT/probe.json" && break
+done
 for i in 1 2 3; do
   "$PY" -m openclaw_cli gateway probe --ssh-auto --json --timeout 3000 > "$OUT/probe_auto.json"
   grep -q ssh_tunnel_failed "$OUT/probe_auto.json" && break

@@ -187,25 +187,18 @@ for _ in range(200):
 EOF
 # Give the responder its probe/announce time, then browse as a client would.
 for i in 1 2 3 4 5 6 7 8 9 10; do grep -q "bonjour: advertised" "$OUT/gw.log" 2>/dev/null && break; sleep 0.3; done
-# Every browse waits a fixed window for the answers (1.5 s here, 1.2 s for probe); on a loaded
-# machine the responder's answer can miss it: each browse that must find the beacon has up to 3
-# tries (a gateway that never answers still fails all of them).
-for i in 1 2 3; do
-  "$PY" -m openclaw_cli gateway discover --json --timeout 1500 > "$OUT/discover1.json"
-  grep -q '"count": 1' "$OUT/discover1.json" && break
-done
-for i in 1 2 3; do
-  "$PY" -m openclaw_cli gateway discover --timeout 1500 > "$OUT/discover1.txt"
-  grep -q "Found 1 gateway" "$OUT/discover1.txt" && break
-done
-for i in 1 2 3; do
-  "$PY" -m openclaw_cli gateway probe --json > "$OUT/probe.json"
-  grep -q '"count": 1' "$OUT/probe.json" && break
-done
-for i in 1 2 3; do
-  "$PY" -m openclaw_cli gateway probe --ssh-auto --json --timeout 3000 > "$OUT/probe_auto.json"
-  grep -q ssh_tunnel_failed "$OUT/probe_auto.json" && break
-done
+# Every browse waits a fixed window for the answers (1.5 s for discover, 1.2 s for probe); on a
+# loaded machine the responder's answer can miss it. tries OUT PATTERN CMD...: CMD > OUT up to 3
+# times, until OUT holds PATTERN (a gateway that never answers still fails all of them).
+tries() {
+  out=$1; pat=$2; shift 2
+  for i in 1 2 3; do "$@" > "$out"; grep -q "$pat" "$out" && return; done
+}
+tries "$OUT/discover1.json" '"count": 1' "$PY" -m openclaw_cli gateway discover --json --timeout 1500
+tries "$OUT/discover1.txt" "Found 1 gateway" "$PY" -m openclaw_cli gateway discover --timeout 1500
+tries "$OUT/probe.json" '"count": 1' "$PY" -m openclaw_cli gateway probe --json
+# --ssh-auto takes its SSH target from the beacon; no sshd listens, so a found beacon fails the tunnel.
+tries "$OUT/probe_auto.json" ssh_tunnel_failed "$PY" -m openclaw_cli gateway probe --ssh-auto --json --timeout 3000
 "$PY" - <<EOF
 import json, pathlib
 p = pathlib.Path("$HOME/.openclaw/openclaw.json")

@@ -134,7 +134,7 @@ def test_pipelined_logs_tail_without_reading_is_bounded(tmp_path: Path) -> None:
     """2,000 ``logs.tail`` (1 MB each) pipelined by a client that never reads: past 257 in flight
     the answer is "server is busy", queued answers count toward maxBufferedBytes (50 MiB), the
     client is closed 1008 slow consumer, and the gateway's peak RSS grows by less than 50 MiB plus
-    a few MiB (issue 10 item 5)."""
+    a few MiB (issue 10 item 5; the margin is the allocator's, see below)."""
     port = free_port()
     home = make_home(tmp_path, local_config(port=port))
     with GatewayProcess(tmp_path, home, "--verbose") as gw:
@@ -172,7 +172,11 @@ def test_pipelined_logs_tail_without_reading_is_bounded(tmp_path: Path) -> None:
         peak_kb = _status_kb(gw.pid, "VmHWM")
         growth_mib = (peak_kb - before_kb) / 1024
         print(f"slow consumer closed {closed_after:.2f}s after its last send; peak RSS growth {growth_mib:.1f} MiB")
-        assert growth_mib < 50 + 8, f"peak RSS grew by {growth_mib:.1f} MiB"
+        # Above the 50 MiB queue: one page being read and one being encoded, and glibc's arenas.
+        # Where a worker thread's reads land decides the rest: 52-54 MiB in most runs, up to 59.2
+        # on a loaded machine (1 run in 4-8 there); with MALLOC_ARENA_MAX=1 the growth is 3-7 MiB
+        # (the queue reuses the warm-up's freed heap). A queue allowed 64 MiB would fail this.
+        assert growth_mib < 50 + 12, f"peak RSS grew by {growth_mib:.1f} MiB"
         _wait_log(gw, "closing slow consumer")
 
         async def still_serving() -> None:
